@@ -1,0 +1,109 @@
+"""Reading ranking data in the BEIR layout into per-query candidate groups.
+
+A BEIR folder holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl``
+(``_id``, ``text``), ``qrels/<split>.tsv`` (header ``query-id corpus-id score``) and, for
+reranking, ``candidates.run`` (TREC run format ``qid Q0 docid rank score tag``). A
+:class:`Group` is one query with its candidates in run order and their graded labels
+(``None`` where a candidate is unjudged). Pure Python + json: usable from the base install.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+
+__all__ = ["Group", "load_groups", "read_corpus", "read_queries", "read_qrels", "read_run"]
+
+
+@dataclass(frozen=True)
+class Group:
+    """One query and its candidates, in the order of ``candidates.run``."""
+
+    qid: str
+    query: str
+    doc_ids: tuple[str, ...]
+    docs: tuple[dict, ...]  # {"title": str, "text": str}
+    labels: tuple[int | None, ...]  # graded label per candidate, None if unjudged
+
+
+def _jsonl(path: Path) -> Iterator[dict]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except ValueError as exc:
+                        raise InputError(f"{path}:{n}: not valid JSON ({exc})") from exc
+    except FileNotFoundError as exc:
+        raise InputError(f"{path} not found: expected a BEIR folder") from exc
+
+
+def read_corpus(root: Path, wanted: set[str] | None = None) -> dict[str, dict]:
+    """``_id -> {"title", "text"}`` (only ``wanted`` ids when given)."""
+    out = {}
+    for d in _jsonl(Path(root) / "corpus.jsonl"):
+        if wanted is None or d["_id"] in wanted:
+            out[d["_id"]] = {"title": d.get("title") or "", "text": d.get("text") or ""}
+    return out
+
+
+def read_queries(root: Path) -> dict[str, str]:
+    return {q["_id"]: q["text"] for q in _jsonl(Path(root) / "queries.jsonl")}
+
+
+def read_qrels(root: Path, split: str) -> dict[str, dict[str, int]]:
+    """``qid -> {docid: grade}`` of ``qrels/<split>.tsv``."""
+    path = Path(root) / "qrels" / f"{split}.tsv"
+    if not path.is_file():
+        raise InputError(f"{path} not found: split {split!r} does not exist in {root}")
+    out: dict[str, dict[str, int]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh):
+            parts = line.rstrip("\n").split("\t")
+            if n == 0 and parts[0] == "query-id":
+                continue
+            if len(parts) >= 3:
+                out.setdefault(parts[0], {})[parts[1]] = int(float(parts[2]))
+    return out
+
+
+def read_run(root: Path) -> dict[str, list[str]]:
+    """``qid -> [docid, ...]`` from ``candidates.run``, by rank."""
+    rows: dict[str, list[tuple[int, str]]] = {}
+    with open(Path(root) / "candidates.run", encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.split()
+            if len(parts) >= 4:
+                rows.setdefault(parts[0], []).append((int(parts[3]), parts[2]))
+    return {q: [d for _, d in sorted(v)] for q, v in rows.items()}
+
+
+def load_groups(root: str | Path, split: str, *, max_queries: int | None = None) -> list[Group]:
+    """The candidate groups of the queries in ``qrels/<split>.tsv``, sorted by qid.
+
+    Candidates come from ``candidates.run`` when present (judged or not), else from the qrels.
+    """
+    root = Path(root)
+    qrels = read_qrels(root, split)
+    run = read_run(root) if (root / "candidates.run").is_file() else {q: sorted(d) for q, d in qrels.items()}
+    queries = read_queries(root)
+    qids = sorted(q for q in qrels if q in run and q in queries)
+    if max_queries is not None:
+        qids = qids[:max_queries]
+    wanted = {d for q in qids for d in run[q]}
+    corpus = read_corpus(root, wanted)
+    groups = []
+    for q in qids:
+        ids = tuple(d for d in run[q] if d in corpus)
+        groups.append(
+            Group(
+                qid=q, query=queries[q], doc_ids=ids, docs=tuple(corpus[d] for d in ids),
+                labels=tuple(qrels[q].get(d) for d in ids),
+            )
+        )
+    return groups

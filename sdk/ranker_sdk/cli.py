@@ -1,0 +1,164 @@
+"""The ``ranker`` command line: thin drivers over functions a caller can import.
+
+The runtime's own commands (``rank``, ``verify``) live here. The heavy stages register their
+commands from their own packages, each from a ``cli`` module that imports nothing heavy at
+import time (torch is imported when a command runs):
+
+- ``ranker_training.cli``: ``train {cpt,teacher,label,distill}``, ``eval``
+- ``ranker_quantize.cli``: ``package``
+- ``ranker_bindings.cli``: ``bindings build``
+
+A stage that is not installed still shows its command, which then says which extra to install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__
+from .errors import InputError, RankerError
+from .ranker import Ranker
+
+__all__ = ["main", "read_docs", "build_parser"]
+
+_PLUGINS = (
+    ("ranker_training.cli", "train", ("train", "eval")),
+    ("ranker_quantize.cli", "quantize", ("package",)),
+    ("ranker_bindings.cli", "bindings", ("bindings",)),
+)
+
+
+def read_docs(stream: TextIO, fmt: str = "auto", *, name: str = "<stdin>") -> list[Any]:
+    """Read documents: JSONL (one ``{"text": .., "title": ..}`` object per line) or text (one doc a line).
+
+    ``fmt="auto"`` picks JSONL when the first non-empty line starts with ``{``. Empty lines are
+    skipped in both formats.
+    """
+    lines = [ln.rstrip("\r\n") for ln in stream]
+    lines = [ln for ln in lines if ln.strip()]
+    if fmt == "auto":
+        fmt = "jsonl" if lines and lines[0].lstrip().startswith("{") else "text"
+    if fmt == "text":
+        return lines
+    docs = []
+    for i, ln in enumerate(lines, 1):
+        try:
+            obj = json.loads(ln)
+        except ValueError as exc:
+            raise InputError(f"{name}: line {i} is not valid JSON ({exc}); expected one object a line") from exc
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+            raise InputError(f"{name}: line {i} must be an object with a str 'text' (and optional 'title')")
+        docs.append({"text": obj["text"], "title": obj.get("title") or ""})
+    return docs
+
+
+def _cmd_rank(args: argparse.Namespace) -> int:
+    if args.docs == "-":
+        docs = read_docs(sys.stdin, args.format)
+    else:
+        path = Path(args.docs)
+        fmt = args.format
+        if fmt == "auto" and path.suffix in (".jsonl", ".json"):
+            fmt = "jsonl"
+        try:
+            with open(path, encoding="utf-8") as fh:
+                docs = read_docs(fh, fmt, name=str(path))
+        except OSError as exc:
+            raise InputError(f"cannot read --docs {path}: {exc.strerror}") from exc
+    ranker = Ranker.load(args.package, threads=args.threads)
+    hits = ranker.rank(args.query, docs, top_k=args.top_k)
+    out = sys.stdout
+    if args.json:
+        for h in hits:
+            out.write(json.dumps({"index": h.index, "score": h.score, "doc": h.doc}, ensure_ascii=False) + "\n")
+    else:
+        for rank, h in enumerate(hits, 1):
+            d = h.doc
+            text = d if isinstance(d, str) else (f"[{d['title']}] " if d.get("title") else "") + d["text"]
+            text = " ".join(text.split())
+            snippet = text if len(text) <= 100 else text[:97] + "..."
+            out.write(f"{rank:>3}  {h.score:+.4f}  #{h.index:<4} {snippet}\n")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    ranker = Ranker.load(args.package, threads=1)
+    scores = ranker.score(
+        "what is the capital of france",
+        ["Paris is the capital and largest city of France.", "Bananas are rich in potassium."],
+    )
+    import numpy as np
+
+    if not np.all(np.isfinite(scores)):
+        print(f"error: {args.package}: smoke query gave non-finite scores {scores.tolist()}", file=sys.stderr)
+        return 1
+    cfg = ranker.config
+    print(f"ok: {args.package}: manifest verified, model loads, smoke scores {[round(float(s), 4) for s in scores]}")
+    quant = cfg.quantization.get("precision", "unknown")
+    print(f"    precision {quant}, max_length {cfg.max_length}, inputs {list(cfg.inputs)}")
+    return 0
+
+
+def _missing_extra(extra: str, module: str, err: Exception) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        print(
+            f"error: this command needs the '{extra}' extra ({module} failed to import: {err}); "
+            f"install it with: pip install 'ranker-sdk[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ranker", description="Train, package and run distilled cross-encoder rankers.")
+    parser.add_argument("--version", action="version", version=f"ranker-sdk {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("rank", help="rank documents for a query with a package")
+    p.add_argument("--package", default=None, help="package dir or .tar.gz (default: the bundled package)")
+    p.add_argument("--query", required=True, help="the query text")
+    p.add_argument("--docs", default="-", help="JSONL or text file of docs, or - for stdin (default)")
+    p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto", help="docs format (default: auto)")
+    p.add_argument("--top-k", type=int, default=None, help="keep the best K")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    p.add_argument("--json", action="store_true", help="one JSON object per hit")
+    p.set_defaults(func=_cmd_rank)
+
+    p = sub.add_parser("verify", help="check a package's manifest, load it and score a smoke query")
+    p.add_argument("package", help="package dir or .tar.gz")
+    p.set_defaults(func=_cmd_verify)
+
+    for module, extra, commands in _PLUGINS:
+        try:
+            importlib.import_module(module).register(sub)
+        except ImportError as exc:
+            for name in commands:
+                q = sub.add_parser(name, help=f"(needs ranker-sdk[{extra}])", add_help=False)
+                q.add_argument("rest", nargs=argparse.REMAINDER)
+                q.set_defaults(func=_missing_extra(extra, module, exc))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ranker`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RankerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

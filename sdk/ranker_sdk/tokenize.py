@@ -1,0 +1,139 @@
+"""Turning (query, doc) pairs into model inputs, the way the package says.
+
+The rules, all read from ``ranker.json`` (:class:`~ranker_sdk.package.PackageConfig`):
+
+- A doc is a ``str`` or a mapping with ``text`` and an optional ``title``; a titled doc becomes
+  ``title + title_separator + text`` (:func:`doc_text`). Training uses the same function, so the
+  student sees at serving time exactly what it saw in training.
+- Raw doc text is cut to ``doc_max_chars`` characters *before* tokenizing: the tokenizer would
+  otherwise encode a 10 MB document in full only to throw almost all of it away.
+- The query keeps at most ``query_max_tokens`` tokens, so a long query never squeezes the doc out;
+  the doc then fills what is left of ``max_length`` (truncation ``only_second``).
+- Lone surrogates (which UTF-8 cannot encode) are replaced by U+FFFD instead of failing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from .errors import InputError, PackageError, wrap_backend_errors
+from .package import PackageConfig
+
+__all__ = ["Doc", "doc_text", "clean_text", "PairEncoder", "EncodedPairs"]
+
+Doc = Union[str, Mapping[str, Any]]
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(s: str) -> str:
+    """Return ``s`` with lone surrogates replaced by U+FFFD (UTF-8 cannot carry them)."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATES.sub("\ufffd", s)
+    return s
+
+
+def doc_text(doc: Doc, title_separator: str, *, index: int | None = None) -> str:
+    """The text the model reads for ``doc``: ``text``, or ``title + title_separator + text``.
+
+    Raises :class:`InputError` for anything that is neither a ``str`` nor a mapping with a
+    ``str`` ``text`` (and, if present and not None, a ``str`` ``title``).
+    """
+    where = f"docs[{index}]" if index is not None else "doc"
+    if isinstance(doc, str):
+        return doc
+    if isinstance(doc, Mapping):
+        text = doc.get("text")
+        title = doc.get("title")
+        if not isinstance(text, str):
+            raise InputError(
+                f"{where} must have a str 'text', got {type(text).__name__}; pass "
+                "{'text': ..., 'title': ...} or a plain str"
+            )
+        if title is None or title == "":
+            return text
+        if not isinstance(title, str):
+            raise InputError(f"{where}['title'] must be a str or absent, got {type(title).__name__}")
+        return title + title_separator + text if text else title
+    raise InputError(
+        f"{where} must be a str or a mapping with 'text' (and optional 'title'), got "
+        f"{type(doc).__name__}"
+    )
+
+
+class EncodedPairs:
+    """Token ids of a list of pairs, one ragged row per pair (before padding)."""
+
+    __slots__ = ("ids", "type_ids")
+
+    def __init__(self, ids: list[list[int]], type_ids: list[list[int]]) -> None:
+        self.ids = ids
+        self.type_ids = type_ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(r) for r in self.ids), dtype=np.int64, count=len(self.ids))
+
+    def batch(self, rows: Sequence[int], pad_token_id: int) -> dict[str, np.ndarray]:
+        """Pad ``rows`` to their own longest row (right padding; BERT-style models attend by mask)."""
+        width = max(len(self.ids[r]) for r in rows)
+        ids = np.full((len(rows), width), pad_token_id, dtype=np.int64)
+        types = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            n = len(self.ids[r])
+            ids[i, :n] = self.ids[r]
+            types[i, :n] = self.type_ids[r]
+            mask[i, :n] = 1
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+class PairEncoder:
+    """Encodes (query, doc) pairs with a package's tokenizer and length rules.
+
+    Immutable after construction: truncation is configured once here, and encoding only reads
+    the tokenizer, so one encoder can be shared by many threads.
+    """
+
+    def __init__(self, tokenizer_json: bytes, config: PackageConfig) -> None:
+        self.config = config
+        try:
+            tok = Tokenizer.from_str(tokenizer_json.decode("utf-8"))
+        except Exception as exc:  # tokenizers raises bare Exception for parse errors
+            raise PackageError(f"tokenizer.json cannot be loaded by tokenizers: {exc}") from exc
+        tok.no_padding()
+        tok.enable_truncation(config.max_length, strategy="only_second")
+        # The query-only tokenizer has no special tokens and no truncation: used to find where
+        # the query's token budget ends, in characters.
+        qtok = Tokenizer.from_str(tokenizer_json.decode("utf-8"))
+        qtok.no_padding()
+        qtok.no_truncation()
+        self._tok = tok
+        self._qtok = qtok
+
+    def clip_query(self, query: str) -> str:
+        """The query cut after its ``query_max_tokens``-th token (at a character boundary)."""
+        with wrap_backend_errors("tokenizing the query"):
+            enc = self._qtok.encode(query, add_special_tokens=False)
+        budget = self.config.query_max_tokens
+        if len(enc.ids) <= budget:
+            return query
+        end = enc.offsets[budget - 1][1]
+        return query[:end]
+
+    def encode(self, query: str, texts: Sequence[str]) -> EncodedPairs:
+        """Encode ``query`` against each text; texts must already be ``str`` (see :func:`doc_text`)."""
+        q = self.clip_query(clean_text(query))
+        cut = self.config.doc_max_chars
+        pairs = [(q, clean_text(t[:cut])) for t in texts]
+        with wrap_backend_errors("tokenizing the documents"):
+            encs = self._tok.encode_batch(pairs)
+        return EncodedPairs([e.ids for e in encs], [e.type_ids for e in encs])
