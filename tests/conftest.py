@@ -70,6 +70,7 @@ def tiny_bert_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     cfg = BertConfig(
         vocab_size=tiny_tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128, num_labels=1,
+        initializer_range=0.3,  # wide init so a random model gives spread-out, rankable scores
     )
     model = BertForSequenceClassification(cfg).eval()
     out = tmp_path_factory.mktemp("tiny_bert")

@@ -1,0 +1,70 @@
+"""The `ranker rank` and `ranker verify` commands, end to end, and the quickstart example."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ranker_sdk.cli import main, read_docs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_read_docs_formats():
+    assert read_docs(io.StringIO("a\n\nb\n")) == ["a", "b"]
+    docs = read_docs(io.StringIO('{"text": "x", "title": "T"}\n{"text": "y"}\n'))
+    assert docs == [{"text": "x", "title": "T"}, {"text": "y", "title": ""}]
+
+
+def test_rank_jsonl_file_json_output(tiny_package, tiny_ranker, tmp_path, capsys):
+    f = tmp_path / "docs.jsonl"
+    f.write_text('{"text": "paris is in france", "title": "Paris"}\n{"text": "bananas"}\n{"text": "lunch"}\n')
+    assert main(["rank", "--package", str(tiny_package), "--query", "capital", "--docs", str(f), "--json", "--top-k", "2"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    expected = tiny_ranker.rank("capital", read_docs(open(f)), top_k=2)
+    assert [r["index"] for r in rows] == [h.index for h in expected]
+    assert rows[0]["score"] == pytest.approx(expected[0].score, abs=1e-6)
+
+
+def test_rank_text_from_stdin(tiny_package):
+    r = subprocess.run(
+        [sys.executable, "-m", "ranker_sdk", "rank", "--package", str(tiny_package), "--query", "q"],
+        input="first doc\nsecond doc\n", capture_output=True, text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 2 and "doc" in r.stdout
+
+
+def test_rank_errors_are_clear(tiny_package, tmp_path, capsys):
+    assert main(["rank", "--package", str(tiny_package), "--query", "q", "--docs", str(tmp_path / "none.txt")]) == 1
+    assert "cannot read --docs" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\nnot json\n')
+    assert main(["rank", "--package", str(tiny_package), "--query", "q", "--docs", str(bad)]) == 1
+    assert "line 2 is not valid JSON" in capsys.readouterr().err
+    assert main(["rank", "--package", str(tmp_path / "nopkg"), "--query", "q", "--docs", str(bad)]) == 1
+
+
+def test_verify_ok_and_names_the_corrupt_file(tiny_package, tmp_path, capsys):
+    assert main(["verify", str(tiny_package)]) == 0
+    assert "manifest verified" in capsys.readouterr().out
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_package, broken)
+    with open(broken / "model.onnx", "ab") as fh:
+        fh.write(b"\0")
+    assert main(["verify", str(broken)]) == 1
+    assert "model.onnx" in capsys.readouterr().err
+
+
+def test_quickstart_runs(tiny_package):
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"), str(tiny_package)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 4 and lines[-1].startswith("scores in input order:")

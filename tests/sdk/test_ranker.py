@@ -1,0 +1,165 @@
+"""Ranker behaviour on a real (tiny, random) model: batching, ordering, immutability, threads."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from ranker_sdk import Hit, InputError, Ranker
+
+
+def test_score_shape_dtype_and_rank_order(tiny_ranker, trec_query_docs):
+    q, docs = trec_query_docs
+    s = tiny_ranker.score(q, docs)
+    assert s.dtype == np.float32 and s.shape == (len(docs),)
+    assert np.unique(s).size > len(docs) // 2  # the wide-init model gives distinct scores
+    hits = tiny_ranker.rank(q, docs)
+    assert [h.index for h in hits] == list(np.argsort(-s, kind="stable"))
+    assert all(isinstance(h, Hit) and h.doc is docs[h.index] for h in hits)
+    assert [h.score for h in hits] == sorted(s.tolist(), reverse=True)
+    assert len(tiny_ranker.rank(q, docs, top_k=3)) == 3
+    assert len(tiny_ranker.rank(q, docs, top_k=100)) == len(docs)
+
+
+@pytest.mark.parametrize("batch_size,sort", [(1, True), (3, False), (7, True), (64, False)])
+def test_scores_do_not_depend_on_batching(tiny_package, tiny_ranker, trec_query_docs, batch_size, sort):
+    q, docs = trec_query_docs
+    ref = tiny_ranker.score(q, docs)
+    other = Ranker.load(tiny_package, threads=1, batch_size=batch_size, sort_by_length=sort)
+    np.testing.assert_allclose(other.score(q, docs), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_score_of_a_doc_does_not_depend_on_its_neighbours(tiny_ranker, trec_query_docs):
+    q, docs = trec_query_docs
+    full = tiny_ranker.score(q, docs)
+    alone = np.array([tiny_ranker.score(q, [d])[0] for d in docs[:5]])
+    np.testing.assert_allclose(alone, full[:5], atol=1e-5)
+
+
+def test_titles_are_joined_by_the_package_rule(tiny_ranker):
+    a = tiny_ranker.score("capital", [{"title": "France", "text": "Paris is the capital."}])
+    b = tiny_ranker.score("capital", ["France | Paris is the capital."])
+    c = tiny_ranker.score("capital", [{"text": "Paris is the capital.", "title": ""}])
+    d = tiny_ranker.score("capital", ["Paris is the capital."])
+    assert a[0] == pytest.approx(b[0], abs=1e-6) and c[0] == pytest.approx(d[0], abs=1e-6)
+
+
+def test_long_query_keeps_room_for_the_doc(tiny_ranker):
+    enc = tiny_ranker._encoder
+    long_query = " ".join(["inflation"] * 500)
+    pairs = enc.encode(long_query, ["school lunch prices rose sharply this year"])
+    ids = pairs.ids[0]
+    assert len(ids) <= tiny_ranker.config.max_length
+    # the doc's tokens (type id 1) are all there: the query was cut to its budget instead
+    assert sum(pairs.type_ids[0]) >= 8
+    q_tokens = pairs.type_ids[0].count(0) - 2  # minus [CLS] and the first [SEP]
+    assert q_tokens <= tiny_ranker.config.query_max_tokens
+
+
+def test_huge_doc_is_cut_by_characters_before_tokenizing(tiny_ranker):
+    huge = "word " * 2_000_000  # 10 MB
+    s = tiny_ranker.score("word", [huge, "word"])
+    assert np.isfinite(s).all()
+    np.testing.assert_allclose(s[0], tiny_ranker.score("word", [huge[: tiny_ranker.config.doc_max_chars]])[0], atol=1e-6)
+
+
+def test_does_not_mutate_docs(tiny_ranker):
+    docs = [{"title": "t", "text": "body"}, "plain"]
+    snapshot = [dict(docs[0]), docs[1]]
+    tiny_ranker.rank("q", docs)
+    assert docs == snapshot
+
+
+def test_immutable_after_load(tiny_ranker):
+    with pytest.raises(AttributeError):
+        tiny_ranker._batch_size = 1
+    with pytest.raises(TypeError):
+        Ranker()
+
+
+def test_empty_candidates(tiny_ranker):
+    assert tiny_ranker.score("q", []).shape == (0,)
+    assert tiny_ranker.rank("q", []) == []
+
+
+@pytest.mark.parametrize(
+    "query,docs,match",
+    [
+        (None, ["a"], "query must be a str"),
+        (b"bytes", ["a"], "query must be a str"),
+        ("   ", ["a"], "query is empty"),
+        ("q", "a single string", "docs must be a sequence"),
+        ("q", None, "docs must be a sequence"),
+        ("q", ["ok", None], r"docs\[1\] must be a str or a mapping"),
+        ("q", [{"title": "t"}], r"docs\[0\] must have a str 'text'"),
+        ("q", [{"text": "t", "title": 3}], r"docs\[0\]\['title'\] must be a str"),
+    ],
+)
+def test_bad_input_is_an_input_error(tiny_ranker, query, docs, match):
+    with pytest.raises(InputError, match=match):
+        tiny_ranker.score(query, docs)
+
+
+@pytest.mark.parametrize("top_k", [0, -1, 2.5, True])
+def test_bad_top_k(tiny_ranker, top_k):
+    with pytest.raises(InputError, match="top_k"):
+        tiny_ranker.rank("q", ["a"], top_k=top_k)
+
+
+def test_lone_surrogates_are_replaced(tiny_ranker):
+    s = tiny_ranker.score("caf\ud800e", ["bad \udfff text", "bad \ufffd text"])
+    assert s[0] == pytest.approx(s[1], abs=1e-6)
+
+
+def test_eight_threads_get_the_single_threaded_results(tiny_ranker, trec_query_docs):
+    q, docs = trec_query_docs
+    queries = [q, "is pew research trustworthy", "school lunch", q.upper()]
+    ref = {qq: tiny_ranker.score(qq, docs) for qq in queries}
+    errors, results = [], []
+
+    def work(i):
+        try:
+            for k in range(6):
+                qq = queries[(i + k) % len(queries)]
+                results.append((qq, tiny_ranker.score(qq, docs)))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 48
+    for qq, s in results:
+        np.testing.assert_allclose(s, ref[qq], atol=1e-6)
+
+
+def test_runtime_imports_no_torch_or_transformers():
+    import subprocess
+
+    code = (
+        "import sys, ranker_sdk, ranker_sdk.cli, ranker_sdk.beir, ranker_sdk.metrics;"
+        "bad=[m for m in ('torch','transformers','optimum','peft') if m in sys.modules];"
+        "print(','.join(bad)); sys.exit(1 if bad else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, f"ranker_sdk imported heavy modules: {r.stdout} {r.stderr}"
+
+
+def test_public_api():
+    import ranker_sdk
+
+    assert sorted(ranker_sdk.__all__) == sorted(
+        ["Ranker", "Hit", "RankerError", "PackageError", "InputError", "InternalError", "__version__"]
+    )
+
+
+def test_bad_load_arguments(tiny_package):
+    for kw in ({"threads": 0}, {"threads": "2"}, {"batch_size": 0}):
+        with pytest.raises(InputError):
+            Ranker.load(tiny_package, **kw)
