@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The main job: set up the runtime alone (no torch) from a fresh clone and rank a real query's
+# candidates with the bundled default package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv-runtime}"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+. "$VENV/bin/activate"
+python -m pip install -q --upgrade pip
+python -m pip install -q .
+python examples/rank_trec.py "$@"
