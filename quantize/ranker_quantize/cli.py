@@ -1,0 +1,161 @@
+"""``ranker package``: the command-line driver of :func:`ranker_quantize.build_package`.
+
+Registered into the SDK's ``ranker`` CLI by :func:`register`. This module imports nothing heavy:
+torch, transformers and optimum are imported by the handler when the command runs, so
+``ranker --help`` stays fast. The handler shows one tqdm bar per stage on stderr and a summary
+on stdout; errors come back as ``error: ...`` and a non-zero exit status.
+
+Example::
+
+    ranker package --model runs/distill/final --out packages/minilm-int8 \\
+        --calibration ../shared/data/trec-rag24 --split dev --tar
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``package`` subcommand to the ``ranker`` CLI's subparsers."""
+    p = subparsers.add_parser(
+        "package",
+        help="export, optimize, INT8-quantize, verify and package a cross-encoder checkpoint",
+        description=(
+            "Turn a local transformers cross-encoder checkpoint (one output) into a verified ONNX "
+            "package: export -> graph optimization -> INT8 dynamic quantization -> verification "
+            "against fp32 -> model.onnx + tokenizer.json + ranker.json + manifest.json."
+        ),
+    )
+    p.add_argument("--model", required=True, metavar="HF_DIR", help="local checkpoint directory (save_pretrained output)")
+    p.add_argument("--out", required=True, metavar="PKG", help="package directory to create (must not exist or be empty)")
+    p.add_argument("--precision", choices=("int8", "fp32"), default="int8", help="model precision (default: int8)")
+    p.add_argument("--max-length", type=int, default=None, metavar="N",
+                   help="tokens per (query, doc) pair (default: min(256, model limit))")
+    p.add_argument("--query-max-tokens", type=int, default=None, metavar="N", help="query token budget (default: max-length/4)")
+    p.add_argument("--doc-max-chars", type=int, default=None, metavar="N", help="doc characters kept (default: max-length*12)")
+    g = p.add_argument_group("verification")
+    g.add_argument("--calibration", default=None, metavar="DATA_DIR",
+                   help="BEIR folder of real queries and candidates (default: generated text, no labels)")
+    g.add_argument("--split", default="dev", help="qrels split of --calibration (default: dev)")
+    g.add_argument("--calibration-queries", type=int, default=32, metavar="N",
+                   help="verify on at most N queries (default: 32)")
+    g.add_argument("--min-spearman", type=float, default=0.9, help="minimum mean per-query Spearman (default: 0.9)")
+    g.add_argument("--max-ndcg-drop", type=float, default=0.01, help="maximum nDCG@10 drop when labelled (default: 0.01)")
+    g.add_argument("--threads", type=int, default=None, help="onnxruntime threads for verification (default: all cores)")
+    g.add_argument("--force", action="store_true", help="package even if verification fails (the report says so)")
+    q = p.add_argument_group("quantization")
+    q.add_argument("--per-tensor", action="store_true", help="one scale per weight tensor instead of per channel")
+    q.add_argument("--reduce-range", action="store_true", help="7-bit weights, for CPUs without VNNI")
+    r = p.add_argument_group("provenance")
+    r.add_argument("--base-model", default=None, help="base model name to record (default: the checkpoint folder's name)")
+    r.add_argument("--training-data", default=None, help="training data to record (free text)")
+    p.add_argument("--tar", action="store_true", help="also write PKG.tar.gz")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each step's details to stderr")
+    p.set_defaults(func=_cmd_package)
+
+
+class _Bars:
+    """One tqdm bar per stage, closed when the next stage starts."""
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.bar: Any = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=total, desc=f"{stage:<8}", unit="step", file=sys.stderr, leave=True,
+                            bar_format="{desc} {bar} {n_fmt}/{total_fmt} [{elapsed}]")
+        if self.bar.total != total:
+            self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _setup_logging(verbose: bool) -> None:
+    # The CLI is the application, so it may configure logging: our steps at INFO with -v, and
+    # third-party chatter (onnxruntime's quantizer suggests a pre-processing step we do not
+    # want on an already fused graph) only when it is an error.
+    ours = logging.getLogger("ranker_quantize")
+    if not any(getattr(h, "_ranker_cli", False) for h in ours.handlers):  # once per process
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler._ranker_cli = True  # type: ignore[attr-defined]
+        ours.addHandler(handler)
+    ours.setLevel(logging.INFO if verbose else logging.WARNING)
+    ours.propagate = False
+    logging.getLogger().setLevel(logging.ERROR)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a checkpoint is a local path: never reach a hub
+
+
+def _cmd_package(args: argparse.Namespace) -> int:
+    import warnings
+
+    _setup_logging(args.verbose)
+    for name, value in (("--calibration-queries", args.calibration_queries), ("--max-length", args.max_length),
+                        ("--threads", args.threads)):
+        if value is not None and value < 1:
+            print(f"error: {name} must be a positive integer, got {value}", file=sys.stderr)
+            return 2
+    from . import PackageOptions, QuantizeOptions, VerifyOptions, build_package
+
+    options = PackageOptions(
+        precision=args.precision,
+        max_length=args.max_length,
+        query_max_tokens=args.query_max_tokens,
+        doc_max_chars=args.doc_max_chars,
+        quantize=QuantizeOptions(per_channel=not args.per_tensor, reduce_range=args.reduce_range),
+        verify=VerifyOptions(
+            calibration=args.calibration, split=args.split, max_queries=args.calibration_queries,
+            min_spearman=args.min_spearman, max_ndcg_drop=args.max_ndcg_drop, threads=args.threads,
+        ),
+        force=args.force,
+        base_model=args.base_model,
+        training_data=args.training_data,
+        tar=args.tar,
+    )
+    bars = _Bars()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer and deprecation warnings would tear the bars
+            result = build_package(args.model, args.out, options, progress=bars)
+    finally:
+        bars.close()
+    _print_summary(result)
+    return 0
+
+
+def _print_summary(result: Any) -> None:
+    cfg = result.config
+    fid = cfg.fidelity
+    mb = 1024 * 1024
+    print(f"ok: wrote {result.path}" + (f" and {result.tarball}" if result.tarball else ""))
+    print(f"    precision {cfg.quantization['precision']}, model {result.sizes['model_bytes'] / mb:.1f} MiB "
+          f"(fp32 {result.sizes['fp32_model_bytes'] / mb:.1f} MiB), max_length {cfg.max_length}, inputs {list(cfg.inputs)}")
+    print("    time " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
+    line = (f"    fidelity vs {fid['reference']} on {fid['queries']} queries of {fid['data']}: "
+            f"Spearman mean {fid['spearman']['mean']} (min {fid['spearman']['min']}), "
+            f"top-10 overlap {fid['top10_overlap']['mean']}")
+    if "ndcg@10" in fid:
+        nd = fid["ndcg@10"]
+        line += f", nDCG@10 {nd[fid['reference']]} -> {nd[fid['candidate']]}"
+    print(line)
+    if fid["data"] == "generated":
+        print("    note: verified on generated text (no --calibration): no labels, no nDCG")
+    if fid.get("forced"):
+        print("    warning: below the fidelity thresholds, packaged because of --force")

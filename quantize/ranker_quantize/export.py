@@ -1,0 +1,182 @@
+"""Step 1: a local transformers checkpoint -> an fp32 ONNX graph the SDK can run.
+
+What comes out is the contract of ``model.onnx`` (see ``ranker_sdk.package``): inputs
+``input_ids``, ``attention_mask`` and, only when the architecture takes them, ``token_type_ids``,
+all int64 ``[batch, seq]`` with dynamic axes; the first output ``logits``, one float per row
+(``[batch, 1]``). The graph is held in memory as an ``onnx.ModelProto`` with every weight
+embedded, so nothing downstream ever sees an external-data file.
+
+Two choices matter for what follows:
+
+- The model is loaded with ``attn_implementation="eager"``. Recent transformers default to
+  ``sdpa``, which traces to a ``scaled_dot_product_attention`` subgraph that onnxruntime's
+  transformer optimizer does not recognise, so attention would stay unfused (and slow).
+- The export itself is optimum's (``optimum-onnx``): its per-architecture ``OnnxConfig`` knows
+  which inputs each family takes (DistilBERT and RoBERTa/XLM-R take no ``token_type_ids``) and
+  which axes are dynamic.
+
+Example:
+    >>> from ranker_quantize.export import load_checkpoint, export_onnx   # doctest: +SKIP
+    >>> ckpt = load_checkpoint("runs/distill/final")                       # doctest: +SKIP
+    >>> graph = export_onnx(ckpt)                                          # doctest: +SKIP
+    >>> graph.inputs                                                       # doctest: +SKIP
+    ('input_ids', 'attention_mask', 'token_type_ids')
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ranker_sdk.errors import InputError
+
+from .errors import ExportError
+
+__all__ = ["Checkpoint", "ExportedGraph", "load_checkpoint", "export_onnx", "DEFAULT_OPSET"]
+
+log = logging.getLogger(__name__)
+
+# Opset 17 has LayerNormalization as one op and runs on every onnxruntime the SDK accepts (>= 1.17).
+DEFAULT_OPSET = 17
+_RUNTIME_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded cross-encoder checkpoint: the torch model (eval mode, eager attention) and its tokenizer.
+
+    Attributes:
+        path: the checkpoint directory.
+        model: a ``*ForSequenceClassification`` with exactly one output.
+        tokenizer: its fast tokenizer (``PreTrainedTokenizerFast``).
+        tokenizer_json: the ``tokenizers`` file that goes into the package, byte for byte
+            the checkpoint's ``tokenizer.json`` when it has one.
+    """
+
+    path: Path
+    model: Any
+    tokenizer: Any
+    tokenizer_json: bytes
+
+    @property
+    def config(self) -> Any:
+        return self.model.config
+
+
+@dataclass(frozen=True)
+class ExportedGraph:
+    """The fp32 ONNX graph with every weight embedded, and the names the runtime feeds and reads."""
+
+    model: Any  # onnx.ModelProto
+    inputs: tuple[str, ...]
+    output: str
+    opset: int
+
+
+def load_checkpoint(model_dir: str | Path) -> Checkpoint:
+    """Load a local sequence-classification checkpoint with one output, and its tokenizer.
+
+    Nothing is fetched from a model hub: ``model_dir`` must be a directory holding
+    ``config.json``, the weights and the tokenizer files (``save_pretrained`` writes them all).
+
+    Raises:
+        InputError: ``model_dir`` is not a checkpoint directory.
+        ExportError: the model has a head with more or fewer than one output, the head's weights
+            are missing (they would be random), or the tokenizer is not a fast tokenizer.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = Path(model_dir)
+    if not (path / "config.json").is_file():
+        raise InputError(
+            f"--model {path}: no config.json there; pass a local transformers checkpoint directory "
+            "(the output of save_pretrained)"
+        )
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            path, attn_implementation="eager", output_loading_info=True, local_files_only=True,
+            dtype=torch.float32,
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise ExportError(f"--model {path}: transformers cannot load it as a sequence classifier: {exc}") from exc
+    if info.get("missing_keys"):
+        raise ExportError(
+            f"--model {path}: weights missing from the checkpoint {sorted(info['missing_keys'])[:4]}: "
+            "the classification head would be random. Package a trained cross-encoder (a "
+            "*ForSequenceClassification checkpoint), not a bare encoder"
+        )
+    n = int(model.config.num_labels)
+    if n != 1:
+        raise ExportError(
+            f"--model {path}: the head has {n} outputs; a ranker needs one score per (query, doc) "
+            "pair (num_labels=1)"
+        )
+    model.eval()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True)
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"--model {path}: cannot load its tokenizer: {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ExportError(
+            f"--model {path}: the tokenizer is not a fast (tokenizers) tokenizer; the SDK reads "
+            "tokenizer.json. Save it with a PreTrainedTokenizerFast"
+        )
+    tok_file = path / "tokenizer.json"
+    # Prefer the file as saved (byte-identical packages from the same checkpoint); fall back to
+    # serialising the loaded fast tokenizer when the checkpoint only has vocab files.
+    tokenizer_json = tok_file.read_bytes() if tok_file.is_file() else tokenizer.backend_tokenizer.to_str().encode()
+    return Checkpoint(path=path, model=model, tokenizer=tokenizer, tokenizer_json=tokenizer_json)
+
+
+def export_onnx(ckpt: Checkpoint, *, opset: int = DEFAULT_OPSET) -> ExportedGraph:
+    """Export ``ckpt`` with optimum's ONNX exporter and check the graph against the SDK contract.
+
+    Raises:
+        ExportError: optimum has no ONNX config for this architecture, or the graph's inputs or
+            output are not what the runtime feeds and reads.
+    """
+    import onnx
+    import torch
+    from optimum.exporters.onnx import export
+    from optimum.exporters.tasks import TasksManager
+
+    model = ckpt.model
+    try:
+        ctor = TasksManager.get_exporter_config_constructor(
+            exporter="onnx", model=model, task="text-classification", library_name="transformers"
+        )
+    except (KeyError, ValueError) as exc:
+        raise ExportError(
+            f"optimum's ONNX exporter does not support model_type {model.config.model_type!r} "
+            f"for text-classification: {exc}"
+        ) from exc
+    onnx_config = ctor(model.config)
+    with tempfile.TemporaryDirectory(prefix="ranker-export-") as tmp, warnings.catch_warnings():
+        # The tracer warns about Python control flow on shapes; the dynamic axes cover it.
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        out = Path(tmp) / "model.onnx"
+        log.info("exporting %s (%s) to ONNX, opset %d", ckpt.path, model.config.model_type, opset)
+        export(model, onnx_config, out, opset=opset)
+        # load() pulls any external-data file the exporter wrote back into the proto.
+        proto = onnx.load(str(out), load_external_data=True)
+    inputs = tuple(i.name for i in proto.graph.input)
+    bad = [n for n in inputs if n not in _RUNTIME_INPUTS]
+    if bad or "input_ids" not in inputs or "attention_mask" not in inputs:
+        raise ExportError(
+            f"the exported graph takes inputs {list(inputs)}; the runtime feeds input_ids, "
+            "attention_mask and optionally token_type_ids"
+        )
+    for i in proto.graph.input:
+        t = i.type.tensor_type
+        if t.elem_type != onnx.TensorProto.INT64 or len(t.shape.dim) != 2:
+            raise ExportError(f"exported input {i.name} is not int64 [batch, seq]")
+    outputs = list(proto.graph.output)
+    dims = outputs[0].type.tensor_type.shape.dim if outputs else []
+    if not outputs or len(dims) != 2 or dims[1].dim_value != 1:
+        raise ExportError("the exported graph's first output is not one score per row ([batch, 1])")
+    return ExportedGraph(model=proto, inputs=inputs, output=outputs[0].name, opset=opset)

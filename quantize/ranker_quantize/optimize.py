@@ -1,0 +1,73 @@
+"""Step 2: fuse the exported graph with onnxruntime's transformer optimizer.
+
+``onnxruntime.transformers.optimizer`` rewrites the traced BERT-family subgraphs into single
+contrib ops that onnxruntime's CPU kernels run much faster:
+
+- ``Attention``: Q/K/V projections, the scaled dot-product, mask and softmax in one op (its
+  packed QKV weight is also what INT8 quantizes as one ``QAttention``);
+- ``EmbedLayerNormalization``: word + position + token-type embeddings and their LayerNorm;
+- ``SkipLayerNormalization``: residual add + LayerNorm; ``BiasGelu``: bias add + exact GELU.
+
+Every encoder family we package (BERT, MiniLM, ELECTRA, DistilBERT, RoBERTa/XLM-R) uses the
+``bert`` fusion rules. Attention fusion only matches the graph of *eager* attention, which is
+why :mod:`.export` loads the model with ``attn_implementation="eager"``.
+
+``opt_level=0`` runs the Python fusions only. Higher levels would first run onnxruntime's own
+graph optimizer, whose level-2 output is specialised to the machine it ran on; the runtime
+applies those optimizations itself when it loads the package, on the user's machine.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["OptimizedGraph", "optimize_onnx"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OptimizedGraph:
+    """The fused graph and how many of each fused op the optimizer created (only counts > 0)."""
+
+    model: Any  # onnx.ModelProto
+    fused_ops: dict[str, int]
+
+
+def optimize_onnx(model: Any, *, num_heads: int, hidden_size: int) -> OptimizedGraph:
+    """Fuse attention, LayerNorm and GELU subgraphs of an exported BERT-family graph.
+
+    Args:
+        model: the ``onnx.ModelProto`` from :func:`ranker_quantize.export.export_onnx` (not modified).
+        num_heads, hidden_size: from the model config; given explicitly because detecting them
+            from the graph fails on some families (DistilBERT).
+
+    A graph whose attention did not fuse still works, only slower; that is logged as a warning
+    and visible in the package's ``quantization.fused_ops``.
+    """
+    import onnx
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    options = FusionOptions("bert")
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    opt = optimize_model(
+        copy, model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
+        optimization_options=options, opt_level=0, use_gpu=False,
+    )
+    stats = {k: int(v) for k, v in sorted(opt.get_fused_operator_statistics().items()) if v}
+    if not stats.get("Attention") and not stats.get("MultiHeadAttention"):
+        log.warning("attention did not fuse (fused ops: %s); the model will run, but slower", stats)
+    else:
+        log.info("fused ops: %s", stats)
+    fused = opt.model
+    # The fused ops live in onnxruntime's contrib domain; the graph must import it (the
+    # optimizer's own save_model_to_file adds this; we keep the proto in memory instead).
+    if any(n.domain == "com.microsoft" for n in fused.graph.node) and not any(
+        o.domain == "com.microsoft" for o in fused.opset_import
+    ):
+        fused.opset_import.add(domain="com.microsoft", version=1)
+    return OptimizedGraph(model=fused, fused_ops=stats)

@@ -1,0 +1,305 @@
+"""``build_package``: checkpoint -> export -> optimize -> INT8 -> verify -> package.
+
+The one function behind ``ranker package``. Each step lives in its own module and can be called
+alone; this module decides the package's settings (lengths, inputs, pad id), runs the steps in
+order, and writes nothing until verification has passed (or ``force`` is set).
+
+Example:
+    >>> from ranker_quantize import PackageOptions, VerifyOptions, build_package   # doctest: +SKIP
+    >>> result = build_package(
+    ...     "runs/distill/final", "packages/minilm-int8",
+    ...     PackageOptions(verify=VerifyOptions(calibration="../shared/data/trec-rag24", split="dev")),
+    ... )                                                                        # doctest: +SKIP
+    >>> result.config.fidelity["spearman"]["mean"] >= 0.9                         # doctest: +SKIP
+    True
+    >>> from ranker_sdk import Ranker
+    >>> Ranker.load(result.path).rank("query", ["doc a", "doc b"])               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ranker_sdk.errors import InputError
+from ranker_sdk.package import FORMAT_VERSION, PackageConfig
+
+from .errors import FidelityError
+from .export import DEFAULT_OPSET, Checkpoint, export_onnx, load_checkpoint
+from .optimize import optimize_onnx
+from .package import tar_package, write_package
+from .provenance import checkpoint_sha256, code_commit, tool_versions
+from .quantize import QuantizeOptions, cpu_features, quantize_int8
+from .verify import (
+    VerifyOptions,
+    calibration_groups,
+    failures,
+    fidelity_report,
+    generated_groups,
+    rounded,
+    score_groups,
+    torch_scores,
+)
+
+__all__ = ["PackageOptions", "PackageResult", "build_package", "STAGES"]
+
+log = logging.getLogger(__name__)
+
+STAGES = ("export", "optimize", "quantize", "verify", "package")
+# progress(stage, done, total): called as each stage advances; the CLI draws bars from it.
+Progress = Callable[[str, int, int], None]
+# Cap of the default max_length: cross-encoders for reranking rarely gain past 256 tokens, and
+# attention cost grows with the square of the length.
+DEFAULT_MAX_LENGTH = 256
+# Queries that run under the export check (torch vs fp32 ONNX): a few groups find a broken
+# export as surely as many.
+EXPORT_CHECK_QUERIES = 2
+
+
+@dataclass(frozen=True)
+class PackageOptions:
+    """Everything ``build_package`` can be told; the defaults make a verified INT8 package.
+
+    Attributes:
+        precision: ``"int8"`` (dynamic INT8, verified against fp32) or ``"fp32"`` (the fused fp32
+            graph, verified against torch).
+        max_length: tokens per pair; None: ``min(256, what the model and tokenizer allow)``.
+        query_max_tokens: the query's token budget; None: ``max_length // 4`` (64 for 256).
+        doc_max_chars: doc characters kept before tokenizing; None: ``max_length * 12``
+            (a token is ~4-5 characters of English; 12 leaves margin, never starves the doc).
+        opset: ONNX opset of the export.
+        quantize, verify: see :class:`QuantizeOptions` and :class:`VerifyOptions`.
+        force: write the package even if it fails the fidelity thresholds (the report says so).
+        base_model: recorded in provenance; None: the checkpoint directory's name.
+        training_data: recorded in provenance (free text, e.g. "trec-rag24 train, teacher X").
+        tar: also write ``<out>.tar.gz`` beside the package directory.
+    """
+
+    precision: str = "int8"
+    max_length: int | None = None
+    query_max_tokens: int | None = None
+    doc_max_chars: int | None = None
+    opset: int = DEFAULT_OPSET
+    quantize: QuantizeOptions = field(default_factory=QuantizeOptions)
+    verify: VerifyOptions = field(default_factory=VerifyOptions)
+    force: bool = False
+    base_model: str | None = None
+    training_data: str | None = None
+    tar: bool = False
+
+
+@dataclass(frozen=True)
+class PackageResult:
+    """What ``build_package`` made: where, with which config, and what it cost.
+
+    ``timings`` (seconds per stage) and ``sizes`` (bytes of the fp32 and shipped model) are for
+    the caller's report; they are not written into the package, which must be reproducible.
+    """
+
+    path: Path
+    tarball: Path | None
+    config: PackageConfig
+    timings: dict[str, float]
+    sizes: dict[str, int]
+
+
+def _model_limit(ckpt: Checkpoint) -> int:
+    """Longest input the model's position table and tokenizer allow."""
+    cfg = ckpt.config
+    limit = int(getattr(cfg, "max_position_embeddings", 512))
+    if cfg.model_type in ("roberta", "xlm-roberta", "camembert"):
+        # RoBERTa numbers positions from pad_token_id + 1, so that many rows are never used.
+        limit -= int(cfg.pad_token_id or 0) + 1
+    tok_max = getattr(ckpt.tokenizer, "model_max_length", None)
+    if isinstance(tok_max, int) and 0 < tok_max < 100_000:
+        limit = min(limit, tok_max)
+    return limit
+
+
+def _package_config(ckpt: Checkpoint, inputs: tuple[str, ...], options: PackageOptions) -> PackageConfig:
+    limit = _model_limit(ckpt)
+    max_length = options.max_length or min(DEFAULT_MAX_LENGTH, limit)
+    if max_length > limit:
+        raise InputError(f"--max-length {max_length} exceeds what the model allows ({limit} tokens)")
+    query_max = options.query_max_tokens or max(1, max_length // 4)
+    pad = ckpt.tokenizer.pad_token_id
+    if pad is None:  # some tokenizers define no pad token; the model's config then says which id
+        pad = getattr(ckpt.config, "pad_token_id", None) or 0
+    return PackageConfig.from_dict(
+        {
+            "format_version": FORMAT_VERSION,
+            "max_length": max_length,
+            "query_max_tokens": query_max,
+            "doc_max_chars": options.doc_max_chars or max_length * 12,
+            "inputs": list(inputs),
+            "title_separator": " | ",
+            "pad_token_id": int(pad),
+        }
+    )
+
+
+def _provenance(ckpt: Checkpoint, options: PackageOptions) -> dict[str, Any]:
+    cfg = ckpt.config
+    return {
+        "base_model": options.base_model or ckpt.path.resolve().name,
+        "architecture": (cfg.architectures or [type(ckpt.model).__name__])[0],
+        "model_type": cfg.model_type,
+        "checkpoint_sha256": checkpoint_sha256(ckpt.path),
+        "training_data": options.training_data,
+        "code_commit": code_commit(),
+        "tools": tool_versions(),
+    }
+
+
+def _check_out(out: Path, tar: bool) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"--out {out} exists and is not an empty directory; choose a new path")
+    if tar and out.with_name(out.name + ".tar.gz").exists():
+        raise InputError(f"{out}.tar.gz exists; remove it or choose a new --out")
+
+
+def build_package(
+    model_dir: str | Path,
+    out_dir: str | Path,
+    options: PackageOptions = PackageOptions(),
+    progress: Progress | None = None,
+) -> PackageResult:
+    """Turn a cross-encoder checkpoint into a verified package at ``out_dir``.
+
+    Raises:
+        InputError: bad arguments (no checkpoint, non-empty ``out_dir``, too long ``max_length``).
+        ExportError: the checkpoint is not a one-output cross-encoder optimum can export.
+        FidelityError: the package ranks too differently from its reference (unless ``force``);
+            nothing is written then.
+    """
+    if options.precision not in ("int8", "fp32"):
+        raise InputError(f"precision must be 'int8' or 'fp32', got {options.precision!r}")
+    out = Path(out_dir)
+    _check_out(out, options.tar)
+    tick = progress or (lambda stage, done, total: None)
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    tick("export", 0, 1)
+    ckpt = load_checkpoint(model_dir)
+    exported = export_onnx(ckpt, opset=options.opset)
+    config = _package_config(ckpt, exported.inputs, options)
+    timings["export"] = time.perf_counter() - t0
+    tick("export", 1, 1)
+
+    t0 = time.perf_counter()
+    tick("optimize", 0, 1)
+    cfg = ckpt.config
+    optimized = optimize_onnx(exported.model, num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size)
+    fp32_bytes = optimized.model.SerializeToString()
+    timings["optimize"] = time.perf_counter() - t0
+    tick("optimize", 1, 1)
+
+    shipped = fp32_bytes
+    if options.precision == "int8":
+        t0 = time.perf_counter()
+        tick("quantize", 0, 1)
+        shipped = quantize_int8(optimized.model, options.quantize).SerializeToString()
+        timings["quantize"] = time.perf_counter() - t0
+        tick("quantize", 1, 1)
+
+    quantization: dict[str, Any] = {
+        "precision": options.precision,
+        "opset": exported.opset,
+        "fused_ops": optimized.fused_ops,
+        "cpu": cpu_features(),
+        "fp32_model_bytes": len(fp32_bytes),
+    }
+    if options.precision == "int8":
+        q = options.quantize
+        quantization.update(
+            method="onnxruntime dynamic quantization (int8 weights, uint8 activations per batch)",
+            per_channel=q.per_channel, reduce_range=q.reduce_range, op_types=list(q.op_types),
+        )
+    config = replace(config, quantization=quantization, provenance=_provenance(ckpt, options))
+
+    t0 = time.perf_counter()
+    fidelity = _verify(ckpt, config, fp32_bytes, shipped, options, tick)
+    timings["verify"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    tick("package", 0, 1)
+    config = replace(config, fidelity=fidelity)
+    path = write_package(out, {"model.onnx": shipped, "tokenizer.json": ckpt.tokenizer_json}, config)
+    tarball = tar_package(path) if options.tar else None
+    timings["package"] = time.perf_counter() - t0
+    tick("package", 1, 1)
+    log.info("wrote %s (%d bytes of model)", path, len(shipped))
+    return PackageResult(
+        path=path, tarball=tarball, config=config, timings=timings,
+        sizes={"fp32_model_bytes": len(fp32_bytes), "model_bytes": len(shipped)},
+    )
+
+
+def _verify(
+    ckpt: Checkpoint, config: PackageConfig, fp32_bytes: bytes, shipped: bytes,
+    options: PackageOptions, tick: Progress,
+) -> dict[str, Any]:
+    """Score through the SDK's Ranker, compare, and enforce the thresholds (see :mod:`.verify`)."""
+    from ranker_sdk import Ranker
+
+    vo = options.verify
+    if vo.calibration:
+        groups, data = calibration_groups(vo.calibration, vo.split, max_queries=vo.max_queries)
+    else:
+        groups, data = generated_groups(vo.max_queries), "generated"
+        log.info("no calibration data: verifying on generated text (no labels)")
+    int8 = options.precision == "int8"
+    total = len(groups) * (2 if int8 else 1) + EXPORT_CHECK_QUERIES
+    done = 0
+
+    def step(_i: int, _n: int) -> None:
+        nonlocal done
+        done += 1
+        tick("verify", done, total)
+
+    tick("verify", 0, total)
+    with tempfile.TemporaryDirectory(prefix="ranker-verify-") as tmp:
+        files = {"tokenizer.json": ckpt.tokenizer_json}
+        fp32_pkg = write_package(Path(tmp) / "fp32", {**files, "model.onnx": fp32_bytes}, config)
+        fp32 = Ranker.load(fp32_pkg, threads=vo.threads)
+        if int8:
+            int8_pkg = write_package(Path(tmp) / "int8", {**files, "model.onnx": shipped}, config)
+            reference = score_groups(fp32, groups, step)
+            candidate = score_groups(Ranker.load(int8_pkg, threads=vo.threads), groups, step)
+            report = fidelity_report(reference, candidate, groups, data=data)
+            checked = groups[:EXPORT_CHECK_QUERIES]
+            fp32_checked = reference[: len(checked)]
+        else:
+            candidate = score_groups(fp32, groups, step)
+            reference = [torch_scores(ckpt.model, ckpt.tokenizer_json, config, g.query, g.docs) for g in groups]
+            report = fidelity_report(reference, candidate, groups, data=data, reference_name="torch", candidate_name="fp32")
+            checked, fp32_checked = groups, candidate
+    diff = 0.0
+    for g, got in zip(checked, fp32_checked):
+        want = torch_scores(ckpt.model, ckpt.tokenizer_json, config, g.query, g.docs)
+        diff = max(diff, float(abs(want - got).max()))
+        step(0, 0)
+    report["export_check"] = {"reference": "torch", "queries": len(checked), "max_abs_diff": rounded(diff)}
+    report["thresholds"] = {
+        "min_spearman": vo.min_spearman, "max_ndcg_drop": vo.max_ndcg_drop, "max_export_diff": vo.max_export_diff,
+    }
+    missed = failures(report, vo)
+    report["passed"] = not missed
+    report["forced"] = bool(missed) and options.force
+    tick("verify", total, total)
+    if missed:
+        summary = "; ".join(missed)
+        if not options.force:
+            raise FidelityError(
+                f"the {report['candidate']} model fails verification against {report['reference']} on "
+                f"{report['queries']} queries of {data}: {summary}. Nothing was written. Check the "
+                "checkpoint, try --precision fp32, or pass --force to package it anyway"
+            )
+        log.warning("fidelity below thresholds (%s); packaging anyway because force is set", summary)
+    return report

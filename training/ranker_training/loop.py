@@ -1,0 +1,204 @@
+"""The optimisation loop every trainer shares, on top of accelerate (never a home-made engine).
+
+``accelerate launch`` / ``torchrun`` / a plain ``python`` run the same code: the
+:class:`accelerate.Accelerator` picks the device (CUDA when present), wraps the model in DDP (or
+FSDP / DeepSpeed from its config), and handles gradient accumulation and bf16 autocast.
+
+What the loop adds:
+
+- AdamW with linear warm-up then linear decay, the learning rate a pure function of the step;
+- batches that are a pure function of ``(seed, step, micro, rank)`` (:func:`data.schedule`), and
+  a torch seed re-set per step, so a resumed run continues exactly;
+- checkpoints without pickle: ``checkpoint/model.safetensors`` (the trainable parameters),
+  ``checkpoint/optimizer.safetensors`` (AdamW's moments) + ``optimizer.json`` (its
+  hyper-parameters) and ``checkpoint/state.json`` (the step). Under FSDP / DeepSpeed, whose
+  optimizer state is sharded, the engine's own ``Accelerator.save_state`` format is used instead
+  (``safe_serialization=True`` for the weights).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import TrainConfig
+
+__all__ = ["make_accelerator", "train_loop", "stage_done", "mark_done"]
+
+log = logging.getLogger(__name__)
+
+DONE_FILE = "train_state.json"
+Progress = Callable[..., Any]  # progress(total=, initial=, desc=) -> object with update(n), close()
+
+
+def make_accelerator(cfg: TrainConfig):
+    """An Accelerator for ``cfg`` (bf16 autocast if asked; gradient accumulation steps)."""
+    from accelerate import Accelerator
+
+    return Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision="bf16" if cfg.bf16 else "no")
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up over ``warmup_ratio * max_steps`` steps, then linear decay to 0."""
+    warm = max(1, int(math.ceil(cfg.warmup_ratio * cfg.max_steps))) if cfg.warmup_ratio > 0 else 0
+    if warm and step < warm:
+        return cfg.lr * (step + 1) / warm
+    rest = max(1, cfg.max_steps - warm)
+    return cfg.lr * max(0.0, 1.0 - (step - warm) / rest)
+
+
+def stage_done(out: str | Path) -> bool:
+    """True when a trainer finished in ``out`` (its ``train_state.json`` says done)."""
+    p = Path(out) / DONE_FILE
+    if not p.is_file():
+        return False
+    try:
+        return bool(json.loads(p.read_text(encoding="utf-8")).get("done"))
+    except ValueError:
+        return False
+
+
+def mark_done(out: str | Path, **info: Any) -> None:
+    (Path(out) / DONE_FILE).write_text(json.dumps({"done": True, **info}, indent=2) + "\n", encoding="utf-8")
+
+
+def _sharded(accelerator) -> bool:
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def _save_checkpoint(accelerator, model, optimizer, step: int, ckpt: Path, history: list[float]) -> None:
+    from safetensors.torch import save_file
+
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    if _sharded(accelerator):
+        accelerator.save_state(str(tmp), safe_serialization=True)
+    elif accelerator.is_main_process:
+        tmp.mkdir(parents=True, exist_ok=True)
+        inner = accelerator.unwrap_model(model)
+        weights = {n: p.detach().cpu().contiguous() for n, p in inner.named_parameters() if p.requires_grad}
+        save_file(weights, str(tmp / "model.safetensors"))
+        sd = optimizer.optimizer.state_dict() if hasattr(optimizer, "optimizer") else optimizer.state_dict()
+        tensors = {f"{i}.{k}": v.detach().cpu().contiguous().reshape(v.shape)
+                   for i, st in sd["state"].items() for k, v in st.items() if torch.is_tensor(v)}
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        (tmp / "optimizer.json").write_text(json.dumps({"param_groups": sd["param_groups"]}), encoding="utf-8")
+    if accelerator.is_main_process:
+        (tmp / "state.json").write_text(json.dumps({"step": step, "losses": history}), encoding="utf-8")
+        if ckpt.exists():
+            shutil.rmtree(ckpt)
+        tmp.rename(ckpt)
+    accelerator.wait_for_everyone()
+
+
+def _load_checkpoint(accelerator, model, optimizer, ckpt: Path) -> tuple[int, list[float]]:
+    from safetensors.torch import load_file
+
+    state_json = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+    step, history = int(state_json["step"]), [float(x) for x in state_json.get("losses", [])]
+    if _sharded(accelerator):
+        accelerator.load_state(str(ckpt))
+        return step, history
+    inner = accelerator.unwrap_model(model)
+    weights = load_file(str(ckpt / "model.safetensors"))
+    missing, unexpected = inner.load_state_dict(weights, strict=False)
+    trainable = {n for n, p in inner.named_parameters() if p.requires_grad}
+    if unexpected or trainable - set(weights):
+        raise RuntimeError(f"{ckpt}: checkpoint does not match the model (unexpected {unexpected[:5]}, "
+                           f"missing {sorted(trainable - set(weights))[:5]}); delete it to start over")
+    tensors = load_file(str(ckpt / "optimizer.safetensors"))
+    groups = json.loads((ckpt / "optimizer.json").read_text(encoding="utf-8"))["param_groups"]
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in tensors.items():
+        i, _, name = key.partition(".")
+        state.setdefault(int(i), {})[name] = v
+    inner_opt = optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer
+    inner_opt.load_state_dict({"state": state, "param_groups": groups})
+    return step, history
+
+
+def train_loop(
+    model: torch.nn.Module,
+    loss_fn: Callable[[torch.nn.Module, int, int], torch.Tensor],
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    accelerator=None,
+    progress: Progress | None = None,
+    desc: str = "train",
+) -> tuple[torch.nn.Module, list[float], Any]:
+    """Run ``cfg.max_steps`` optimizer steps of ``loss_fn(model, step, micro)``; resume if possible.
+
+    ``loss_fn`` builds its own micro-batch from ``(step, micro)`` and the accelerator's
+    ``process_index`` / ``num_processes`` (see :func:`data.schedule`) and returns the mean loss.
+    Returns ``(unwrapped model, per-step mean losses (resumed runs included), accelerator)``.
+    """
+    from accelerate.utils import set_seed
+
+    accelerator = accelerator or make_accelerator(cfg)
+    set_seed(cfg.seed)
+    out = Path(out)
+    ckpt = out / "checkpoint"
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
+    model, optimizer = accelerator.prepare(model, optimizer)
+    start, history = 0, []
+    if (ckpt / "state.json").is_file():
+        start, history = _load_checkpoint(accelerator, model, optimizer, ckpt)
+        log.info("resumed from %s at step %d", ckpt, start)
+    bar = progress(total=cfg.max_steps, initial=start, desc=desc) if progress and accelerator.is_main_process else None
+    model.train()
+    t0 = time.perf_counter()
+    for step in range(start, cfg.max_steps):
+        for g in optimizer.param_groups:
+            g["lr"] = lr_at(cfg, step)
+        # Dropout masks depend on the step only, so a resumed run repeats them.
+        torch.manual_seed(cfg.seed * 1_000_003 + step * accelerator.num_processes + accelerator.process_index)
+        total = 0.0
+        for micro in range(cfg.grad_accum):
+            with accelerator.accumulate(model):
+                loss = loss_fn(model, step, micro)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            total += float(loss.detach())
+        mean = float(accelerator.reduce(torch.tensor(total / cfg.grad_accum, device=accelerator.device), "mean"))
+        history.append(mean)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{mean:.4f}")
+        if cfg.log_every and (step + 1) % cfg.log_every == 0:
+            log.info("%s step %d/%d loss %.4f lr %.2e (%.1fs)", desc, step + 1, cfg.max_steps, mean,
+                     lr_at(cfg, step), time.perf_counter() - t0)
+        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.max_steps:
+            _save_checkpoint(accelerator, model, optimizer, step + 1, ckpt, history)
+    if bar is not None:
+        bar.close()
+    accelerator.wait_for_everyone()
+    return accelerator.unwrap_model(model), history, accelerator
+
+
+def finish(accelerator, out: str | Path, history: list[float], **info: Any) -> None:
+    """After the stage saved its model: drop the resumable checkpoint and write ``train_state.json``."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        ckpt = Path(out) / "checkpoint"
+        if ckpt.exists():
+            shutil.rmtree(ckpt)
+        mark_done(out, losses=history, num_processes=accelerator.num_processes, **info)
+    accelerator.wait_for_everyone()

@@ -1,0 +1,112 @@
+"""The full DisRanker recipe as one resumable driver: CPT -> teacher -> label -> students -> eval.
+
+Layout of ``out``::
+
+    cpt/                 causal LM after continued pre-training        (skipped if run_cpt: false)
+    teacher/             merged backbone + head.safetensors + teacher.json
+    scores.jsonl         teacher scores of every training candidate
+    students/<name>/     one cross-encoder per entry of ``students``
+    eval/<name>.json     metrics of every model and baseline on ``eval.data``
+    eval.json            all of them together
+
+A stage whose output is complete (``train_state.json`` says done; an eval file exists) is
+skipped, and an interrupted trainer resumes from its checkpoint, so re-running the same command
+after a crash or a timeout continues where it stopped. The labeller is itself resumable.
+
+Example:
+    >>> cfg = load_config(RecipeConfig, "configs/recipe.yaml")          # doctest: +SKIP
+    >>> run_recipe(cfg, "runs/default", max_queries=5, max_steps=2)     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+from .config import RecipeConfig, apply_overrides, save_config
+
+__all__ = ["run_recipe"]
+
+log = logging.getLogger(__name__)
+
+
+def _is_main() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
+def _barrier() -> None:
+    from accelerate import PartialState
+
+    PartialState().wait_for_everyone()
+
+
+def run_recipe(cfg: RecipeConfig, out: str | Path, *, max_queries: int | None = None, max_steps: int | None = None,
+               run_eval: bool = True, progress=None) -> dict:
+    """Run every stage of ``cfg`` into ``out`` (skipping finished ones); returns the eval results."""
+    from .cpt import train_cpt
+    from .distill import train_distill
+    from .evaluate import BASELINES, evaluate_model
+    from .label import label
+    from .loop import stage_done
+    from .teacher import train_teacher
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if _is_main():
+        save_config(cfg, out / "recipe_config.json")
+    ov = {"max_queries": max_queries, "train_max_steps": max_steps}
+
+    teacher_cfg = apply_overrides(cfg.teacher, **ov)
+    if cfg.run_cpt:
+        cpt_out = out / "cpt"
+        if stage_done(cpt_out):
+            log.info("recipe: cpt done, skipping (%s)", cpt_out)
+        else:
+            train_cpt(apply_overrides(cfg.cpt, **ov), cpt_out, progress=progress)
+        teacher_cfg = dataclasses.replace(teacher_cfg, model=str(cpt_out), gguf_file=None)
+
+    teacher_out = out / "teacher"
+    if stage_done(teacher_out):
+        log.info("recipe: teacher done, skipping (%s)", teacher_out)
+    else:
+        train_teacher(teacher_cfg, teacher_out, progress=progress)
+
+    scores = out / "scores.jsonl"
+    label_cfg = dataclasses.replace(apply_overrides(cfg.label, max_queries=max_queries),
+                                    teacher=str(teacher_out), out=str(scores))
+    label(label_cfg, progress=progress)
+    _barrier()
+
+    students = {}
+    for name, dcfg in cfg.students.items():
+        dcfg = apply_overrides(dcfg, **ov)
+        if dcfg.loss == "hybrid":
+            dcfg = dataclasses.replace(dcfg, teacher_scores=str(scores))
+        s_out = out / "students" / name
+        if stage_done(s_out):
+            log.info("recipe: student %s done, skipping", name)
+        else:
+            train_distill(dcfg, s_out, progress=progress)
+        students[name] = s_out
+
+    results: dict = {}
+    if not run_eval or not cfg.eval.data or not _is_main():
+        return results
+    models = {b: b for b in BASELINES} | {"teacher": str(teacher_out)} | {n: str(p) for n, p in students.items()}
+    (out / "eval").mkdir(exist_ok=True)
+    for name, model in models.items():
+        path = out / "eval" / f"{name}.json"
+        if path.is_file():
+            results[name] = json.loads(path.read_text(encoding="utf-8"))
+            continue
+        res = evaluate_model(model, cfg.eval.data, k=cfg.eval.k, batch_size=cfg.eval.batch_size,
+                             max_queries=max_queries if max_queries is not None else cfg.eval.max_queries,
+                             progress=progress)
+        path.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+        results[name] = res
+    (out / "eval.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return results
