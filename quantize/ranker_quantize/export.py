@@ -161,7 +161,12 @@ def export_onnx(ckpt: Checkpoint, *, opset: int = DEFAULT_OPSET) -> ExportedGrap
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         out = Path(tmp) / "model.onnx"
         log.info("exporting %s (%s) to ONNX, opset %d", ckpt.path, model.config.model_type, opset)
-        export(model, onnx_config, out, opset=opset)
+        try:
+            export(model, onnx_config, out, opset=opset)
+        except Exception as exc:  # the tracer and exporter raise many types; one boundary converts
+            raise ExportError(
+                f"exporting {model.config.model_type} to ONNX failed: {type(exc).__name__}: {exc}"
+            ) from exc
         # load() pulls any external-data file the exporter wrote back into the proto.
         proto = onnx.load(str(out), load_external_data=True)
     inputs = tuple(i.name for i in proto.graph.input)

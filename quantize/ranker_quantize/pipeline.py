@@ -127,6 +127,13 @@ def _package_config(ckpt: Checkpoint, inputs: tuple[str, ...], options: PackageO
     if max_length > limit:
         raise InputError(f"--max-length {max_length} exceeds what the model allows ({limit} tokens)")
     query_max = options.query_max_tokens or max(1, max_length // 4)
+    if max_length < 8 or not 1 <= query_max < max_length - 3:
+        raise InputError(
+            f"need --max-length >= 8 and 1 <= --query-max-tokens < max-length - 3 (room for the "
+            f"special tokens and the doc), got {max_length} and {query_max}"
+        )
+    if options.doc_max_chars is not None and options.doc_max_chars < 1:
+        raise InputError(f"--doc-max-chars must be positive, got {options.doc_max_chars}")
     pad = ckpt.tokenizer.pad_token_id
     if pad is None:  # some tokenizers define no pad token; the model's config then says which id
         pad = getattr(ckpt.config, "pad_token_id", None) or 0

@@ -54,7 +54,7 @@ class Ranker:
         0
     """
 
-    __slots__ = ("_config", "_encoder", "_session", "_batch_size", "_sort", "_source")
+    __slots__ = ("_config", "_encoder", "_session", "_batch_size", "_max_batch_tokens", "_sort", "_source")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         raise TypeError("use Ranker.load(path) to build a Ranker")
@@ -66,6 +66,7 @@ class Ranker:
         *,
         threads: int | None = None,
         batch_size: int = 32,
+        max_batch_tokens: int = 4096,
         sort_by_length: bool = True,
     ) -> "Ranker":
         """Load and verify a package.
@@ -75,9 +76,13 @@ class Ranker:
                 with ranker-sdk.
             threads: onnxruntime intra-op threads; None uses one per core. Search backends that
                 run many requests in parallel usually want 1.
-            batch_size: pairs per model call. Pairs are sorted by length and each batch is padded
-                only to its own longest row; scores do not depend on the batching beyond float
-                rounding.
+            batch_size: at most this many pairs per model call. Pairs are sorted by length and
+                each batch is padded only to its own longest row; scores do not depend on the
+                batching beyond float rounding.
+            max_batch_tokens: a batch also stops growing when rows x padded length would pass
+                this. Peak memory is one batch's activations (the attention scores grow with
+                rows x length^2), so this, not ``batch_size``, bounds RSS for long documents:
+                4096 is 16 rows of 256 tokens.
             sort_by_length: sort pairs by token length before batching (default). False keeps
                 input order, which pads more; it exists to measure what sorting buys.
 
@@ -87,8 +92,9 @@ class Ranker:
         """
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
             raise InputError(f"threads must be a positive int or None, got {threads!r}")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+        for name, value in (("batch_size", batch_size), ("max_batch_tokens", max_batch_tokens)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"{name} must be a positive int, got {value!r}")
         if path is None:
             path = default_package_path()
             if path is None:
@@ -102,6 +108,7 @@ class Ranker:
         self._encoder = PairEncoder(pkg.files["tokenizer.json"], pkg.config)
         self._session = ModelSession(pkg.files["model.onnx"], pkg.config, threads=threads)
         self._batch_size = batch_size
+        self._max_batch_tokens = max_batch_tokens
         self._sort = bool(sort_by_length)
         self._source = pkg.source
         log.debug("loaded ranker package %s", pkg.source)
@@ -150,17 +157,28 @@ class Ranker:
         if not texts:
             return np.zeros(0, dtype=np.float32)
         enc = self._encoder.encode(query, texts)
-        n = len(enc)
-        order = np.argsort(enc.lengths(), kind="stable") if self._sort else np.arange(n)
-        scores = np.empty(n, dtype=np.float32)
-        bs = self._batch_size
-        for start in range(0, n, bs):
-            rows = order[start : start + bs]
+        scores = np.empty(len(enc), dtype=np.float32)
+        for rows in self._batches(enc.lengths()):
             scores[rows] = self._session.run(enc.batch(rows, self._config.pad_token_id))
         sc = self._config.score
         if sc.kind == "sigmoid":
             scores = (1.0 / (1.0 + np.exp(-(sc.scale * scores + sc.bias)))).astype(np.float32)
         return scores
+
+    def _batches(self, lengths: np.ndarray) -> list[np.ndarray]:
+        """Row indices of each model call: at most batch_size rows and max_batch_tokens padded tokens."""
+        order = np.argsort(lengths, kind="stable") if self._sort else np.arange(len(lengths))
+        batches, start = [], 0
+        while start < len(order):
+            end, width = start, 0
+            while end < len(order) and end - start < self._batch_size:
+                w = max(width, int(lengths[order[end]]))
+                if end > start and w * (end - start + 1) > self._max_batch_tokens:
+                    break
+                width, end = w, end + 1
+            batches.append(order[start:end])
+            start = end
+        return batches
 
     def rank(self, query: str, docs: Sequence[Doc], top_k: int | None = None) -> list[Hit]:
         """``docs`` ranked best-first as :class:`Hit` (index, score, doc); ties keep input order.

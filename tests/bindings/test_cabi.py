@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -188,7 +189,8 @@ def _other_libpythons() -> list[str]:
     from ranker_bindings.build import build_info
 
     ours = build_info()["libpython"]
-    found = glob.glob("/usr/lib*/**/libpython3*.so.1.0", recursive=True) + glob.glob("/usr/local/lib/libpython3*.so.1.0")
+    dirs = ["/usr/lib", "/usr/lib64", "/usr/local/lib", f"/usr/lib/{sysconfig.get_config_var('MULTIARCH') or ''}"]
+    found = [p for d in dirs for p in glob.glob(os.path.join(d, "libpython3*.so.1.0"))]
     return sorted({os.path.realpath(p) for p in found} - {ours})
 
 

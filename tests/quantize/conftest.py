@@ -90,12 +90,13 @@ def int8_package(tmp_path_factory, tiny_bert_dir, data_dir) -> Path:
 @pytest.fixture(scope="session", params=FAMILIES)
 def family(request, family_dirs, tmp_path_factory):
     """(name, checkpoint dir, fp32 package, int8 package) of one family (generated-text verification)."""
-    from ranker_quantize import PackageOptions, build_package
+    from ranker_quantize import PackageOptions, VerifyOptions, build_package
 
     name = request.param
     out = tmp_path_factory.mktemp(f"pkg_{name}")
-    fp32 = build_package(family_dirs[name], out / "fp32", PackageOptions(precision="fp32")).path
-    int8 = build_package(family_dirs[name], out / "int8", PackageOptions(force=True)).path
+    quick = VerifyOptions(max_queries=4)
+    fp32 = build_package(family_dirs[name], out / "fp32", PackageOptions(precision="fp32", verify=quick)).path
+    int8 = build_package(family_dirs[name], out / "int8", PackageOptions(force=True, verify=quick)).path
     return name, family_dirs[name], fp32, int8
 
 

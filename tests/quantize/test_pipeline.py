@@ -131,3 +131,9 @@ def test_rejects_bad_options(tiny_bert_dir, tmp_path):
         build_package(tiny_bert_dir, tmp_path / "a", PackageOptions(precision="int4"))
     with pytest.raises(InputError, match="max-length 4096 exceeds"):
         build_package(tiny_bert_dir, tmp_path / "b", PackageOptions(max_length=4096))
+
+
+def test_rejects_bad_lengths_before_writing(tiny_bert_dir, tmp_path):
+    with pytest.raises(InputError, match="query-max-tokens"):
+        build_package(tiny_bert_dir, tmp_path / "a", PackageOptions(max_length=64, query_max_tokens=61))
+    assert not (tmp_path / "a").exists()

@@ -24,12 +24,28 @@ def test_score_shape_dtype_and_rank_order(tiny_ranker, trec_query_docs):
     assert len(tiny_ranker.rank(q, docs, top_k=100)) == len(docs)
 
 
-@pytest.mark.parametrize("batch_size,sort", [(1, True), (3, False), (7, True), (64, False)])
-def test_scores_do_not_depend_on_batching(tiny_package, tiny_ranker, trec_query_docs, batch_size, sort):
+@pytest.mark.parametrize(
+    "batch_size,max_tokens,sort", [(1, 4096, True), (3, 4096, False), (7, 4096, True), (64, 4096, False), (64, 100, True)]
+)
+def test_scores_do_not_depend_on_batching(tiny_package, tiny_ranker, trec_query_docs, batch_size, max_tokens, sort):
     q, docs = trec_query_docs
     ref = tiny_ranker.score(q, docs)
-    other = Ranker.load(tiny_package, threads=1, batch_size=batch_size, sort_by_length=sort)
+    other = Ranker.load(tiny_package, threads=1, batch_size=batch_size, max_batch_tokens=max_tokens, sort_by_length=sort)
     np.testing.assert_allclose(other.score(q, docs), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_batches_respect_both_caps(tiny_package):
+    import numpy as np
+
+    r = Ranker.load(tiny_package, threads=1, batch_size=4, max_batch_tokens=100)
+    lengths = np.array([10, 60, 30, 20, 40, 50, 5, 64, 64, 3])
+    batches = r._batches(lengths)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) <= 4
+        assert len(b) == 1 or len(b) * lengths[b].max() <= 100
+    # sorted by length: each batch's rows are no longer than the next batch's
+    assert all(lengths[a].max() <= lengths[b].min() for a, b in zip(batches, batches[1:]))
 
 
 def test_score_of_a_doc_does_not_depend_on_its_neighbours(tiny_ranker, trec_query_docs):
@@ -160,6 +176,6 @@ def test_public_api():
 
 
 def test_bad_load_arguments(tiny_package):
-    for kw in ({"threads": 0}, {"threads": "2"}, {"batch_size": 0}):
+    for kw in ({"threads": 0}, {"threads": "2"}, {"batch_size": 0}, {"max_batch_tokens": 0}):
         with pytest.raises(InputError):
             Ranker.load(tiny_package, **kw)

@@ -196,12 +196,17 @@ class DistillConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Which data the recipe evaluates on, and the nDCG cut-off."""
+    """Which data the recipe evaluates on, and the nDCG cut-off.
+
+    The recipe evaluates the baselines (first-stage order, BM25), every student and, when
+    ``include_teacher``, the teacher (an LLM: slow on a CPU).
+    """
 
     data: tuple[DataSource, ...] = ()
     max_queries: int | None = None
     k: int = 10
     batch_size: int = 32
+    include_teacher: bool = True
 
 
 @dataclass(frozen=True)

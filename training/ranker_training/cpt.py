@@ -93,7 +93,7 @@ def train_cpt(cfg: CPTConfig, out: str | Path, *, progress=None) -> Path:
     path = resolve_path(cfg.model)
     kw = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
     tokenizer = AutoTokenizer.from_pretrained(path, **kw)
-    model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32, **kw)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kw)
     model.config.use_cache = False
     examples = CPTExamples(tokenizer, cfg)
     cache: dict[int, tuple[list[int], list[int]]] = {}

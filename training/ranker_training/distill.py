@@ -133,7 +133,7 @@ def load_student(path: str, *, num_labels: int = 1):
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, torch_dtype=torch.float32)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, dtype=torch.float32)
     # sentence-transformers' CrossEncoder reads this: the score is the raw logit.
     model.config.sbert_ce_default_activation_function = "torch.nn.modules.linear.Identity"
     return model

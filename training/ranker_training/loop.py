@@ -40,10 +40,21 @@ Progress = Callable[..., Any]  # progress(total=, initial=, desc=) -> object wit
 
 
 def make_accelerator(cfg: TrainConfig):
-    """An Accelerator for ``cfg`` (bf16 autocast if asked; gradient accumulation steps)."""
+    """An Accelerator with ``cfg``'s gradient accumulation.
+
+    Mixed precision is not passed here: accelerate's state is process-wide and refuses a second
+    Accelerator with another precision, which the recipe (several stages in one process) would
+    create. ``cfg.bf16`` is applied by :func:`train_loop` as a ``torch.autocast`` region instead;
+    a launcher's own ``--mixed_precision`` (FSDP / DeepSpeed configs) still applies.
+    """
+    import os
+
     from accelerate import Accelerator
 
-    return Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision="bf16" if cfg.bf16 else "no")
+    # accelerate only forms a CPU process group (gloo) when told it runs on CPUs: without this a
+    # `torchrun --nproc_per_node 2` on a machine without CUDA would train 2 independent copies.
+    multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    return Accelerator(gradient_accumulation_steps=cfg.grad_accum, cpu=multi_cpu)
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -170,7 +181,8 @@ def train_loop(
         total = 0.0
         for micro in range(cfg.grad_accum):
             with accelerator.accumulate(model):
-                loss = loss_fn(model, step, micro)
+                with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                    loss = loss_fn(model, step, micro)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)

@@ -96,7 +96,8 @@ def run_recipe(cfg: RecipeConfig, out: str | Path, *, max_queries: int | None = 
     results: dict = {}
     if not run_eval or not cfg.eval.data or not _is_main():
         return results
-    models = {b: b for b in BASELINES} | {"teacher": str(teacher_out)} | {n: str(p) for n, p in students.items()}
+    models = {b: b for b in BASELINES} | ({"teacher": str(teacher_out)} if cfg.eval.include_teacher else {})
+    models |= {n: str(p) for n, p in students.items()}
     (out / "eval").mkdir(exist_ok=True)
     for name, model in models.items():
         path = out / "eval" / f"{name}.json"

@@ -89,7 +89,7 @@ class Teacher(nn.Module):
         path = resolve_path(cfg.model)
         kw: dict[str, Any] = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
         tokenizer = AutoTokenizer.from_pretrained(path, **kw)
-        backbone = AutoModel.from_pretrained(path, torch_dtype=torch.float32,
+        backbone = AutoModel.from_pretrained(path, dtype=torch.float32,
                                              attn_implementation=cfg.attn_implementation, **kw)
         if cfg.lora.enabled:
             from peft import LoraConfig, get_peft_model
@@ -120,7 +120,7 @@ class Teacher(nn.Module):
             raise FileNotFoundError(f"{path} is not a teacher folder: {META} is missing (train one with `ranker train teacher`)")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         tokenizer = AutoTokenizer.from_pretrained(path)
-        backbone = AutoModel.from_pretrained(path, torch_dtype=torch.float32, attn_implementation=attn_implementation)
+        backbone = AutoModel.from_pretrained(path, dtype=torch.float32, attn_implementation=attn_implementation)
         head = nn.Linear(int(meta["hidden_size"]), 1)
         head.load_state_dict(load_file(str(path / "head.safetensors")))
         encoder = PromptEncoder(tokenizer, meta["prompt"], meta["end_token"], int(meta["max_length"]),

@@ -1,0 +1,37 @@
+"""Evaluation: metric means, the WikiQA convention, baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ranker_training.config import DataSource
+from ranker_training.data import Group
+from ranker_training.evaluate import evaluate_groups, evaluate_model
+
+
+def test_metrics_by_hand():
+    g1 = Group("1", "q", ("a", "b", "c"), ({},) * 3, (0, 2, 1))
+    g2 = Group("2", "q", ("a", "b"), ({},) * 2, (0, 0))  # no positive: skipped
+    r = evaluate_groups([g1, g2], [np.array([3.0, 2.0, 1.0]), np.array([1.0, 0.0])], k=2)
+    # ranking a(0) b(2) c(1): dcg@2 = 0 + 3/log2(3); idcg@2 = 3 + 1/log2(3)
+    assert r["ndcg@2"] == pytest.approx((3 / np.log2(3)) / (3 + 1 / np.log2(3)))
+    assert r["mrr"] == pytest.approx(0.5)
+    assert r["map"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert r["pnr"] == pytest.approx(1 / 2)  # (b over a) and (c over a) discordant, (b over c) concordant
+    assert (r["queries"], r["skipped"]) == (1, 1)
+
+
+def test_wikiqa_dev_counts_the_126_answerable_questions(wikiqa):
+    r = evaluate_model("first-stage", [DataSource(str(wikiqa), "dev")])
+    s = r["sources"][0]
+    assert s["queries"] == 126 and s["queries"] + s["skipped"] == 296
+    assert 0.0 < s["map"] <= 1.0 and s["mrr"] >= s["map"] - 1e-9
+
+
+def test_bm25_baseline_on_trec(data_dir):
+    srcs = [DataSource(str(data_dir / "trec-rag24"), "dev"), DataSource(str(data_dir / "wikiqa"), "dev")]
+    r = evaluate_model("bm25", srcs, max_queries=10)
+    assert [s["queries"] for s in r["sources"]][0] == 10
+    assert r["all"]["queries"] == sum(s["queries"] for s in r["sources"])
+    assert all(0 < s["ndcg@10"] <= 1 for s in r["sources"])
