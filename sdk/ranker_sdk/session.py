@@ -44,6 +44,12 @@ class ModelSession:
         outputs = self._sess.get_outputs()
         if len(outputs) < 1:
             raise PackageError("model.onnx has no output")
+        shape = outputs[0].shape
+        if len(shape) > 2 or (len(shape) == 2 and isinstance(shape[1], int) and shape[1] != 1):
+            raise PackageError(
+                f"model.onnx output {outputs[0].name} has shape {shape}; a ranker model must return "
+                "one score per row ([batch] or [batch, 1])"
+            )
         self._output = outputs[0].name
         self._input_names = tuple(config.inputs)
 

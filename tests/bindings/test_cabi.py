@@ -8,7 +8,6 @@ test process's PYTHONPATH, PATH or LD_LIBRARY_PATH.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import glob
 import os
 import shutil
@@ -18,7 +17,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -171,7 +169,7 @@ def test_ignores_the_hosts_python_environment(rank_example, docs_file, tiny_pack
     fake_python.chmod(0o755)
     stub = tmp_path / "stub.c"
     stub.write_text("int not_python;\n")
-    soname = Path(ctypes.util.find_library("python3.11") or "libpython3.11.so.1.0").name
+    soname = sysconfig.get_config_var("INSTSONAME")  # libpython3.X.so.1.0, as libranker.so needs it
     subprocess.run(
         ["gcc", "-shared", "-fPIC", str(stub), f"-Wl,-soname,{soname}", "-o", str(lib_dir / soname)], check=True
     )
@@ -206,7 +204,7 @@ def test_refuses_a_different_libpython(rank_example, docs_file, tiny_package):
 
 @pytest.mark.slow
 def test_refuses_an_environment_that_is_gone(docs_file, tiny_package, tmp_path, compile_c, link_flags):
-    """A library built in a venv that was later removed says so, instead of running another Python."""
+    """A library built in a venv whose packages or whole self are later removed says so and runs nothing."""
     import site
 
     venv = tmp_path / "venv"
@@ -226,6 +224,16 @@ def test_refuses_an_environment_that_is_gone(docs_file, tiny_package, tmp_path, 
     prog = compile_c(ROOT / "examples" / "c" / "rank.c", tmp_path / "rank", lib_dir, *link_flags(lib_dir))
     query, _, path = docs_file
     assert run([prog, tiny_package, query, path]).returncode == 0  # works while the venv exists
+
+    # The environment loses its packages: cffi's own start-up fails (no _cffi_backend), which
+    # cffi alone would report as a 0 (RK_OK) return; the library must say RK_E_INTERNAL.
+    Path(site_packages, "parent_env.pth").unlink()
+    proc = run([prog, tiny_package, query, path])
+    assert proc.returncode == 1
+    assert f"error {RK_E_INTERNAL}: libranker could not start Python: the embedded start-up code raised" in proc.stderr
+    assert "_cffi_backend" in proc.stderr  # cffi's traceback, on stderr
+    assert proc.stdout == ""
+
     shutil.rmtree(venv)
     proc = run([prog, tiny_package, query, path])
     assert proc.returncode == 1

@@ -28,7 +28,8 @@ def _loss(fail_at=None):
         if step == fail_at:
             raise Boom()
         i = torch.arange(8) + 8 * ((step * 2 + micro) % 8)
-        return ((m(x[i]) - y[i]) ** 2).mean()
+        dev = next(m.parameters()).device  # the accelerator's device (CUDA when there is one)
+        return ((m(x[i].to(dev)) - y[i].to(dev)) ** 2).mean()
 
     return fn
 
@@ -43,7 +44,7 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     assert sorted(p.name for p in ckpt.iterdir()) == ["model.safetensors", "optimizer.json", "optimizer.safetensors", "state.json"]
     got, hist, _ = train_loop(_model(), _loss(), cfg, tmp_path / "b")
     assert hist == pytest.approx(ref_hist, rel=1e-5)
-    for a, b in zip(ref.parameters(), got.parameters()):
+    for a, b in zip(ref.parameters(), got.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 

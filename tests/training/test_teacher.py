@@ -103,6 +103,7 @@ def write_separable_clicklog(path, n_queries: int = 8) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["pairwise", "listwise"])
 def test_training_reduces_the_rank_loss(loss, tiny_llama_dir, tmp_path):
     from ranker_training.teacher import train_teacher
