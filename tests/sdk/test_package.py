@@ -136,3 +136,19 @@ def test_not_a_tarball(tmp_path):
 def test_missing_path_and_no_default(tmp_path):
     with pytest.raises(PackageError, match="no such package"):
         Ranker.load(tmp_path / "nope")
+
+
+def test_model_with_two_outputs_per_row_is_refused_at_load(tmp_path, tiny_bert_dir):
+    from transformers import AutoModelForSequenceClassification
+
+    from conftest import export_onnx_bytes, tiny_config
+    from ranker_quantize.package import write_package
+
+    two = tmp_path / "two_labels"
+    AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert_dir, num_labels=2, ignore_mismatched_sizes=True
+    ).save_pretrained(two)
+    files = {"model.onnx": export_onnx_bytes(two), "tokenizer.json": (tiny_bert_dir / "tokenizer.json").read_bytes()}
+    pkg = write_package(tmp_path / "pkg2", files, tiny_config())
+    with pytest.raises(PackageError, match="one score per row"):
+        Ranker.load(pkg)
