@@ -79,7 +79,7 @@ def main() -> None:
             if step > 0:  # step 0 warms up kernels and caches
                 elapsed += time.perf_counter() - t
                 tokens += int(batch["attention_mask"].sum())
-                losses.append(float(loss))
+                losses.append(loss.item())
         results[name] = {"tokens_per_s": tokens / elapsed, "s_per_step": elapsed / args.steps, "tokens": tokens,
                          "loss": losses}
         print(f"{name}: {tokens / elapsed:8.1f} tokens/s  ({elapsed / args.steps:.2f} s/step, {tokens} tokens)")

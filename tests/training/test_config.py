@@ -45,8 +45,9 @@ def test_example_configs_load(name):
     assert cfg == C.from_dict(KINDS[name], C.to_dict(cfg))
 
 
-def test_recipe_config_has_the_students_and_paths_resolve():
-    cfg = C.load_config(C.RecipeConfig, CONFIGS / "recipe.yaml")
+@pytest.mark.parametrize("name", ["recipe.yaml", "recipe-cpu.yaml"])
+def test_recipe_config_has_the_students_and_paths_resolve(name):
+    cfg = C.load_config(C.RecipeConfig, CONFIGS / name)
     assert {"hybrid", "labels_only", "pointwise_only", "margin_only"} <= set(cfg.students)
     assert cfg.students["labels_only"].loss != "hybrid"
     assert cfg.students["pointwise_only"].beta == 0 and cfg.students["margin_only"].alpha == 0
