@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+import json
+
 import logging
 import tempfile
 import time
@@ -121,12 +123,30 @@ def _model_limit(ckpt: Checkpoint) -> int:
     return limit
 
 
+def _trained_settings(ckpt: Checkpoint) -> dict[str, Any]:
+    """The pair-encoding settings the student was trained with (``ranker_student.json``), if any.
+
+    ``ranker train distill`` writes them beside the weights; packaging with the same settings
+    means the runtime feeds the model exactly what it saw in training. Explicit options win.
+    """
+    path = ckpt.path / "ranker_student.json"
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InputError(f"{path} is not valid JSON ({exc})") from exc
+    keys = ("max_length", "query_max_tokens", "doc_max_chars", "title_separator")
+    return {k: raw[k] for k in keys if raw.get(k) is not None}
+
+
 def _package_config(ckpt: Checkpoint, inputs: tuple[str, ...], options: PackageOptions) -> PackageConfig:
     limit = _model_limit(ckpt)
-    max_length = options.max_length or min(DEFAULT_MAX_LENGTH, limit)
+    trained = _trained_settings(ckpt)
+    max_length = options.max_length or trained.get("max_length") or min(DEFAULT_MAX_LENGTH, limit)
     if max_length > limit:
         raise InputError(f"--max-length {max_length} exceeds what the model allows ({limit} tokens)")
-    query_max = options.query_max_tokens or max(1, max_length // 4)
+    query_max = options.query_max_tokens or trained.get("query_max_tokens") or max(1, max_length // 4)
     if max_length < 8 or not 1 <= query_max < max_length - 3:
         raise InputError(
             f"need --max-length >= 8 and 1 <= --query-max-tokens < max-length - 3 (room for the "
@@ -142,9 +162,9 @@ def _package_config(ckpt: Checkpoint, inputs: tuple[str, ...], options: PackageO
             "format_version": FORMAT_VERSION,
             "max_length": max_length,
             "query_max_tokens": query_max,
-            "doc_max_chars": options.doc_max_chars or max_length * 12,
+            "doc_max_chars": options.doc_max_chars or trained.get("doc_max_chars") or max_length * 12,
             "inputs": list(inputs),
-            "title_separator": " | ",
+            "title_separator": trained.get("title_separator", " | "),
             "pad_token_id": int(pad),
         }
     )
