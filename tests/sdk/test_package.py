@@ -141,7 +141,7 @@ def test_missing_path_and_no_default(tmp_path):
 def test_model_with_two_outputs_per_row_is_refused_at_load(tmp_path, tiny_bert_dir):
     from transformers import AutoModelForSequenceClassification
 
-    from conftest import export_onnx_bytes, tiny_config
+    from tests.conftest import export_onnx_bytes, tiny_config
     from ranker_quantize.package import write_package
 
     two = tmp_path / "two_labels"
