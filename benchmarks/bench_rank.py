@@ -2,8 +2,9 @@
 
 Three paths, each in its own subprocess (so peak RSS is its own) and all in one command:
 
-- ``sorted``: the SDK default (pairs sorted by length, batches of 32 padded to their own longest row);
-- ``unsorted``: batches of 32 in input order (each batch padded to its longest row);
+- ``sorted``: the SDK default (pairs sorted by length; a batch holds at most 32 rows and 512
+  padded tokens and is padded to its own longest row);
+- ``unsorted``: the naive path: batches of 32 in input order, each padded to its longest row;
 - ``unbatched``: one pair per model call.
 
 Prints docs/s, p50/p95 latency of the whole 100-candidate call and peak RSS per path, and the
@@ -23,7 +24,8 @@ import time
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trec-rag24"
-PATHS = {"sorted": (32, True), "unsorted": (32, False), "unbatched": (1, True)}
+# path -> (batch_size, max_batch_tokens, sort_by_length)
+PATHS = {"sorted": (32, 512, True), "unsorted": (32, 10**9, False), "unbatched": (1, 10**9, True)}
 
 
 def candidates(n: int = 100) -> tuple[str, list[dict]]:
@@ -40,9 +42,10 @@ def run_one(package: str | None, path: str, threads: int, repeats: int) -> dict:
 
     from ranker_sdk import Ranker
 
-    batch_size, sort = PATHS[path]
+    batch_size, max_tokens, sort = PATHS[path]
     query, docs = candidates()
-    ranker = Ranker.load(package, threads=threads, batch_size=batch_size, sort_by_length=sort)
+    ranker = Ranker.load(package, threads=threads, batch_size=batch_size, max_batch_tokens=max_tokens,
+                         sort_by_length=sort)
     ranker.score(query, docs)  # warm-up
     times = []
     for _ in range(repeats):
