@@ -37,7 +37,7 @@ def main() -> None:
     print(f"query {group.qid}: {group.query!r}  ({len(hits)} candidates)\n")
     print(f"{'rank':>4} {'score':>8} {'grade':>5} {'was':>4}  snippet")
     for rank, h in enumerate(hits, 1):
-        text = " ".join((h.doc["title"] + " | " if h.doc["title"] else "") .split() + h.doc["text"].split())
+        text = " ".join(f"{h.doc['title']} | {h.doc['text']}".split()) if h.doc["title"] else " ".join(h.doc["text"].split())
         print(f"{rank:>4} {h.score:>8.3f} {labels[h.index]:>5} {h.index + 1:>4}  {text[:90]}")
     scores = [0.0] * len(hits)
     for h in hits:

@@ -68,3 +68,16 @@ def test_quickstart_runs(tiny_package):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 4 and lines[-1].startswith("scores in input order:")
+
+
+def test_rank_trec_example_runs(tiny_package, data_dir):
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "rank_trec.py"), "--package", str(tiny_package),
+         "--data", str(data_dir / "trec-rag24")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("query 2024-") and "(20 candidates)" in lines[0]
+    assert sum(1 for ln in lines if ln[:4].strip().isdigit()) == 20
+    assert lines[-1].startswith("nDCG@10 first-stage order")
