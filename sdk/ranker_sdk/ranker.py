@@ -75,7 +75,8 @@ class Ranker:
             path: a package directory or ``.tar.gz``; None loads the default package bundled
                 with ranker-sdk.
             threads: onnxruntime intra-op threads; None uses one per core. Search backends that
-                run many requests in parallel usually want 1.
+                run many requests in parallel usually want 1, which also makes tokenization run
+                on the calling thread alone.
             batch_size: at most this many pairs per model call. Pairs are sorted by length and
                 each batch is padded only to its own longest row; scores do not depend on the
                 batching beyond float rounding.
@@ -108,7 +109,7 @@ class Ranker:
         pkg = read_package(path)
         self = object.__new__(cls)
         self._config = pkg.config
-        self._encoder = PairEncoder(pkg.files["tokenizer.json"], pkg.config)
+        self._encoder = PairEncoder(pkg.files["tokenizer.json"], pkg.config, parallel=threads != 1)
         self._session = ModelSession(pkg.files["model.onnx"], pkg.config, threads=threads)
         self._batch_size = batch_size
         self._max_batch_tokens = max_batch_tokens

@@ -103,8 +103,11 @@ class PairEncoder:
     the tokenizer, so one encoder can be shared by many threads.
     """
 
-    def __init__(self, tokenizer_json: bytes, config: PackageConfig) -> None:
+    def __init__(self, tokenizer_json: bytes, config: PackageConfig, *, parallel: bool = True) -> None:
         self.config = config
+        # encode_batch fans out over a thread pool of its own (one thread per core); a host that
+        # asked for one thread gets the pairs encoded one by one on the calling thread instead.
+        self._parallel = parallel
         try:
             tok = Tokenizer.from_str(tokenizer_json.decode("utf-8"))
         except Exception as exc:  # tokenizers raises bare Exception for parse errors
@@ -135,5 +138,8 @@ class PairEncoder:
         cut = self.config.doc_max_chars
         pairs = [(q, clean_text(t[:cut])) for t in texts]
         with wrap_backend_errors("tokenizing the documents"):
-            encs = self._tok.encode_batch(pairs)
+            if self._parallel:
+                encs = self._tok.encode_batch(pairs)
+            else:
+                encs = [self._tok.encode(q, t) for q, t in pairs]
         return EncodedPairs([e.ids for e in encs], [e.type_ids for e in encs])

@@ -179,3 +179,11 @@ def test_bad_load_arguments(tiny_package):
     for kw in ({"threads": 0}, {"threads": "2"}, {"batch_size": 0}, {"max_batch_tokens": 0}):
         with pytest.raises(InputError):
             Ranker.load(tiny_package, **kw)
+
+
+def test_single_threaded_tokenization_gives_the_same_scores(tiny_package, trec_query_docs):
+    q, docs = trec_query_docs
+    one = Ranker.load(tiny_package, threads=1)
+    many = Ranker.load(tiny_package, threads=2)
+    assert not one._encoder._parallel and many._encoder._parallel
+    np.testing.assert_allclose(one.score(q, docs), many.score(q, docs), atol=1e-5)
