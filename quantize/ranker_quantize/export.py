@@ -100,7 +100,7 @@ def load_checkpoint(model_dir: str | Path) -> Checkpoint:
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
             path, attn_implementation="eager", output_loading_info=True, local_files_only=True,
-            dtype=torch.float32,
+            use_safetensors=True, dtype=torch.float32,  # never unpickle a pytorch_model.bin
         )
     except (OSError, ValueError, KeyError) as exc:
         raise ExportError(f"--model {path}: transformers cannot load it as a sequence classifier: {exc}") from exc

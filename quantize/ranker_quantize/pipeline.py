@@ -143,10 +143,12 @@ def _trained_settings(ckpt: Checkpoint) -> dict[str, Any]:
 def _package_config(ckpt: Checkpoint, inputs: tuple[str, ...], options: PackageOptions) -> PackageConfig:
     limit = _model_limit(ckpt)
     trained = _trained_settings(ckpt)
-    max_length = options.max_length or trained.get("max_length") or min(DEFAULT_MAX_LENGTH, limit)
+    max_length = next((v for v in (options.max_length, trained.get("max_length")) if v is not None),
+                      min(DEFAULT_MAX_LENGTH, limit))
     if max_length > limit:
         raise InputError(f"--max-length {max_length} exceeds what the model allows ({limit} tokens)")
-    query_max = options.query_max_tokens or trained.get("query_max_tokens") or max(1, max_length // 4)
+    query_max = next((v for v in (options.query_max_tokens, trained.get("query_max_tokens")) if v is not None),
+                     max(1, max_length // 4))
     if max_length < 8 or not 1 <= query_max < max_length - 3:
         raise InputError(
             f"need --max-length >= 8 and 1 <= --query-max-tokens < max-length - 3 (room for the "

@@ -12,7 +12,7 @@ from pathlib import Path
 
 __all__ = ["checkpoint_sha256", "code_commit", "tool_versions"]
 
-_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+_WEIGHT_SUFFIXES = (".safetensors",)  # pickled .bin weights are refused at load
 _TOOLS = ("ranker-sdk", "torch", "transformers", "optimum-onnx", "onnx", "onnxruntime", "tokenizers")
 
 

@@ -52,6 +52,10 @@ class ModelSession:
             )
         self._output = outputs[0].name
         self._input_names = tuple(config.inputs)
+        # Fail at load, not at the first query: a symbolic output shape can hide a model that
+        # returns several values per row, so run one tiny batch now and check what comes back.
+        probe = np.zeros((2, 4), dtype=np.int64)
+        self.run({"input_ids": probe, "attention_mask": np.ones_like(probe), "token_type_ids": probe})
 
     def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         """Scores of one padded batch as float32 ``[batch]``."""

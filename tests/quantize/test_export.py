@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import onnx
 import pytest
 from ranker_sdk.errors import InputError
@@ -49,3 +51,16 @@ def test_rejects_a_bare_encoder(tiny_bert_dir, tmp_path):
 def test_rejects_a_missing_checkpoint(tmp_path):
     with pytest.raises(InputError, match="no config.json"):
         load_checkpoint(tmp_path / "nothing")
+
+
+def test_pickled_checkpoint_is_refused(tiny_bert_dir, tmp_path):
+    """No pickle anywhere: a checkpoint whose weights are only a pytorch_model.bin is not loaded."""
+    from transformers import AutoModelForSequenceClassification
+
+    ckpt = tmp_path / "bin_ckpt"
+    AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir).save_pretrained(ckpt, safe_serialization=False)
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(tiny_bert_dir / f, ckpt / f)
+    assert (ckpt / "pytorch_model.bin").is_file() and not (ckpt / "model.safetensors").exists()
+    with pytest.raises(ExportError):
+        load_checkpoint(ckpt)

@@ -11,6 +11,12 @@ import pytest
 from ranker_sdk import Hit, InputError, Ranker
 
 
+def varied_lengths(docs: list[str]) -> list[str]:
+    """The passages cut to many different lengths, so padded batches mix short and long rows."""
+    cuts = (12, 40, 90, 160, 250, 400, 640)
+    return [d[: cuts[i % len(cuts)]] for i, d in enumerate(docs)]
+
+
 def test_score_shape_dtype_and_rank_order(tiny_ranker, trec_query_docs):
     q, docs = trec_query_docs
     s = tiny_ranker.score(q, docs)
@@ -29,6 +35,8 @@ def test_score_shape_dtype_and_rank_order(tiny_ranker, trec_query_docs):
 )
 def test_scores_do_not_depend_on_batching(tiny_package, tiny_ranker, trec_query_docs, batch_size, max_tokens, sort):
     q, docs = trec_query_docs
+    docs = varied_lengths(docs)
+    assert len({len(r) for r in tiny_ranker._encoder.encode(q, docs).ids}) >= 5  # batches really get padded
     ref = tiny_ranker.score(q, docs)
     other = Ranker.load(tiny_package, threads=1, batch_size=batch_size, max_batch_tokens=max_tokens, sort_by_length=sort)
     np.testing.assert_allclose(other.score(q, docs), ref, atol=1e-5, rtol=1e-5)
@@ -50,6 +58,7 @@ def test_batches_respect_both_caps(tiny_package):
 
 def test_score_of_a_doc_does_not_depend_on_its_neighbours(tiny_ranker, trec_query_docs):
     q, docs = trec_query_docs
+    docs = varied_lengths(docs)
     full = tiny_ranker.score(q, docs)
     alone = np.array([tiny_ranker.score(q, [d])[0] for d in docs[:5]])
     np.testing.assert_allclose(alone, full[:5], atol=1e-5)

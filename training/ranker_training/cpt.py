@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from .config import ConfigError, CPTConfig, resolve_path, save_config
+from .config import ConfigError, CPTConfig, hf_load_kwargs, local_model_dir, save_config
 from .prompt import PromptEncoder
 
 __all__ = ["CPTExamples", "train_cpt", "IGNORE"]
@@ -90,10 +90,9 @@ def train_cpt(cfg: CPTConfig, out: str | Path, *, progress=None) -> Path:
     accelerator = make_accelerator(cfg.train)
     pairs = clicked_pairs(load_sources(cfg.data, max_queries=cfg.max_queries))
     log.info("cpt: %d clicked (query, result) pairs", len(pairs))
-    path = resolve_path(cfg.model)
-    kw = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(path, **kw)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kw)
+    path = local_model_dir(cfg.model, "cpt model")
+    tokenizer = AutoTokenizer.from_pretrained(path, **hf_load_kwargs(cfg.gguf_file, weights=False))
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **hf_load_kwargs(cfg.gguf_file))
     model.config.use_cache = False
     examples = CPTExamples(tokenizer, cfg)
     cache: dict[int, tuple[list[int], list[int]]] = {}

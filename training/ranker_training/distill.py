@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import ConfigError, DistillConfig, resolve_path, save_config
+from .config import ConfigError, DistillConfig, hf_load_kwargs, local_model_dir, resolve_path, save_config
 
 __all__ = ["StudentEncoder", "scale_teacher_scores", "train_distill", "load_student", "STUDENT_META"]
 
@@ -65,7 +65,7 @@ class StudentEncoder:
         else:  # a slow-tokenizer checkpoint: convert once, the runtime needs tokenizer.json anyway
             from transformers import AutoTokenizer
 
-            raw = AutoTokenizer.from_pretrained(model_dir, use_fast=True).backend_tokenizer.to_str().encode("utf-8")
+            raw = AutoTokenizer.from_pretrained(model_dir, use_fast=True, **hf_load_kwargs(weights=False)).backend_tokenizer.to_str().encode("utf-8")
         from tokenizers import Tokenizer
 
         tok = Tokenizer.from_str(raw.decode("utf-8"))
@@ -133,7 +133,9 @@ def load_student(path: str, *, num_labels: int = 1):
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, dtype=torch.float32)
+    path = local_model_dir(path, "student")
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, dtype=torch.float32,
+                                                               **hf_load_kwargs())
     # sentence-transformers' CrossEncoder reads this: the score is the raw logit.
     model.config.sbert_ce_default_activation_function = "torch.nn.modules.linear.Identity"
     return model
@@ -208,7 +210,7 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
                                              progress=progress, desc=f"distill[{cfg.loss}]")
     if accelerator.is_main_process:
         model.save_pretrained(out, safe_serialization=True)
-        AutoTokenizer.from_pretrained(student_path).save_pretrained(out)
+        AutoTokenizer.from_pretrained(student_path, **hf_load_kwargs(weights=False)).save_pretrained(out)
         (out / "tokenizer.json").write_bytes(encoder.tokenizer_json)  # the exact file the runtime will read
         meta = {k: v for k, v in encoder.config.to_dict().items()
                 if k in ("max_length", "query_max_tokens", "doc_max_chars", "title_separator", "pad_token_id")}

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import ConfigError, TeacherConfig, resolve_path, save_config
+from .config import ConfigError, TeacherConfig, hf_load_kwargs, local_model_dir, save_config
 from .prompt import PromptEncoder
 
 __all__ = ["Teacher", "collate", "train_teacher"]
@@ -86,11 +86,10 @@ class Teacher(nn.Module):
 
         if not cfg.model:
             raise ConfigError("teacher: set model (a local HF checkpoint dir, or pkg:NAME with gguf_file)")
-        path = resolve_path(cfg.model)
-        kw: dict[str, Any] = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
-        tokenizer = AutoTokenizer.from_pretrained(path, **kw)
+        path = local_model_dir(cfg.model, "teacher model")
+        tokenizer = AutoTokenizer.from_pretrained(path, **hf_load_kwargs(cfg.gguf_file, weights=False))
         backbone = AutoModel.from_pretrained(path, dtype=torch.float32,
-                                             attn_implementation=cfg.attn_implementation, **kw)
+                                             attn_implementation=cfg.attn_implementation, **hf_load_kwargs(cfg.gguf_file))
         if cfg.lora.enabled:
             from peft import LoraConfig, get_peft_model
 
@@ -119,8 +118,9 @@ class Teacher(nn.Module):
         if not meta_path.is_file():
             raise FileNotFoundError(f"{path} is not a teacher folder: {META} is missing (train one with `ranker train teacher`)")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        backbone = AutoModel.from_pretrained(path, dtype=torch.float32, attn_implementation=attn_implementation)
+        tokenizer = AutoTokenizer.from_pretrained(path, **hf_load_kwargs(weights=False))
+        backbone = AutoModel.from_pretrained(path, dtype=torch.float32, attn_implementation=attn_implementation,
+                                             **hf_load_kwargs())
         head = nn.Linear(int(meta["hidden_size"]), 1)
         head.load_state_dict(load_file(str(path / "head.safetensors")))
         encoder = PromptEncoder(tokenizer, meta["prompt"], meta["end_token"], int(meta["max_length"]),
