@@ -1,6 +1,6 @@
 """Turn recipe evaluation files into the results table (markdown + JSON).
 
-    python benchmarks/results_table.py runs/cpu/eval.json [--extra teacher=runs/teacher_eval.json ...]
+    python benchmarks/results_table.py [runs/cpu/eval.json] [--extra teacher=runs/teacher_eval.json ...]
         [--out benchmarks/results/recipe_cpu]
 
 Each input is the JSON that `ranker train recipe` writes (``eval.json``: name -> result) or that
@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-ORDER = ["first-stage", "bm25", "teacher", "labels_only", "pointwise_only", "margin_only", "hybrid"]
+ORDER = ["first-stage", "bm25", "teacher", "labels_only", "pointwise_only", "margin_only", "hybrid", "hybrid_int8"]
 
 
 def _source(result: dict, name: str) -> dict:
@@ -23,11 +23,11 @@ def _source(result: dict, name: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("eval_json")
+    ap.add_argument("eval_json", nargs="?", default=None, help="a recipe's eval.json (optional)")
     ap.add_argument("--extra", action="append", default=[], help="NAME=PATH of a `ranker eval --json` output")
     ap.add_argument("--out", default=None, help="write OUT.md and OUT.json")
     args = ap.parse_args()
-    results = json.loads(Path(args.eval_json).read_text())
+    results = json.loads(Path(args.eval_json).read_text()) if args.eval_json else {}
     for item in args.extra:
         name, _, path = item.partition("=")
         results[name] = json.loads(Path(path).read_text())
