@@ -48,6 +48,27 @@ def main() -> None:
     if args.out:
         Path(args.out + ".md").write_text(table + "\n")
         Path(args.out + ".json").write_text(json.dumps(rows, indent=2) + "\n")
+        plot(rows, args.out + ".png")
+
+
+def plot(rows: list[dict], path: str) -> None:
+    """Two bar groups per model: trec-rag24 nDCG@10 and wikiqa MAP."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for off, key, label in ((-0.2, "trec_ndcg10", "trec-rag24 dev nDCG@10"), (0.2, "wikiqa_map", "wikiqa dev MAP")):
+        ax.bar(x + off, [r[key] or 0 for r in rows], width=0.4, label=label)
+    ax.set_xticks(x, [r["model"] for r in rows], rotation=25, ha="right")
+    ax.set_ylim(0.4, 0.9)
+    ax.legend(loc="upper right")
+    ax.set_title("Dev-split quality by model")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
