@@ -18,11 +18,19 @@ from pathlib import Path
 
 from ranker_sdk.package import FORMAT_VERSION, MANIFEST, REQUIRED_FILES, PackageConfig, sha256_hex
 
-__all__ = ["write_package", "tar_package"]
+__all__ = ["write_package", "tar_package", "manifest_bytes"]
 
 
 def _json_bytes(obj: object) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def manifest_bytes(files: Mapping[str, bytes]) -> bytes:
+    """``manifest.json`` sealing ``files`` (name -> bytes): the sha256 and size of each."""
+    return _json_bytes({
+        "format_version": FORMAT_VERSION,
+        "files": {n: {"sha256": sha256_hex(b), "size": len(b)} for n, b in sorted(files.items())},
+    })
 
 
 def write_package(out_dir: str | os.PathLike[str], files: Mapping[str, bytes], config: PackageConfig) -> Path:
@@ -40,11 +48,7 @@ def write_package(out_dir: str | os.PathLike[str], files: Mapping[str, bytes], c
     for name in REQUIRED_FILES:
         if name not in all_files:
             raise ValueError(f"a package needs {name}")
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "files": {n: {"sha256": sha256_hex(b), "size": len(b)} for n, b in sorted(all_files.items())},
-    }
-    all_files[MANIFEST] = _json_bytes(manifest)
+    all_files[MANIFEST] = manifest_bytes(all_files)
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)

@@ -10,7 +10,8 @@ import tarfile
 import pytest
 
 from ranker_sdk import PackageError, Ranker
-from ranker_sdk.package import read_package, sha256_hex
+from ranker_quantize.package import manifest_bytes
+from ranker_sdk.package import read_package
 
 
 @pytest.fixture
@@ -23,8 +24,7 @@ def pkg_copy(tiny_package, tmp_path):
 def _reseal(pkg):
     """Rewrite manifest.json for the files now in pkg (to test checks behind the manifest)."""
     files = {p.name: p.read_bytes() for p in pkg.iterdir() if p.name != "manifest.json"}
-    man = {"format_version": 1, "files": {n: {"sha256": sha256_hex(b), "size": len(b)} for n, b in files.items()}}
-    (pkg / "manifest.json").write_text(json.dumps(man))
+    (pkg / "manifest.json").write_bytes(manifest_bytes(files))
 
 
 def test_valid_package_loads(tiny_package):
