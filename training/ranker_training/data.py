@@ -76,6 +76,9 @@ def load_clicklog(path: str | Path, *, max_queries: int | None = None) -> list[G
 def load_sources(sources: Sequence[DataSource], *, max_queries: int | None = None) -> list[Group]:
     """All groups of several sources, concatenated (``max_queries`` applies to each source).
 
+    A source with ``with_positive`` keeps only the queries that have a candidate with label > 0
+    (``max_queries`` then counts those).
+
     With more than one source, qids are prefixed with the source's folder/file name
     (``wikiqa/TQ12``) so that ids from different collections cannot collide; the labeller and
     the distiller read the same sources, so their qids agree.
@@ -85,12 +88,15 @@ def load_sources(sources: Sequence[DataSource], *, max_queries: int | None = Non
     out: list[Group] = []
     for src in sources:
         p = Path(src.path)
+        cap = None if src.with_positive else max_queries  # filter first, then take max_queries
         if p.is_file() and p.suffix == ".jsonl":
-            groups = load_clicklog(p, max_queries=max_queries)
+            groups = load_clicklog(p, max_queries=cap)
         elif p.is_dir():
-            groups = load_groups(p, src.split, max_queries=max_queries)
+            groups = load_groups(p, src.split, max_queries=cap)
         else:
             raise ConfigError(f"data source {src.path!r} is neither a BEIR folder nor a click-log .jsonl file")
+        if src.with_positive:
+            groups = [g for g in groups if any(y is not None and y > 0 for y in g.labels)][:max_queries]
         if len(sources) > 1:
             name = p.stem if p.is_file() else p.name
             groups = [Group(f"{name}/{g.qid}", g.query, g.doc_ids, g.docs, g.labels) for g in groups]

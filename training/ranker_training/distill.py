@@ -6,6 +6,11 @@ The student is ``AutoModelForSequenceClassification`` with one output and identi
 Loss (``loss="hybrid"``), per batch of groups, on teacher scores ``t`` scaled to ``t'``:
 
     L = alpha * mean_i (s_i - t'_i)^2  +  beta * mean_{i<j in a group} ((s_i - s_j) - (t'_i - t'_j))^2
+        [ + label_weight * mean_{y_i > y_j} log(1 + exp(-(s_i - s_j))) ]
+
+The bracketed term (off by default, so ``loss="hybrid"`` is DisRanker's loss as published) also
+trains on the labels where the candidates have them: with a weak teacher it keeps the student
+anchored to the judgements while the teacher adds its view of every candidate.
 
 Scaling of the teacher scores (``teacher_scale``), applied once before training, to both terms:
 
@@ -148,7 +153,7 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
 
     from .data import load_sources, sample_group, sample_scored, schedule, step_rng, trainable
     from .label import read_scores
-    from .losses import RANK_LOSSES, hybrid_distill, rank_loss
+    from .losses import RANK_LOSSES, hybrid_distill, pairwise_logistic, rank_loss
     from .loop import finish, make_accelerator, train_loop
 
     if cfg.loss not in ("hybrid",) + RANK_LOSSES:
@@ -193,17 +198,25 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
         width = max(len(c) for _, c in chosen)
         mask = torch.zeros(len(chosen), width, dtype=torch.bool)
         target = torch.zeros(len(chosen), width)
+        labels = torch.zeros(len(chosen), width)
+        judged_mask = torch.zeros(len(chosen), width, dtype=torch.bool)
         pairs = []
         for b, (g, cands) in enumerate(chosen):
             for j, c in enumerate(cands):
                 pairs.append((g.query, g.docs[c]))
                 mask[b, j] = True
                 target[b, j] = targets[(g.qid, g.doc_ids[c])] if cfg.loss == "hybrid" else float(g.labels[c])
+                if g.labels[c] is not None:
+                    labels[b, j] = float(g.labels[c])
+                    judged_mask[b, j] = True
         dev = accelerator.device
         flat = m(**model_inputs(accelerator.unwrap_model(m), encoder.batch_pairs(pairs), dev)).logits.squeeze(-1).float()
         scores = torch.zeros(mask.shape, device=dev).masked_scatter(mask.to(dev), flat)
         if cfg.loss == "hybrid":
-            return hybrid_distill(scores, target.to(dev), mask.to(dev), cfg.alpha, cfg.beta)
+            loss = hybrid_distill(scores, target.to(dev), mask.to(dev), cfg.alpha, cfg.beta)
+            if cfg.label_weight:
+                loss = loss + cfg.label_weight * pairwise_logistic(scores, labels.to(dev), judged_mask.to(dev))
+            return loss
         return rank_loss(cfg.loss, scores, target.to(dev), mask.to(dev))
 
     model, history, accelerator = train_loop(model, loss_fn, cfg.train, out, accelerator=accelerator,
@@ -214,7 +227,7 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
         (out / "tokenizer.json").write_bytes(encoder.tokenizer_json)  # the exact file the runtime will read
         meta = {k: v for k, v in encoder.config.to_dict().items()
                 if k in ("max_length", "query_max_tokens", "doc_max_chars", "title_separator", "pad_token_id")}
-        meta.update(base_model=cfg.student, loss=cfg.loss, alpha=cfg.alpha, beta=cfg.beta,
+        meta.update(base_model=cfg.student, loss=cfg.loss, alpha=cfg.alpha, beta=cfg.beta, label_weight=cfg.label_weight,
                     teacher_scores=cfg.teacher_scores, teacher_scale=stats)
         (out / STUDENT_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         save_config(cfg, out / "train_config.json")
