@@ -56,6 +56,8 @@ def register(subparsers: Any) -> None:
     r = p.add_argument_group("provenance")
     r.add_argument("--base-model", default=None, help="base model name to record (default: the checkpoint folder's name)")
     r.add_argument("--training-data", default=None, help="training data to record (free text)")
+    r.add_argument("--model-card", default=None, metavar="FILE.md",
+                   help="a Markdown model card to ship in the package as MODEL_CARD.md")
     p.add_argument("--tar", action="store_true", help="also write PKG.tar.gz")
     p.add_argument("-v", "--verbose", action="store_true", help="log each step's details to stderr")
     p.set_defaults(func=_cmd_package)
@@ -128,6 +130,7 @@ def _cmd_package(args: argparse.Namespace) -> int:
         base_model=args.base_model,
         training_data=args.training_data,
         tar=args.tar,
+        model_card=args.model_card,
     )
     bars = _Bars()
     try:

@@ -80,6 +80,8 @@ class PackageOptions:
         base_model: recorded in provenance; None: the checkpoint directory's name.
         training_data: recorded in provenance (free text, e.g. "trec-rag24 train, teacher X").
         tar: also write ``<out>.tar.gz`` beside the package directory.
+        model_card: a Markdown model card (path) shipped in the package as ``MODEL_CARD.md``
+            (listed in the manifest like every other file).
     """
 
     precision: str = "int8"
@@ -93,6 +95,7 @@ class PackageOptions:
     base_model: str | None = None
     training_data: str | None = None
     tar: bool = False
+    model_card: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,12 +126,8 @@ def _model_limit(ckpt: Checkpoint) -> int:
     return limit
 
 
-def _trained_settings(ckpt: Checkpoint) -> dict[str, Any]:
-    """The pair-encoding settings the student was trained with (``ranker_student.json``), if any.
-
-    ``ranker train distill`` writes them beside the weights; packaging with the same settings
-    means the runtime feeds the model exactly what it saw in training. Explicit options win.
-    """
+def _student_meta(ckpt: Checkpoint) -> dict[str, Any]:
+    """``ranker_student.json`` (written by ``ranker train distill`` beside the weights), or {}."""
     path = ckpt.path / "ranker_student.json"
     if not path.is_file():
         return {}
@@ -136,8 +135,26 @@ def _trained_settings(ckpt: Checkpoint) -> dict[str, Any]:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise InputError(f"{path} is not valid JSON ({exc})") from exc
+    return raw if isinstance(raw, dict) else {}
+
+
+def _trained_settings(ckpt: Checkpoint) -> dict[str, Any]:
+    """The pair-encoding settings the student was trained with, if any.
+
+    Packaging with the same settings means the runtime feeds the model exactly what it saw in
+    training. Explicit options win.
+    """
+    raw = _student_meta(ckpt)
     keys = ("max_length", "query_max_tokens", "doc_max_chars", "title_separator")
     return {k: raw[k] for k in keys if raw.get(k) is not None}
+
+
+def _distillation(ckpt: Checkpoint) -> dict[str, Any] | None:
+    """How the student was trained (loss and weights; no local paths), if it says."""
+    raw = _student_meta(ckpt)
+    keys = ("base_model", "loss", "alpha", "beta", "label_weight")
+    out = {k: raw[k] for k in keys if raw.get(k) is not None}
+    return out or None
 
 
 def _package_config(ckpt: Checkpoint, inputs: tuple[str, ...], options: PackageOptions) -> PackageConfig:
@@ -180,9 +197,26 @@ def _provenance(ckpt: Checkpoint, options: PackageOptions) -> dict[str, Any]:
         "model_type": cfg.model_type,
         "checkpoint_sha256": checkpoint_sha256(ckpt.path),
         "training_data": options.training_data,
+        "distillation": _distillation(ckpt),
         "code_commit": code_commit(),
         "tools": tool_versions(),
     }
+
+
+MODEL_CARD = "MODEL_CARD.md"
+
+
+def _read_card(path: str) -> bytes:
+    """The model card's bytes: an existing UTF-8 text file (checked before any work is done)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--model-card {path}: no such file")
+    data = p.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"--model-card {path}: not UTF-8 text ({exc})") from exc
+    return data
 
 
 def _check_out(out: Path, tar: bool) -> None:
@@ -210,6 +244,8 @@ def build_package(
         raise InputError(f"precision must be 'int8' or 'fp32', got {options.precision!r}")
     out = Path(out_dir)
     _check_out(out, options.tar)
+    if options.model_card:
+        _read_card(options.model_card)  # fail before minutes of export and verification
     tick = progress or (lambda stage, done, total: None)
     timings: dict[str, float] = {}
 
@@ -259,7 +295,10 @@ def build_package(
     t0 = time.perf_counter()
     tick("package", 0, 1)
     config = replace(config, fidelity=fidelity)
-    path = write_package(out, {"model.onnx": shipped, "tokenizer.json": ckpt.tokenizer_json}, config)
+    files = {"model.onnx": shipped, "tokenizer.json": ckpt.tokenizer_json}
+    if options.model_card:
+        files[MODEL_CARD] = _read_card(options.model_card)
+    path = write_package(out, files, config)
     tarball = tar_package(path) if options.tar else None
     timings["package"] = time.perf_counter() - t0
     tick("package", 1, 1)

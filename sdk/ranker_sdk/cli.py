@@ -87,6 +87,24 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_info(args: argparse.Namespace) -> int:
+    ranker = Ranker.load(args.package, threads=1)
+    cfg = ranker.config
+    print(f"package {ranker.source}")
+    print(f"    precision {cfg.quantization.get('precision', 'unknown')}, max_length {cfg.max_length}, "
+          f"query_max_tokens {cfg.query_max_tokens}, inputs {list(cfg.inputs)}")
+    prov = cfg.provenance or {}
+    for key in ("base_model", "training_data", "distillation", "code_commit"):
+        if prov.get(key):
+            print(f"    {key} {prov[key]}")
+    if ranker.model_card is None:
+        print("    (no model card in this package)")
+    else:
+        print()
+        print(ranker.model_card.rstrip())
+    return 0
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     ranker = Ranker.load(args.package, threads=1)
     scores = ranker.score(
@@ -96,10 +114,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     import numpy as np
 
     if not np.all(np.isfinite(scores)):
-        print(f"error: {args.package}: smoke query gave non-finite scores {scores.tolist()}", file=sys.stderr)
+        print(f"error: {ranker.source}: smoke query gave non-finite scores {scores.tolist()}", file=sys.stderr)
         return 1
     cfg = ranker.config
-    print(f"ok: {args.package}: manifest verified, model loads, smoke scores {[round(float(s), 4) for s in scores]}")
+    print(f"ok: {ranker.source}: manifest verified, model loads, smoke scores {[round(float(s), 4) for s in scores]}")
     quant = cfg.quantization.get("precision", "unknown")
     print(f"    precision {quant}, max_length {cfg.max_length}, inputs {list(cfg.inputs)}")
     return 0
@@ -133,8 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_rank)
 
     p = sub.add_parser("verify", help="check a package's manifest, load it and score a smoke query")
-    p.add_argument("package", help="package dir or .tar.gz")
+    p.add_argument("package", nargs="?", default=None, help="package dir or .tar.gz (default: the bundled package)")
     p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("info", help="show a package's settings and its model card")
+    p.add_argument("package", nargs="?", default=None, help="package dir or .tar.gz (default: the bundled package)")
+    p.set_defaults(func=_cmd_info)
 
     for module, extra, commands in _PLUGINS:
         try:

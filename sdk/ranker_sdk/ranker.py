@@ -54,7 +54,7 @@ class Ranker:
         0
     """
 
-    __slots__ = ("_config", "_encoder", "_session", "_batch_size", "_max_batch_tokens", "_sort", "_source")
+    __slots__ = ("_config", "_encoder", "_session", "_batch_size", "_max_batch_tokens", "_sort", "_model_card", "_source")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         raise TypeError("use Ranker.load(path) to build a Ranker")
@@ -114,6 +114,8 @@ class Ranker:
         self._batch_size = batch_size
         self._max_batch_tokens = max_batch_tokens
         self._sort = bool(sort_by_length)
+        card = pkg.files.get("MODEL_CARD.md")
+        self._model_card = card.decode("utf-8", errors="replace") if card is not None else None
         self._source = pkg.source
         log.debug("loaded ranker package %s", pkg.source)
         return self
@@ -132,6 +134,11 @@ class Ranker:
     def source(self) -> str:
         """The path the package was loaded from."""
         return self._source
+
+    @property
+    def model_card(self) -> str | None:
+        """The package's ``MODEL_CARD.md`` (data, licences, recipe, metrics, limits), or None."""
+        return self._model_card
 
     def __repr__(self) -> str:
         return f"Ranker(source={self._source!r}, max_length={self._config.max_length})"

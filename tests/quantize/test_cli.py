@@ -12,10 +12,13 @@ from ranker_sdk.cli import main
 
 def test_package_then_verify(tiny_bert_dir, data_dir, tmp_path, capsys):
     out = tmp_path / "pkg"
+    card = tmp_path / "card.md"
+    card.write_text("# Tiny ranker\n\nA test model: ranks nothing well.\n", encoding="utf-8")
     rc = main([
         "package", "--model", str(tiny_bert_dir), "--out", str(out),
         "--calibration", str(data_dir / "trec-rag24"), "--split", "dev", "--calibration-queries", "3",
         "--max-ndcg-drop", "1", "--max-length", "96", "--training-data", "trec-rag24 train", "--tar",
+        "--model-card", str(card),
     ])
     cap = capsys.readouterr()
     assert rc == 0, cap.err
@@ -26,9 +29,20 @@ def test_package_then_verify(tiny_bert_dir, data_dir, tmp_path, capsys):
     assert cfg["max_length"] == 96 and cfg["query_max_tokens"] == 24
     assert cfg["provenance"]["training_data"] == "trec-rag24 train"
 
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "MODEL_CARD.md" in json.dumps(manifest)
+    assert (out / "MODEL_CARD.md").read_bytes() == card.read_bytes()
+
     assert main(["verify", str(out)]) == 0
     assert main(["verify", str(tmp_path / "pkg.tar.gz")]) == 0
     assert "precision int8" in capsys.readouterr().out
+    assert main(["info", str(tmp_path / "pkg.tar.gz")]) == 0
+    info = capsys.readouterr().out
+    assert "# Tiny ranker" in info and "training_data trec-rag24 train" in info
+
+    from ranker_sdk import Ranker
+
+    assert Ranker.load(out).model_card == card.read_text(encoding="utf-8")
 
 
 def test_verify_names_the_corrupt_file(int8_package, tmp_path, capsys):
@@ -62,6 +76,10 @@ def test_errors_are_one_line_and_non_zero(tiny_bert_dir, make_checkpoint, tmp_pa
     two = make_checkpoint("bert", tmp_path / "two", num_labels=2)
     assert main(["package", "--model", str(two), "--out", str(tmp_path / "o")]) == 1
     assert "error: " in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+    assert main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "o"),
+                 "--model-card", str(tmp_path / "no-card.md")]) == 1
+    assert "--model-card" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
     assert main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "o"), "--calibration-queries", "0"]) == 2
     assert "--calibration-queries must be a positive integer" in capsys.readouterr().err

@@ -42,6 +42,16 @@ def test_several_sources_are_concatenated_with_prefixed_qids(data_dir):
         load_sources([DataSource(str(data_dir / "nope"))])
 
 
+def test_with_positive_keeps_only_answered_queries_and_then_caps(data_dir):
+    every = load_sources([DataSource(str(data_dir / "wikiqa"), "dev")])
+    kept = load_sources([DataSource(str(data_dir / "wikiqa"), "dev", with_positive=True)])
+    answered = [g for g in every if any(y is not None and y > 0 for y in g.labels)]
+    assert 0 < len(kept) < len(every)
+    assert [g.qid for g in kept] == [g.qid for g in answered]
+    capped = load_sources([DataSource(str(data_dir / "wikiqa"), "dev", with_positive=True)], max_queries=5)
+    assert [g.qid for g in capped] == [g.qid for g in answered[:5]]
+
+
 def test_sample_group_puts_a_positive_first_and_only_lower_labels_after():
     g = Group("q", "query", tuple("abcdef"), ({},) * 6, (0, 2, None, 1, 0, 3))
     assert trainable(g)

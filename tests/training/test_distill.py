@@ -124,3 +124,44 @@ def test_student_loading_is_local_and_pickle_free(tiny_bert_dir, tmp_path):
     AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir).save_pretrained(ckpt, safe_serialization=False)
     with pytest.raises(OSError):  # only pytorch_model.bin: refused rather than unpickled
         load_student(str(ckpt))
+
+
+def _pair_accuracy(model_dir, groups) -> float:
+    """Share of (positive, negative) pairs of ``groups`` that the checkpoint orders right."""
+    from ranker_training.evaluate import load_scorer
+
+    scorer = load_scorer(str(model_dir))
+    right = total = 0
+    for g in groups:
+        s = scorer(g)
+        for i, yi in enumerate(g.labels):
+            for j, yj in enumerate(g.labels):
+                if yi is not None and yj is not None and yi > yj:
+                    right += int(s[i] > s[j])
+                    total += 1
+    return right / total
+
+
+def test_label_weight_adds_the_labels_rank_loss_to_the_hybrid(tiny_bert_dir, wikiqa, tmp_path):
+    """Against a teacher that inverts the labels: the teacher's margins alone teach the inverted
+    order, the label term alone (alpha = beta = 0) the right one; the weight is recorded."""
+    from ranker_sdk.beir import load_groups
+
+    groups = [g for g in load_groups(wikiqa, "dev", max_queries=12) if any(y for y in g.labels)][:6]
+    with open(tmp_path / "scores.jsonl", "w", encoding="utf-8") as fh:
+        for g in groups:
+            for d, y in zip(g.doc_ids, g.labels):
+                fh.write(json.dumps({"qid": g.qid, "docid": d, "score": -3.0 * (y or 0)}) + "\n")
+    src = (DataSource(str(wikiqa), "dev", with_positive=True),)
+
+    def train(name: str, beta: float, label_weight: float):
+        cfg = DistillConfig(student=str(tiny_bert_dir), teacher_scores=str(tmp_path / "scores.jsonl"), alpha=0.0,
+                            beta=beta, label_weight=label_weight, max_length=64, query_max_tokens=16, data=src,
+                            max_queries=6, group=GroupConfig(size=32),  # every candidate, every step
+                            train=TrainConfig(lr=2e-3, batch_size=3, max_steps=30, warmup_ratio=0.0, log_every=0))
+        return train_distill(cfg, tmp_path / name)
+
+    by_labels, by_teacher = train("labels", 0.0, 1.0), train("teacher", 1.0, 0.0)
+    assert _pair_accuracy(by_labels, groups) > 0.6 > 0.4 > _pair_accuracy(by_teacher, groups)
+    meta = json.loads((by_labels / STUDENT_META).read_text())
+    assert (meta["loss"], meta["label_weight"]) == ("hybrid", 1.0)

@@ -182,8 +182,9 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
     student_path = resolve_path(cfg.student)
     encoder = StudentEncoder(student_path, max_length=cfg.max_length, query_max_tokens=cfg.query_max_tokens,
                              doc_max_chars=cfg.doc_max_chars, title_separator=cfg.title_separator)
-    model = load_student(student_path)
     t = cfg.train
+    torch.manual_seed(t.seed)  # the fresh score head's initial weights: same config, same student
+    model = load_student(student_path)
 
     def loss_fn(m, step, micro):
         rank, world = accelerator.process_index, accelerator.num_processes

@@ -218,6 +218,7 @@ def train_teacher(cfg: TeacherConfig, out: str | Path, *, progress=None) -> Path
     accelerator = make_accelerator(cfg.train)
     groups = [g for g in load_sources(cfg.data, max_queries=cfg.max_queries) if trainable(g)]
     log.info("teacher: %d trainable groups", len(groups))
+    torch.manual_seed(cfg.train.seed)  # the score head's and the adapters' initial weights
     teacher = Teacher.build(cfg)
     cache: dict = {}
 
