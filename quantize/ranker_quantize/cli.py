@@ -53,6 +53,8 @@ def register(subparsers: Any) -> None:
     q = p.add_argument_group("quantization")
     q.add_argument("--per-tensor", action="store_true", help="one scale per weight tensor instead of per channel")
     q.add_argument("--reduce-range", action="store_true", help="7-bit weights, for CPUs without VNNI")
+    q.add_argument("--fp32-embeddings", action="store_true",
+                   help="keep the embedding table fp32 (larger package, closer to fp32 ranking)")
     r = p.add_argument_group("provenance")
     r.add_argument("--base-model", default=None, help="base model name to record (default: the checkpoint folder's name)")
     r.add_argument("--training-data", default=None, help="training data to record (free text)")
@@ -121,7 +123,8 @@ def _cmd_package(args: argparse.Namespace) -> int:
         max_length=args.max_length,
         query_max_tokens=args.query_max_tokens,
         doc_max_chars=args.doc_max_chars,
-        quantize=QuantizeOptions(per_channel=not args.per_tensor, reduce_range=args.reduce_range),
+        quantize=QuantizeOptions(per_channel=not args.per_tensor, reduce_range=args.reduce_range,
+                                 fp32_embeddings=args.fp32_embeddings),
         verify=VerifyOptions(
             calibration=args.calibration, split=args.split, max_queries=args.calibration_queries,
             min_spearman=args.min_spearman, max_ndcg_drop=args.max_ndcg_drop, threads=args.threads,

@@ -284,7 +284,8 @@ def build_package(
         q = options.quantize
         quantization.update(
             method="onnxruntime dynamic quantization (int8 weights, uint8 activations per batch)",
-            per_channel=q.per_channel, reduce_range=q.reduce_range, op_types=list(q.op_types),
+            per_channel=q.per_channel, reduce_range=q.reduce_range, op_types=list(q.quantized_ops()),
+            fp32_embeddings=q.fp32_embeddings,
         )
     config = replace(config, quantization=quantization, provenance=_provenance(ckpt, options))
 
