@@ -22,6 +22,7 @@ rankers is small (:mod:`.verify` measures it). The choices:
   wikiqa dev MAP fell 1.1 points with it and 0.2 without it (fp32 0.769, int8 0.758, int8 with
   fp32 embeddings 0.767; trec-rag24 nDCG@10 within 0.6 points either way). ``fp32_embeddings``
   keeps them fp32 (package 22 -> 56 MiB; the matrix products, where the time goes, stay int8).
+"""
 
 from __future__ import annotations
 

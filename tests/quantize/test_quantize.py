@@ -37,6 +37,17 @@ def test_per_tensor_option(fused):
     assert all(s.size == 1 for s in _scales(q))
 
 
+def test_fp32_embeddings_keep_the_table_and_quantize_the_rest(fused):
+    q = quantize_int8(fused, QuantizeOptions(fp32_embeddings=True))
+    ops = {n.op_type for n in q.graph.node}
+    assert "EmbedLayerNormalization" in ops and "QEmbedLayerNormalization" not in ops
+    assert {"QAttention", "MatMulInteger"} <= ops
+    words = next(n for n in q.graph.node if n.op_type == "EmbedLayerNormalization").input[2]
+    table = next(t for t in q.graph.initializer if t.name == words)
+    assert table.data_type == onnx.TensorProto.FLOAT
+    assert len(q.SerializeToString()) > len(quantize_int8(fused).SerializeToString())
+
+
 def test_deterministic(fused):
     assert quantize_int8(fused).SerializeToString() == quantize_int8(fused).SerializeToString()
 
