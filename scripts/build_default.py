@@ -221,7 +221,7 @@ def main() -> None:
 
     out = Path(args.out)
     if out.exists():
-        if not (out / "manifest.json").is_file():
+        if any(out.iterdir()) and not (out / "manifest.json").is_file():
             sys.exit(f"{out} exists and is not a package; refusing to replace it")
         shutil.rmtree(out)
     files = {k: v for k, v in loaded.files.items() if k in ("model.onnx", "tokenizer.json")}
