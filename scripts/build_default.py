@@ -180,8 +180,9 @@ def main() -> None:
 
     pkg = run / "package"
     ckpt = run / "students" / student
-    if (pkg.exists() and read_package(pkg).config.provenance.get("checkpoint_sha256") == checkpoint_sha256(ckpt)
-            and read_package(pkg).config.quantization.get("fp32_embeddings")):
+    built = read_package(pkg).config if pkg.exists() else None
+    if (built is not None and built.provenance.get("checkpoint_sha256") == checkpoint_sha256(ckpt)
+            and built.quantization.get("fp32_embeddings")):
         print(f"packaged: {pkg} (already built from this checkpoint)", flush=True)
     else:
         if pkg.exists():

