@@ -23,12 +23,14 @@ import json
 import os
 import stat
 import tarfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 from .errors import PackageError
+from .fusion import Fusion
 
 __all__ = [
     "FORMAT_VERSION",
@@ -47,6 +49,9 @@ REQUIRED_FILES = ("model.onnx", "tokenizer.json", CONFIG)
 # A package larger than this is refused before it is read: a cross-encoder for CPU ranking is
 # tens of MB, and reading a runaway file into memory would take the host down.
 MAX_PACKAGE_BYTES = 2 * 1024**3
+# A package has a handful of files and a manifest of a few hundred bytes; more means it is not one.
+MAX_FILES = 64
+MAX_MANIFEST_BYTES = 1024**2
 _ALLOWED_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -92,6 +97,10 @@ class PackageConfig:
         pad_token_id: the id used to pad input_ids (attention_mask is 0 there).
         score: see :class:`ScoreConfig`.
         quantization, provenance, fidelity: free-form records from the packager.
+        fusion: how :meth:`Ranker.score` combines its scores with the caller's first-stage
+            scores (:class:`ranker_sdk.fusion.Fusion`), or None when the package has no fitted
+            rule: then ``first_stage`` is validated and the model's scores come back unchanged.
+            Optional, so packages written before it existed load unchanged (format version 1).
     """
 
     format_version: int
@@ -105,6 +114,7 @@ class PackageConfig:
     quantization: Mapping[str, Any] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
     fidelity: Mapping[str, Any] = field(default_factory=dict)
+    fusion: Fusion | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "PackageConfig":
@@ -130,6 +140,7 @@ class PackageConfig:
                 quantization=dict(d.get("quantization", {})),
                 provenance=dict(d.get("provenance", {})),
                 fidelity=dict(d.get("fidelity", {})),
+                fusion=Fusion.from_dict(d["fusion"]) if d.get("fusion") is not None else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PackageError(f"ranker.json is missing or has a malformed field: {exc!r}") from exc
@@ -163,6 +174,8 @@ class PackageConfig:
             "quantization": dict(self.quantization),
             "provenance": dict(self.provenance),
             "fidelity": dict(self.fidelity),
+            # Written only when fitted, so a package without fusion is byte-identical to before.
+            **({"fusion": self.fusion.to_dict()} if self.fusion is not None else {}),
         }
 
 
@@ -182,9 +195,13 @@ def _check_member_name(name: str, source: str) -> str:
     return str(p)
 
 
-def _read_directory(root: Path) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
-    total = 0
+def _manifest_error(source: str, what: str) -> PackageError:
+    return PackageError(f"{source}: {MANIFEST} {what}; re-create the package")
+
+
+def _list_directory(root: Path) -> dict[str, int]:
+    """``name -> size`` of every file under ``root``, from ``lstat`` alone (nothing is opened)."""
+    sizes: dict[str, int] = {}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         for d in dirnames:
             if os.path.islink(os.path.join(dirpath, d)):
@@ -195,104 +212,158 @@ def _read_directory(root: Path) -> dict[str, bytes]:
             st = os.lstat(full)
             if not stat.S_ISREG(st.st_mode):
                 raise PackageError(f"{root}: refusing {rel!r}: not a regular file (symlink or device)")
-            total += st.st_size
-            if total > MAX_PACKAGE_BYTES:
-                raise PackageError(f"{root}: package is larger than {MAX_PACKAGE_BYTES} bytes")
-            with open(full, "rb") as fh:
-                files[_check_member_name(rel, str(root))] = fh.read()
-    return files
+            sizes[_check_member_name(rel, str(root))] = st.st_size
+            if len(sizes) > MAX_FILES:
+                raise PackageError(f"{root}: more than {MAX_FILES} files; this is not a ranker package")
+    return sizes
 
 
-def _read_tarball(path: Path) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
-    total = 0
-    try:
-        with tarfile.open(path, mode="r:gz") as tar:
-            for member in tar:
-                if member.isdir():
-                    continue
-                name = _check_member_name(member.name, str(path))
-                if not member.isreg():
-                    raise PackageError(f"{path}: refusing {name!r}: not a regular file (link or device)")
-                total += member.size
-                if total > MAX_PACKAGE_BYTES:
-                    raise PackageError(f"{path}: package is larger than {MAX_PACKAGE_BYTES} bytes")
-                fh = tar.extractfile(member)
-                if fh is None:
-                    raise PackageError(f"{path}: cannot read {name!r} from the archive")
-                files[name] = fh.read()
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise PackageError(f"{path}: not a readable .tar.gz package ({exc}); re-create it") from exc
+def _list_tarball(tar: tarfile.TarFile, source: str) -> dict[str, tarfile.TarInfo]:
+    """``name -> member`` from the archive's headers (the members' bytes are skipped, not kept)."""
+    members: dict[str, tarfile.TarInfo] = {}
+    for member in tar:
+        if member.isdir():
+            continue
+        name = _check_member_name(member.name, source)
+        if not member.isreg():
+            raise PackageError(f"{source}: refusing {name!r}: not a regular file (link or device)")
+        if name in members:
+            raise PackageError(f"{source}: {name!r} appears twice in the archive; refusing the package")
+        members[name] = member
+        if len(members) > MAX_FILES:
+            raise PackageError(f"{source}: more than {MAX_FILES} files; this is not a ranker package")
     # A tarball of the package directory has one top-level folder; strip it.
-    tops = {name.split("/", 1)[0] for name in files}
-    if MANIFEST not in files and len(tops) == 1 and all("/" in n for n in files):
+    tops = {name.split("/", 1)[0] for name in members}
+    if MANIFEST not in members and len(tops) == 1 and all("/" in n for n in members):
         top = tops.pop()
-        files = {name[len(top) + 1 :]: data for name, data in files.items()}
-    return files
+        members = {name[len(top) + 1 :]: m for name, m in members.items()}
+    return members
 
 
-def _verify_manifest(files: dict[str, bytes], source: str) -> None:
-    if MANIFEST not in files:
-        raise PackageError(f"{source}: no {MANIFEST}; this is not a ranker package (or it is incomplete)")
+def _parse_manifest(data: bytes, source: str) -> dict[str, tuple[int, str]]:
+    """``name -> (size, sha256)`` of ``manifest.json``; every malformation is a :class:`PackageError`."""
     try:
-        manifest = json.loads(files[MANIFEST])
-        listed = manifest["files"]
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise PackageError(
-                f"{source}: {MANIFEST} format_version {manifest.get('format_version')!r} is not "
-                f"supported (this ranker-sdk reads {FORMAT_VERSION}); upgrade ranker-sdk"
-            )
-        if not isinstance(listed, dict):
-            raise TypeError("'files' is not an object")
-    except PackageError:
-        raise
-    except (ValueError, KeyError, TypeError) as exc:
-        raise PackageError(f"{source}: {MANIFEST} is malformed ({exc!r})") from exc
+        manifest = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # RecursionError: pathologically nested JSON
+        raise _manifest_error(source, f"is not valid JSON ({type(exc).__name__})") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise _manifest_error(source, 'must be an object with a "files" object')
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise PackageError(
+            f"{source}: {MANIFEST} format_version {manifest.get('format_version')!r} is not "
+            f"supported (this ranker-sdk reads {FORMAT_VERSION}); upgrade ranker-sdk"
+        )
+    listed: dict[str, tuple[int, str]] = {}
+    for name, entry in manifest["files"].items():
+        name = _check_member_name(name, source)
+        size = entry.get("size") if isinstance(entry, dict) else None
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        # Only a JSON integer is a size: 1e400 parses as float inf, and true is an int in Python.
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise _manifest_error(source, f"entry for {name} needs a non-negative integer size, got {size!r}")
+        if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise _manifest_error(source, f"entry for {name} needs a 64-digit hex sha256")
+        listed[name] = (size, digest)
     for name in REQUIRED_FILES:
         if name not in listed:
             raise PackageError(f"{source}: {MANIFEST} does not list the required file {name}")
-    for name, entry in listed.items():
-        _check_member_name(name, source)
-        if name not in files:
+    return listed
+
+
+def _check_listing(listed: Mapping[str, tuple[int, str]], sizes: Mapping[str, int], source: str) -> None:
+    """Compare what the manifest lists with what is there, by name and size, before reading."""
+    for name, (size, _) in listed.items():
+        if name not in sizes:
             raise PackageError(f"{source}: {name} is listed in {MANIFEST} but missing")
-        data = files[name]
-        try:
-            size, digest = int(entry["size"]), str(entry["sha256"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PackageError(f"{source}: {MANIFEST} entry for {name} is malformed ({exc!r})") from exc
-        if len(data) != size:
+        if sizes[name] != size:
             raise PackageError(
-                f"{source}: {name} has {len(data)} bytes, the manifest says {size}: the file is "
+                f"{source}: {name} has {sizes[name]} bytes, the manifest says {size}: the file is "
                 "truncated or replaced; re-create the package"
             )
+    extra = sorted(set(sizes) - set(listed) - {MANIFEST})
+    if extra:
+        raise PackageError(f"{source}: files not listed in {MANIFEST}: {extra}; refusing the package")
+    if sum(size for size, _ in listed.values()) > MAX_PACKAGE_BYTES:
+        raise PackageError(f"{source}: package is larger than {MAX_PACKAGE_BYTES} bytes")
+
+
+def _read_exactly(fh: IO[bytes], name: str, size: int, source: str) -> bytes:
+    """Read ``size`` bytes of ``name`` and check that there are no more (the file did not grow)."""
+    data = fh.read(size)
+    if len(data) != size or fh.read(1):
+        raise PackageError(
+            f"{source}: {name} changed size while it was read (expected {size} bytes); "
+            "re-create the package"
+        )
+    return data
+
+
+def _read_verified(
+    open_member: Callable[[str], IO[bytes]], sizes: Mapping[str, int], source: str
+) -> dict[str, bytes]:
+    """Read the manifest, check the listing, then read and hash each listed file once."""
+    if MANIFEST not in sizes:
+        raise PackageError(f"{source}: no {MANIFEST}; this is not a ranker package (or it is incomplete)")
+    if sizes[MANIFEST] > MAX_MANIFEST_BYTES:
+        raise _manifest_error(source, f"is {sizes[MANIFEST]} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES})")
+    with open_member(MANIFEST) as fh:
+        files = {MANIFEST: _read_exactly(fh, MANIFEST, sizes[MANIFEST], source)}
+    listed = _parse_manifest(files[MANIFEST], source)
+    _check_listing(listed, sizes, source)
+    for name, (size, digest) in listed.items():
+        with open_member(name) as fh:
+            data = _read_exactly(fh, name, size, source)
         if sha256_hex(data) != digest:
             raise PackageError(
                 f"{source}: {name} fails its sha256 check against {MANIFEST}: the file is corrupt "
                 "or was modified; re-create the package"
             )
-    extra = sorted(set(files) - set(listed) - {MANIFEST})
-    if extra:
-        raise PackageError(f"{source}: files not listed in {MANIFEST}: {extra}; refusing the package")
+        files[name] = data
+    return files
+
+
+def _read_files(p: Path) -> dict[str, bytes]:
+    source = str(p)
+    if p.is_dir():
+        return _read_verified(lambda name: open(p / name, "rb"), _list_directory(p), source)
+    try:
+        with tarfile.open(p, mode="r:gz") as tar:
+            members = _list_tarball(tar, source)
+
+            def open_member(name: str) -> IO[bytes]:
+                fh = tar.extractfile(members[name])
+                if fh is None:
+                    raise PackageError(f"{source}: cannot read {name!r} from the archive")
+                return fh
+
+            return _read_verified(open_member, {n: m.size for n, m in members.items()}, source)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise PackageError(f"{p}: not a readable .tar.gz package ({exc}); re-create it") from exc
 
 
 def read_package(path: str | os.PathLike[str]) -> LoadedPackage:
     """Read and verify the package at ``path`` (a directory or a ``.tar.gz``).
 
     Raises :class:`PackageError` naming the offending file if anything is missing, corrupt,
-    unlisted, unsafe, or of an unknown format version.
+    unlisted, unsafe, oversized, malformed, or of an unknown format version.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise PackageError(
+            f"a package path must be a str or os.PathLike, got {type(path).__name__}; pass the "
+            "package directory or .tar.gz (or None for the bundled default)"
+        )
     p = Path(path)
     if p.is_symlink():
         raise PackageError(f"{p}: refusing a package path that is a symlink; pass the real path")
-    if p.is_dir():
-        files = _read_directory(p)
-    elif p.is_file():
-        files = _read_tarball(p)
-    else:
+    if not (p.is_dir() or p.is_file()):
         raise PackageError(f"{p}: no such package (expected a directory or a .tar.gz)")
-    _verify_manifest(files, str(p))
+    files = _read_files(p)
     try:
         raw = json.loads(files[CONFIG])
-    except ValueError as exc:
-        raise PackageError(f"{p}: {CONFIG} is not valid JSON ({exc})") from exc
-    return LoadedPackage(source=str(p), config=PackageConfig.from_dict(raw), files=files)
+    except (ValueError, RecursionError) as exc:
+        raise PackageError(f"{p}: {CONFIG} is not valid JSON ({type(exc).__name__}: {exc})") from exc
+    try:
+        config = PackageConfig.from_dict(raw)
+    except PackageError as exc:
+        raise PackageError(f"{p}: {exc}") from exc
+    return LoadedPackage(source=str(p), config=config, files=files)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, PackageError
+from .fusion import check_first_stage, fuse
 from .package import PackageConfig, read_package
 from .session import ModelSession
 from .tokenize import Doc, PairEncoder, doc_text
@@ -155,16 +156,25 @@ class Ranker:
         sep = self._config.title_separator
         return query, [doc_text(d, sep, index=i) for i, d in enumerate(docs)]
 
-    def score(self, query: str, docs: Sequence[Doc]) -> np.ndarray:
+    def score(self, query: str, docs: Sequence[Doc], first_stage: Sequence[float] | None = None) -> np.ndarray:
         """Scores of ``docs`` for ``query`` as float32, in the order of ``docs``.
 
         Higher is more relevant. An empty ``docs`` gives an empty array.
 
+        Args:
+            first_stage: optional first-stage (retriever) scores of ``docs``, one number per doc,
+                higher is better (pass ``-rank`` when only the order is known). When the package
+                has a fusion rule (``config.fusion``), the result is the fused score
+                ``z(model) + weight * z(first_stage)``, z-scored within this call's docs
+                (:mod:`ranker_sdk.fusion`), so pass all of one query's candidates in one call.
+                Without a rule the model's scores come back unchanged.
+
         Raises:
-            InputError: ``query`` is not a non-empty str, or a doc is neither a str nor a
-                mapping with a str ``text``.
+            InputError: ``query`` is not a non-empty str, a doc is neither a str nor a
+                mapping with a str ``text``, or ``first_stage`` is not one finite number per doc.
         """
         query, texts = self._texts(query, docs)
+        first = None if first_stage is None else check_first_stage(first_stage, len(texts))
         if not texts:
             return np.zeros(0, dtype=np.float32)
         enc = self._encoder.encode(query, texts)
@@ -174,6 +184,8 @@ class Ranker:
         sc = self._config.score
         if sc.kind == "sigmoid":
             scores = (1.0 / (1.0 + np.exp(-(sc.scale * scores + sc.bias)))).astype(np.float32)
+        if first is not None:
+            scores = fuse(scores, first, self._config.fusion)
         return scores
 
     def _batches(self, lengths: np.ndarray) -> list[np.ndarray]:
@@ -191,15 +203,19 @@ class Ranker:
             start = end
         return batches
 
-    def rank(self, query: str, docs: Sequence[Doc], top_k: int | None = None) -> list[Hit]:
+    def rank(
+        self, query: str, docs: Sequence[Doc], top_k: int | None = None, first_stage: Sequence[float] | None = None
+    ) -> list[Hit]:
         """``docs`` ranked best-first as :class:`Hit` (index, score, doc); ties keep input order.
 
         Args:
             top_k: keep the best ``top_k`` (a positive int); None keeps all.
+            first_stage: the docs' first-stage scores, fused as in :meth:`score`; the hits are
+                ordered by, and carry, the fused score.
         """
         if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
             raise InputError(f"top_k must be a positive int or None, got {top_k!r}")
-        scores = self.score(query, docs)
+        scores = self.score(query, docs, first_stage=first_stage)
         order = np.argsort(-scores, kind="stable")
         if top_k is not None:
             order = order[:top_k]
