@@ -55,6 +55,13 @@ def register(subparsers: Any) -> None:
     q.add_argument("--reduce-range", action="store_true", help="7-bit weights, for CPUs without VNNI")
     q.add_argument("--fp32-embeddings", action="store_true",
                    help="keep the embedding table fp32 (larger package, closer to fp32 ranking)")
+    f = p.add_argument_group("first-stage fusion")
+    f.add_argument("--fit-fusion", action="append", nargs="+", default=[], metavar=("DATA_DIR", "SPLIT"),
+                   help="fit the weight of the first-stage scores (Ranker.score(..., first_stage=)) on this "
+                        "labelled BEIR folder with a candidates.run (its SPLIT, default --fusion-split), and "
+                        "record it in ranker.json; repeat to fit on the union of several folders "
+                        "(default: no fusion rule)")
+    f.add_argument("--fusion-split", default="dev", help="qrels split of a --fit-fusion folder given without one (default: dev)")
     r = p.add_argument_group("provenance")
     r.add_argument("--base-model", default=None, help="base model name to record (default: the checkpoint folder's name)")
     r.add_argument("--training-data", default=None, help="training data to record (free text)")
@@ -111,6 +118,9 @@ def _cmd_package(args: argparse.Namespace) -> int:
     import warnings
 
     _setup_logging(args.verbose)
+    if any(len(v) > 2 for v in args.fit_fusion):
+        print("error: --fit-fusion takes DATA_DIR and at most one SPLIT", file=sys.stderr)
+        return 2
     for name, value in (("--calibration-queries", args.calibration_queries), ("--max-length", args.max_length),
                         ("--threads", args.threads)):
         if value is not None and value < 1:
@@ -134,6 +144,7 @@ def _cmd_package(args: argparse.Namespace) -> int:
         training_data=args.training_data,
         tar=args.tar,
         model_card=args.model_card,
+        fusion_data=tuple((v[0], v[1] if len(v) > 1 else args.fusion_split) for v in args.fit_fusion),
     )
     bars = _Bars()
     try:
@@ -165,3 +176,8 @@ def _print_summary(result: Any) -> None:
         print("    note: verified on generated text (no --calibration): no labels, no nDCG")
     if fid.get("forced"):
         print("    warning: below the fidelity thresholds, packaged because of --force")
+    if cfg.fusion is not None:
+        dev = cfg.fusion.info.get("dev", {})
+        print(f"    fusion: first-stage weight {cfg.fusion.weight:g} fitted on {dev.get('queries')} queries of "
+              f"{', '.join(cfg.fusion.info.get('fitted_on', []))}: nDCG@10 model {dev.get('model')}, "
+              f"first stage {dev.get('first_stage')}, fused {dev.get('fused')}")

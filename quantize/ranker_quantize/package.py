@@ -18,11 +18,16 @@ from pathlib import Path
 
 from ranker_sdk.package import FORMAT_VERSION, MANIFEST, REQUIRED_FILES, PackageConfig, sha256_hex
 
-__all__ = ["write_package", "tar_package", "manifest_bytes"]
+__all__ = ["write_package", "tar_package", "manifest_bytes", "config_bytes"]
 
 
 def _json_bytes(obj: object) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def config_bytes(config: PackageConfig) -> bytes:
+    """``ranker.json`` for ``config``, byte for byte as :func:`write_package` writes it."""
+    return _json_bytes(config.to_dict())
 
 
 def manifest_bytes(files: Mapping[str, bytes]) -> bytes:
@@ -44,7 +49,7 @@ def write_package(out_dir: str | os.PathLike[str], files: Mapping[str, bytes], c
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not an empty directory; choose a new --out")
     all_files = dict(files)
-    all_files["ranker.json"] = _json_bytes(config.to_dict())
+    all_files["ranker.json"] = config_bytes(config)
     for name in REQUIRED_FILES:
         if name not in all_files:
             raise ValueError(f"a package needs {name}")

@@ -33,6 +33,7 @@ from ranker_sdk.package import FORMAT_VERSION, PackageConfig
 
 from .errors import FidelityError
 from .export import DEFAULT_OPSET, Checkpoint, export_onnx, load_checkpoint
+from .fusion import add_fusion, check_fusion_data, fit_fusion
 from .optimize import optimize_onnx
 from .package import tar_package, write_package
 from .provenance import checkpoint_sha256, code_commit, tool_versions
@@ -52,7 +53,7 @@ __all__ = ["PackageOptions", "PackageResult", "build_package", "STAGES"]
 
 log = logging.getLogger(__name__)
 
-STAGES = ("export", "optimize", "quantize", "verify", "package")
+STAGES = ("export", "optimize", "quantize", "verify", "package", "fusion")
 # progress(stage, done, total): called as each stage advances; the CLI draws bars from it.
 Progress = Callable[[str, int, int], None]
 # Cap of the default max_length: cross-encoders for reranking rarely gain past 256 tokens, and
@@ -82,6 +83,9 @@ class PackageOptions:
         tar: also write ``<out>.tar.gz`` beside the package directory.
         model_card: a Markdown model card (path) shipped in the package as ``MODEL_CARD.md``
             (listed in the manifest like every other file).
+        fusion_data: ``((data_dir, split), ...)``: fit the first-stage fusion weight on these
+            labelled folders with the written package and record it in ``ranker.json``
+            (:mod:`ranker_quantize.fusion`); empty: no fusion rule (first stage ignored).
     """
 
     precision: str = "int8"
@@ -96,6 +100,7 @@ class PackageOptions:
     training_data: str | None = None
     tar: bool = False
     model_card: str | None = None
+    fusion_data: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -246,6 +251,8 @@ def build_package(
     _check_out(out, options.tar)
     if options.model_card:
         _read_card(options.model_card)  # fail before minutes of export and verification
+    if options.fusion_data:
+        check_fusion_data(options.fusion_data)
     tick = progress or (lambda stage, done, total: None)
     timings: dict[str, float] = {}
 
@@ -300,9 +307,16 @@ def build_package(
     if options.model_card:
         files[MODEL_CARD] = _read_card(options.model_card)
     path = write_package(out, files, config)
-    tarball = tar_package(path) if options.tar else None
     timings["package"] = time.perf_counter() - t0
     tick("package", 1, 1)
+    if options.fusion_data:
+        # Fitted on the package as written (what ships is what is fitted), then sealed into it.
+        t0 = time.perf_counter()
+        fusion = fit_fusion(path, options.fusion_data, threads=options.verify.threads,
+                            progress=lambda done, total: tick("fusion", done, total))
+        config = add_fusion(path, fusion)
+        timings["fusion"] = time.perf_counter() - t0
+    tarball = tar_package(path) if options.tar else None
     log.info("wrote %s (%d bytes of model)", path, len(shipped))
     return PackageResult(
         path=path, tarball=tarball, config=config, timings=timings,

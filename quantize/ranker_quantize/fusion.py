@@ -1,0 +1,232 @@
+"""Fitting a package's first-stage fusion rule on labelled dev data, and sealing it in.
+
+The runtime rule is :mod:`ranker_sdk.fusion` (``fused = z(model) + weight * z(first_stage)``,
+both z-scored within the query). This module chooses ``weight``:
+
+1. every candidate of every query of each ``(data_dir, split)`` is scored by the package
+   through the SDK's own :class:`~ranker_sdk.Ranker` (what ships is what is fitted);
+2. the first stage is ``-rank`` in the folder's ``candidates.run`` (the only first-stage signal
+   every BEIR folder here has; a backend with real retrieval scores passes those at run time,
+   and z-scoring puts both on one scale);
+3. each weight of a grid (default 0, 0.05, ..., 3) is scored by mean nDCG@10 over the queries
+   that have a relevant judged candidate (gain ``2**grade - 1``, unjudged candidates scored but
+   left out of the metric, as ``ranker eval`` does); the best weight wins, and on a tie the
+   smallest, so the model is trusted unless the data says otherwise.
+
+Queries of several folders are pooled (the union), so one weight serves them all; the record
+keeps each folder's figures before and after. :func:`add_fusion` writes the rule into an
+existing package directory and re-seals its manifest; ``ranker package --fit-fusion DATA_DIR``
+does both at build time.
+
+Example:
+    >>> fusion = fit_fusion("packages/minilm-int8", [("../shared/data/trec-rag24", "dev")])  # doctest: +SKIP
+    >>> fusion["weight"], fusion["dev"]["fused"] > fusion["dev"]["model"]                     # doctest: +SKIP
+    (0.85, True)
+    >>> add_fusion("packages/minilm-int8", fusion).fusion.weight                             # doctest: +SKIP
+    0.85
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ranker_sdk import Ranker
+from ranker_sdk.beir import load_groups
+from ranker_sdk.errors import InputError
+from ranker_sdk.fusion import Fusion, fuse
+from ranker_sdk.metrics import ndcg_at_k
+from ranker_sdk.package import CONFIG, MANIFEST, PackageConfig, read_package
+
+from .package import config_bytes, manifest_bytes
+
+__all__ = ["DEFAULT_WEIGHTS", "FusionQuery", "check_fusion_data", "score_queries", "fit_weight", "fit_fusion", "add_fusion"]
+
+log = logging.getLogger(__name__)
+
+KIND = "zscore-linear"
+# 0 .. 3 by 0.05: past 3 the first stage outweighs the model so much that a reranker is moot.
+DEFAULT_WEIGHTS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(61))
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class FusionQuery:
+    """One query's inputs to the fit: the package's scores, the first stage's, and the labels.
+
+    ``labels`` has one grade per candidate, None where unjudged; ``source`` names the folder and
+    split (``trec-rag24/dev``) for the per-source figures.
+    """
+
+    source: str
+    model: np.ndarray
+    first_stage: np.ndarray
+    labels: tuple[int | None, ...]
+
+
+def check_fusion_data(sources: Sequence[tuple[str, str]]) -> None:
+    """Fail fast (before minutes of export) when a ``(data_dir, split)`` cannot be fitted on.
+
+    Raises:
+        InputError: no folder given, a folder without ``candidates.run``, or a split without
+            ``qrels/<split>.tsv`` (``NAME:QID_PREFIX`` filters read ``qrels/NAME.tsv``).
+    """
+    if not sources:
+        raise InputError("fusion fitting needs at least one (data_dir, split) with labels and a candidates.run")
+    for data, split in sources:
+        root = Path(data)
+        if not (root / "candidates.run").is_file():
+            raise InputError(
+                f"--fit-fusion {data}: no candidates.run there; fusion is fitted on a BEIR folder whose "
+                "candidates.run gives the first-stage order"
+            )
+        name = str(split).partition(":")[0]
+        if not (root / "qrels" / f"{name}.tsv").is_file():
+            raise InputError(f"--fit-fusion {data}: no qrels/{name}.tsv for split {split!r}")
+
+
+def score_queries(
+    ranker: Ranker, sources: Sequence[tuple[str, str]], progress: Progress | None = None
+) -> list[FusionQuery]:
+    """Score every candidate of every query of ``sources`` with ``ranker`` (first stage = -rank)."""
+    check_fusion_data(sources)
+    loaded = [(f"{Path(d).name}/{s}", load_groups(d, s)) for d, s in sources]
+    total = sum(len(groups) for _, groups in loaded)
+    out: list[FusionQuery] = []
+    for name, groups in loaded:
+        for g in groups:
+            # Group.docs keep candidates.run's order, so position + 1 is the rank.
+            first = -np.arange(1, len(g.docs) + 1, dtype=np.float64)
+            out.append(FusionQuery(name, ranker.score(g.query, list(g.docs)), first, g.labels))
+            if progress is not None:
+                progress(len(out), total)
+    return out
+
+
+def _ndcg(scores: np.ndarray, labels: Sequence[int | None], k: int) -> float | None:
+    """nDCG@k over the judged candidates; None when none of them is relevant (no defined value)."""
+    keep = [i for i, y in enumerate(labels) if y is not None]
+    y = np.array([labels[i] for i in keep], dtype=np.int64)
+    if not (y > 0).any():
+        return None
+    return ndcg_at_k(np.asarray(scores, dtype=np.float64)[keep], y, k)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if values else 0.0
+
+
+def fit_weight(
+    queries: Sequence[FusionQuery], weights: Sequence[float] = DEFAULT_WEIGHTS, k: int = 10
+) -> tuple[float, dict[float, float]]:
+    """The grid weight with the best mean nDCG@k of the fused scores (smallest on a tie).
+
+    Returns ``(weight, {weight: mean nDCG@k})``. Queries without a relevant judged candidate
+    are left out of every mean.
+
+    Raises:
+        InputError: an empty or non-finite grid, or no query with a relevant judged candidate.
+    """
+    grid = [float(w) for w in weights]
+    if not grid or not all(np.isfinite(grid)):
+        raise InputError(f"the fusion weight grid must be non-empty and finite, got {list(weights)!r}")
+    usable = [q for q in queries if _ndcg(q.model, q.labels, k) is not None]
+    if not usable:
+        raise InputError("no query with a relevant judged candidate: the fusion weight cannot be fitted")
+    table: dict[float, float] = {}
+    for w in grid:
+        rule = Fusion(KIND, w)
+        table[w] = _mean([_ndcg(fuse(q.model, q.first_stage, rule), q.labels, k) for q in usable])
+    best = max(table.values())
+    return min(w for w, v in table.items() if v >= best - 1e-12), table
+
+
+def _figures(queries: Sequence[FusionQuery], weight: float, k: int) -> dict[str, Any]:
+    """Mean nDCG@k of the model alone, the first stage alone and the fused scores."""
+    rule = Fusion(KIND, weight)
+    rows = {"model": [], "first_stage": [], "fused": []}
+    for q in queries:
+        if _ndcg(q.model, q.labels, k) is None:
+            continue
+        rows["model"].append(_ndcg(q.model, q.labels, k))
+        rows["first_stage"].append(_ndcg(q.first_stage, q.labels, k))
+        rows["fused"].append(_ndcg(fuse(q.model, q.first_stage, rule), q.labels, k))
+    return {"queries": len(rows["model"]), **{name: round(_mean(v), 4) for name, v in rows.items()}}
+
+
+def fit_fusion(
+    package: str | os.PathLike[str] | Ranker,
+    sources: Sequence[tuple[str, str]],
+    *,
+    weights: Sequence[float] = DEFAULT_WEIGHTS,
+    k: int = 10,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Fit the fusion rule of ``package`` (a path or a loaded Ranker) on ``sources``.
+
+    Args:
+        sources: ``[(data_dir, split), ...]`` BEIR folders with ``candidates.run`` and
+            ``qrels/<split>.tsv``; their queries are pooled.
+        weights: the grid of first-stage weights tried (default 0 .. 3 by 0.05).
+        k: the nDCG cut-off maximised.
+        threads: onnxruntime threads when ``package`` is a path.
+        progress: ``progress(done, total)`` after each scored query.
+
+    Returns:
+        The ``fusion`` object for ``ranker.json``: ``kind``, ``weight``, ``metric``,
+        ``first_stage`` (what was fused), ``fitted_on`` (folder/split names, no local paths),
+        ``grid``, ``dev`` (pooled nDCG of model, first stage and fused) and ``sources`` (the same
+        per folder). Pass it to :func:`add_fusion`.
+    """
+    ranker = package if isinstance(package, Ranker) else Ranker.load(package, threads=threads)
+    queries = score_queries(ranker, sources, progress)
+    weight, table = fit_weight(queries, weights, k)
+    names = list(dict.fromkeys(q.source for q in queries))
+    grid = sorted(table)
+    fusion = {
+        "kind": KIND,
+        "weight": weight,
+        "metric": f"ndcg@{k}",
+        "first_stage": "-rank in candidates.run",
+        "fitted_on": names,
+        "grid": {"min": grid[0], "max": grid[-1], "points": len(grid)},
+        "dev": _figures(queries, weight, k),
+        "sources": [{"data": n, **_figures([q for q in queries if q.source == n], weight, k)} for n in names],
+    }
+    log.info("fusion weight %.2f on %s: %s", weight, names, fusion["dev"])
+    return fusion
+
+
+def add_fusion(pkg_dir: str | os.PathLike[str], fusion: Mapping[str, Any] | Fusion) -> PackageConfig:
+    """Write ``fusion`` into the package directory's ``ranker.json`` and re-seal ``manifest.json``.
+
+    The package is read and verified first (a tampered package is not re-sealed), the new
+    ``ranker.json`` is validated by the SDK's own parser, and the other files are left
+    untouched. A ``.tar.gz`` made earlier from the folder is stale afterwards: re-create it with
+    :func:`ranker_quantize.package.tar_package`. Returns the new config.
+
+    Raises:
+        InputError: ``pkg_dir`` is not a package directory (a ``.tar.gz`` cannot be edited).
+        PackageError: the package fails verification, or ``fusion`` is not a valid rule.
+    """
+    root = Path(pkg_dir)
+    if not root.is_dir():
+        raise InputError(f"{root}: add_fusion needs a package directory (unpack a .tar.gz first)")
+    pkg = read_package(root)
+    rule = fusion.to_dict() if isinstance(fusion, Fusion) else dict(fusion)
+    config = PackageConfig.from_dict({**pkg.config.to_dict(), "fusion": rule})
+    files = {name: data for name, data in pkg.files.items() if name != MANIFEST}
+    files[CONFIG] = config_bytes(config)
+    # ranker.json first, then the manifest: an interruption in between leaves a package the
+    # loader refuses (hash mismatch naming ranker.json), never one that loads the wrong rule.
+    for name, data in ((CONFIG, files[CONFIG]), (MANIFEST, manifest_bytes(files))):
+        tmp = root.with_name(f".{root.name}.{name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, root / name)
+    return config

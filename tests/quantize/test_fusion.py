@@ -1,0 +1,151 @@
+"""fusion.py: fitting the first-stage weight, sealing it into a package, ``ranker package --fit-fusion``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from ranker_quantize.fusion import FusionQuery, add_fusion, check_fusion_data, fit_fusion, fit_weight, score_queries
+from ranker_sdk import InputError, PackageError, Ranker
+from ranker_sdk.beir import load_groups
+from ranker_sdk.cli import main
+from ranker_sdk.fusion import zscore
+
+
+def synthetic_queries(true_weight: float, n_queries: int = 300, n_docs: int = 20, seed: int = 0) -> list[FusionQuery]:
+    """Queries whose grades follow ``z(model) + true_weight * z(first_stage)`` exactly.
+
+    The top 5 candidates by that latent score get grades 4, 3, 2, 1, 1; the rest 0. The last
+    two candidates of each query are unjudged (None), as in pooled TREC data.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_queries):
+        model = rng.normal(size=n_docs).astype(np.float32)
+        first = rng.normal(size=n_docs)
+        latent = zscore(model) + true_weight * zscore(first)
+        grades = np.zeros(n_docs, dtype=int)
+        grades[np.argsort(-latent)[:5]] = [4, 3, 2, 1, 1]
+        labels = tuple(int(g) for g in grades[:-2]) + (None, None)
+        out.append(FusionQuery("synthetic/dev", model, first, labels))
+    return out
+
+
+@pytest.mark.parametrize("true_weight", [0.0, 0.6, 1.5, 2.4])
+def test_fit_weight_recovers_a_known_weight(true_weight):
+    weight, table = fit_weight(synthetic_queries(true_weight))
+    assert abs(weight - true_weight) <= 0.1, (weight, true_weight)
+    assert len(table) == 61 and min(table) == 0.0 and max(table) == 3.0
+    assert table[weight] == max(table.values())
+    assert table[weight] > table[0.0] or true_weight == 0.0  # fusion helps exactly when it should
+
+
+def test_fit_weight_ignores_unjudged_and_unanswerable_queries():
+    good = synthetic_queries(1.0, n_queries=100)
+    # queries with no relevant judged candidate cannot pull the weight anywhere
+    noise = [FusionQuery("x", q.model, -q.first_stage, tuple(0 if y is not None else None for y in q.labels))
+             for q in synthetic_queries(0.0, n_queries=100, seed=1)]
+    assert fit_weight(good + noise) == fit_weight(good)
+
+
+def test_fit_weight_refuses_what_it_cannot_fit():
+    with pytest.raises(InputError, match="no query with a relevant"):
+        fit_weight([FusionQuery("x", np.zeros(3, np.float32), np.zeros(3), (0, 0, None))])
+    with pytest.raises(InputError, match="grid"):
+        fit_weight(synthetic_queries(1.0, n_queries=5), weights=[])
+
+
+def test_check_fusion_data_names_what_is_missing(data_dir, tmp_path):
+    check_fusion_data([(str(data_dir / "trec-rag24"), "dev"), (str(data_dir / "trec-dl"), "train:dl21-")])
+    with pytest.raises(InputError, match="no candidates.run"):
+        check_fusion_data([(str(tmp_path), "dev")])
+    with pytest.raises(InputError, match=r"no qrels/test\.tsv"):
+        check_fusion_data([(str(data_dir / "trec-rag24"), "test")])
+    with pytest.raises(InputError, match="at least one"):
+        check_fusion_data([])
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_package, data_dir):
+    """The tiny package's fusion fitted on trec-rag24 dev (every query, every candidate)."""
+    ranker = Ranker.load(tiny_package, threads=1)
+    return ranker, fit_fusion(ranker, [(str(data_dir / "trec-rag24"), "dev")])
+
+
+def test_fit_fusion_on_real_dev_data(fitted):
+    _, fusion = fitted
+    assert fusion["kind"] == "zscore-linear" and fusion["fitted_on"] == ["trec-rag24/dev"]
+    dev = fusion["dev"]
+    assert dev["queries"] == 45
+    # The first stage of trec-rag24 is strong and the tiny model is random: fusion must lean on it.
+    assert dev["first_stage"] > dev["model"] and fusion["weight"] > 0 and dev["fused"] > dev["model"]
+    assert fusion["sources"] == [{"data": "trec-rag24/dev", **dev}]
+
+
+def test_add_fusion_reseals_and_the_runtime_reproduces_the_fit(fitted, tiny_package, data_dir, tmp_path):
+    ranker, fusion = fitted
+    pkg = shutil.copytree(tiny_package, tmp_path / "pkg")
+    before = {p.name: p.read_bytes() for p in pkg.iterdir()}
+    config = add_fusion(pkg, fusion)
+    assert config.fusion.weight == fusion["weight"]
+    after = {p.name: p.read_bytes() for p in pkg.iterdir()}
+    assert set(after) == set(before)  # no temp file left behind
+    assert after["model.onnx"] == before["model.onnx"] and after["tokenizer.json"] == before["tokenizer.json"]
+    assert json.loads(after["ranker.json"])["fusion"] == json.loads(json.dumps(fusion))
+
+    fused = Ranker.load(pkg, threads=1)  # the manifest verifies
+    assert fused.config.fusion.info["dev"] == fusion["dev"]
+    # The runtime's fused scores give exactly the figure the fit recorded.
+    from ranker_sdk.metrics import ndcg_at_k
+
+    values = []
+    for g in load_groups(data_dir / "trec-rag24", "dev"):
+        s = fused.score(g.query, list(g.docs), first_stage=-np.arange(1, len(g.docs) + 1))
+        values.append(ndcg_at_k(s, np.array(g.labels), 10))
+    assert round(float(np.mean(values)), 4) == fusion["dev"]["fused"]
+
+
+def test_add_fusion_refuses_bad_input_and_leaves_the_package_alone(tiny_package, tmp_path):
+    pkg = shutil.copytree(tiny_package, tmp_path / "pkg")
+    before = {p.name: p.read_bytes() for p in pkg.iterdir()}
+    with pytest.raises(PackageError, match=r"ranker\.json: fusion\.weight"):
+        add_fusion(pkg, {"kind": "zscore-linear", "weight": float("nan")})
+    assert {p.name: p.read_bytes() for p in pkg.iterdir()} == before
+    with pytest.raises(InputError, match="package directory"):
+        add_fusion(tmp_path / "pkg.tar.gz", {"kind": "zscore-linear", "weight": 1.0})
+    (pkg / "model.onnx").write_bytes(before["model.onnx"] + b"\0")
+    with pytest.raises(PackageError, match="model.onnx"):  # a tampered package is never re-sealed
+        add_fusion(pkg, {"kind": "zscore-linear", "weight": 1.0})
+
+
+def test_score_queries_pools_several_folders(tiny_package, data_dir):
+    ranker = Ranker.load(tiny_package, threads=1)
+    seen = []
+    queries = score_queries(ranker, [(str(data_dir / "trec-rag24"), "dev"), (str(data_dir / "wikiqa"), "dev")],
+                            progress=lambda done, total: seen.append((done, total)))
+    names = [q.source for q in queries]
+    assert names.count("trec-rag24/dev") == 45 and names.count("wikiqa/dev") > 100
+    assert seen[-1] == (len(queries), len(queries))
+    q = queries[0]
+    assert len(q.model) == len(q.first_stage) == len(q.labels) and q.first_stage[0] == -1.0
+
+
+def test_package_cli_fits_fusion(tiny_bert_dir, data_dir, tmp_path, capsys):
+    out = tmp_path / "pkg"
+    rc = main([
+        "package", "--model", str(tiny_bert_dir), "--out", str(out), "--precision", "fp32",
+        "--calibration-queries", "2", "--tar", "--fit-fusion", str(data_dir / "trec-rag24"), "dev",
+    ])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    assert "fusion: first-stage weight" in cap.out and "trec-rag24/dev" in cap.out and "fusion" in cap.err
+    for pkg in (out, tmp_path / "pkg.tar.gz"):  # the tarball is made after the fusion is sealed in
+        assert Ranker.load(pkg, threads=1).config.fusion.info["fitted_on"] == ["trec-rag24/dev"]
+    assert main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "x"),
+                 "--fit-fusion", str(tmp_path)]) == 1
+    assert "no candidates.run" in capsys.readouterr().err
+    assert main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "y"),
+                 "--fit-fusion", str(data_dir / "trec-rag24"), "dev", "extra"]) == 2
