@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ from . import __version__
 from .errors import InputError, RankerError
 from .ranker import Ranker
 
-__all__ = ["main", "read_docs", "build_parser"]
+__all__ = ["main", "read_docs", "read_scored_docs", "build_parser"]
 
 _PLUGINS = (
     ("ranker_training.cli", "train", ("train", "eval")),
@@ -46,7 +47,12 @@ def read_docs(stream: TextIO, fmt: str = "auto", *, name: str = "<stdin>") -> li
         fmt = "jsonl" if lines and lines[0].lstrip().startswith("{") else "text"
     if fmt == "text":
         return lines
-    docs = []
+    return [{"text": obj["text"], "title": obj.get("title") or ""} for _, obj in _jsonl_objects(lines, name)]
+
+
+def _jsonl_objects(lines: list[str], name: str) -> list[tuple[int, dict]]:
+    """``(line number, object)`` of each JSONL doc line, checked for a str ``text``."""
+    out = []
     for i, ln in enumerate(lines, 1):
         try:
             obj = json.loads(ln)
@@ -54,13 +60,45 @@ def read_docs(stream: TextIO, fmt: str = "auto", *, name: str = "<stdin>") -> li
             raise InputError(f"{name}: line {i} is not valid JSON ({exc}); expected one object a line") from exc
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
             raise InputError(f"{name}: line {i} must be an object with a str 'text' (and optional 'title')")
+        out.append((i, obj))
+    return out
+
+
+def read_scored_docs(stream: TextIO, fmt: str = "auto", *, name: str = "<stdin>") -> tuple[list[Any], list[float]]:
+    """JSONL docs and their first-stage scores: ``{"text": .., "title": .., "score": 12.3}`` a line.
+
+    ``score`` is the retriever's score, higher is better (write ``-rank`` when only the order is
+    known); ``ranker rank --first-stage`` fuses it with the model's (:mod:`ranker_sdk.fusion`).
+
+    Raises:
+        InputError: text input, or a line whose ``score`` is missing, not a number, or not finite
+            (the message names the line).
+    """
+    lines = [ln for ln in (ln.rstrip("\r\n") for ln in stream) if ln.strip()]
+    if fmt == "text" or (fmt == "auto" and lines and not lines[0].lstrip().startswith("{")):
+        raise InputError(f"{name}: --first-stage needs JSONL docs, one {{\"text\": ..., \"score\": ...}} object a line")
+    docs, scores = [], []
+    for i, obj in _jsonl_objects(lines, name):
+        score = obj.get("score")
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise InputError(
+                f"{name}: line {i} needs a finite numeric 'score' (the first-stage score) for --first-stage, "
+                f"got {score!r}"
+            )
         docs.append({"text": obj["text"], "title": obj.get("title") or ""})
-    return docs
+        scores.append(float(score))
+    return docs, scores
+
+
+def _read_rank_input(stream: TextIO, args: argparse.Namespace, fmt: str, name: str) -> tuple[list[Any], list[float] | None]:
+    if args.first_stage:
+        return read_scored_docs(stream, fmt, name=name)
+    return read_docs(stream, fmt, name=name), None
 
 
 def _cmd_rank(args: argparse.Namespace) -> int:
     if args.docs == "-":
-        docs = read_docs(sys.stdin, args.format)
+        docs, first_stage = _read_rank_input(sys.stdin, args, args.format, "<stdin>")
     else:
         path = Path(args.docs)
         fmt = args.format
@@ -68,15 +106,21 @@ def _cmd_rank(args: argparse.Namespace) -> int:
             fmt = "jsonl"
         try:
             with open(path, encoding="utf-8") as fh:
-                docs = read_docs(fh, fmt, name=str(path))
+                docs, first_stage = _read_rank_input(fh, args, fmt, str(path))
         except OSError as exc:
             raise InputError(f"cannot read --docs {path}: {exc.strerror}") from exc
     ranker = Ranker.load(args.package, threads=args.threads)
-    hits = ranker.rank(args.query, docs, top_k=args.top_k)
+    if first_stage is not None and ranker.config.fusion is None:
+        print(f"note: {ranker.source} has no fusion rule (ranker package --fit-fusion): the first-stage "
+              "scores are ignored and the docs are ranked by the model alone", file=sys.stderr)
+    hits = ranker.rank(args.query, docs, top_k=args.top_k, first_stage=first_stage)
     out = sys.stdout
     if args.json:
         for h in hits:
-            out.write(json.dumps({"index": h.index, "score": h.score, "doc": h.doc}, ensure_ascii=False) + "\n")
+            row = {"index": h.index, "score": h.score, "doc": h.doc}
+            if first_stage is not None:
+                row["first_stage"] = first_stage[h.index]
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
     else:
         for rank, h in enumerate(hits, 1):
             d = h.doc
@@ -148,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=None, help="keep the best K")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     p.add_argument("--json", action="store_true", help="one JSON object per hit")
+    p.add_argument("--first-stage", action="store_true",
+                   help="fuse each JSONL doc's 'score' field (the retriever's score, higher is better) with "
+                        "the model's score, by the package's fusion rule")
     p.set_defaults(func=_cmd_rank)
 
     p = sub.add_parser("verify", help="check a package's manifest, load it and score a smoke query")

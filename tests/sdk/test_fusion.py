@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -157,3 +158,63 @@ def test_bad_fusion_in_ranker_json_is_a_package_error(fusion, match):
     d["fusion"] = fusion
     with pytest.raises(PackageError, match=match):
         PackageConfig.from_dict(d)
+
+
+# -- ranker rank --first-stage ----------------------------------------------------------------
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_cli_first_stage_fuses_the_score_field(fused_ranker, tiny_package, tmp_path, capsys):
+    from ranker_sdk.cli import main
+
+    texts = ["paris is the capital of france", "bananas are yellow", "lunch prices rose", "the seine flows"]
+    fs = [-1, -2, -3, -4]
+    f = _write_jsonl(tmp_path / "docs.jsonl", [{"text": t, "score": s} for t, s in zip(texts, fs)])
+    assert main(["rank", "--package", fused_ranker.source, "--query", "capital", "--docs", str(f),
+                 "--json", "--first-stage"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    docs = [{"text": t, "title": ""} for t in texts]
+    want = fused_ranker.rank("capital", docs, first_stage=fs)
+    assert [r["index"] for r in rows] == [h.index for h in want]
+    assert [r["score"] for r in rows] == pytest.approx([h.score for h in want], abs=1e-6)
+    assert [r["first_stage"] for r in rows] == [fs[h.index] for h in want]
+    # ... and the scores are the fused ones, not the model's
+    assert [r["score"] for r in rows] != pytest.approx([float(x) for x in sorted(
+        fused_ranker.score("capital", docs), reverse=True)], abs=1e-3)
+
+    # a package without a rule ranks by the model and says so
+    assert main(["rank", "--package", str(tiny_package), "--query", "capital", "--docs", str(f),
+                 "--json", "--first-stage"]) == 0
+    cap = capsys.readouterr()
+    assert "has no fusion rule" in cap.err
+    plain = Ranker.load(tiny_package, threads=1).rank("capital", docs)
+    assert [json.loads(x)["index"] for x in cap.out.splitlines()] == [h.index for h in plain]
+
+
+@pytest.mark.parametrize(
+    "second,match",
+    [
+        ({"text": "b"}, r"line 2 needs a finite numeric 'score'.*got None"),
+        ({"text": "b", "score": "high"}, r"line 2 needs a finite numeric 'score'.*got 'high'"),
+        ({"text": "b", "score": True}, r"line 2 needs a finite numeric 'score'"),
+        ({"text": "b", "score": float("nan")}, r"line 2 needs a finite numeric 'score'.*got nan"),
+    ],
+)
+def test_cli_first_stage_names_the_bad_line(fused_ranker, tmp_path, capsys, second, match):
+    from ranker_sdk.cli import main
+
+    f = _write_jsonl(tmp_path / "docs.jsonl", [{"text": "a", "score": 1.5}, second])
+    assert main(["rank", "--package", fused_ranker.source, "--query", "q", "--docs", str(f), "--first-stage"]) == 1
+    assert re.search(match, capsys.readouterr().err)
+
+
+def test_cli_first_stage_needs_jsonl(fused_ranker, tmp_path, capsys):
+    from ranker_sdk.cli import main
+
+    f = tmp_path / "docs.txt"
+    f.write_text("a doc\nanother doc\n", encoding="utf-8")
+    assert main(["rank", "--package", fused_ranker.source, "--query", "q", "--docs", str(f), "--first-stage"]) == 1
+    assert "--first-stage needs JSONL docs" in capsys.readouterr().err
