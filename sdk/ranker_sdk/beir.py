@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["Group", "load_groups", "read_corpus", "read_queries", "read_qrels", "read_run"]
+__all__ = ["Group", "load_groups", "parse_split", "read_corpus", "read_queries", "read_qrels", "read_run"]
 
 
 @dataclass(frozen=True)
@@ -83,16 +83,41 @@ def read_run(root: Path) -> dict[str, list[str]]:
     return {q: [d for _, d in sorted(v)] for q, v in rows.items()}
 
 
-def load_groups(root: str | Path, split: str, *, max_queries: int | None = None) -> list[Group]:
+def parse_split(split: str) -> tuple[str, str | None, bool]:
+    """``"train"`` -> ``("train", None, False)``; ``"train:dl21-"`` keeps the qids that start with
+    ``dl21-``; ``"train:!dl21-"`` drops them (a dev split held out by query from one qrels file).
+
+    >>> parse_split("train:!dl21-")
+    ('train', 'dl21-', True)
+    """
+    name, _, prefix = split.partition(":")
+    exclude = prefix.startswith("!")
+    prefix = prefix[1:] if exclude else prefix
+    if not name or (":" in split and not prefix):
+        raise InputError(f"split {split!r}: expected NAME, NAME:QID_PREFIX or NAME:!QID_PREFIX")
+    return name, prefix or None, exclude
+
+
+def _keep(qid: str, prefix: str | None, exclude: bool) -> bool:
+    return prefix is None or qid.startswith(prefix) != exclude
+
+
+def load_groups(root: str | Path, split: str, *, max_queries: int | None = None,
+                unjudged_queries: bool = False) -> list[Group]:
     """The candidate groups of the queries in ``qrels/<split>.tsv``, sorted by qid.
 
     Candidates come from ``candidates.run`` when present (judged or not), else from the qrels.
+    ``split`` may filter qids by prefix (:func:`parse_split`): ``train:dl21-`` is trec-dl's DL21
+    queries only. ``unjudged_queries`` also takes the queries of ``candidates.run`` that have no
+    qrels at all (every label None: pairs for a teacher to label), filtered the same way.
     """
     root = Path(root)
-    qrels = read_qrels(root, split)
+    name, prefix, exclude = parse_split(split)
+    qrels = read_qrels(root, name)
     run = read_run(root) if (root / "candidates.run").is_file() else {q: sorted(d) for q, d in qrels.items()}
     queries = read_queries(root)
-    qids = sorted(q for q in qrels if q in run and q in queries)
+    pool = set(qrels) | (set(run) if unjudged_queries else set())
+    qids = sorted(q for q in pool if q in run and q in queries and _keep(q, prefix, exclude))
     if max_queries is not None:
         qids = qids[:max_queries]
     wanted = {d for q in qids for d in run[q]}
@@ -100,10 +125,11 @@ def load_groups(root: str | Path, split: str, *, max_queries: int | None = None)
     groups = []
     for q in qids:
         ids = tuple(d for d in run[q] if d in corpus)
+        judged = qrels.get(q, {})
         groups.append(
             Group(
                 qid=q, query=queries[q], doc_ids=ids, docs=tuple(corpus[d] for d in ids),
-                labels=tuple(qrels[q].get(d) for d in ids),
+                labels=tuple(judged.get(d) for d in ids),
             )
         )
     return groups

@@ -35,3 +35,24 @@ def test_bm25_baseline_on_trec(data_dir):
     assert [s["queries"] for s in r["sources"]][0] == 10
     assert r["all"]["queries"] == sum(s["queries"] for s in r["sources"])
     assert all(0 < s["ndcg@10"] <= 1 for s in r["sources"])
+
+
+def test_trec_eval_ndcg_by_hand_and_unjudged_candidates_count_as_not_relevant():
+    from ranker_training.evaluate import evaluate_groups, trec_ndcg
+
+    # ranked: b (0), c (unjudged), a (2): DCG@10 = 2 / log2(4) = 1; ideal: a first, 2 / log2(2) = 2
+    assert trec_ndcg([("q", "a", 2), ("q", "b", 0)], [("q", "a", 0.1), ("q", "b", 0.9), ("q", "c", 0.5)]) == 0.5
+    g = Group("q", "query", ("a", "b", "c"), ({}, {}, {}), (2, 0, None))
+    r = evaluate_groups([g], [np.array([0.1, 0.9, 0.5])])
+    assert r["ndcg@10_trec"] == 0.5
+    # the exp-gain figure re-ranks judged candidates only: a is second of two, (2^2-1)/log2(3) / 3
+    assert r["ndcg@10"] == pytest.approx(1 / np.log2(3))
+
+
+def test_random_baseline_is_seeded_by_query(wikiqa):
+    from ranker_training.config import DataSource
+    from ranker_training.evaluate import evaluate_model
+
+    a = evaluate_model("random", [DataSource(str(wikiqa), "dev")], max_queries=30)
+    b = evaluate_model("random", [DataSource(str(wikiqa), "dev")], max_queries=30)
+    assert a == b and 0 < a["sources"][0]["map"] < 1

@@ -50,10 +50,17 @@ class DataSource:
     """One data set: a BEIR folder (with ``qrels/<split>.tsv``) or a click-log ``.jsonl`` file."""
 
     path: str
-    split: str = "train"  # the qrels split of a BEIR folder; ignored for a click log
+    # the qrels split of a BEIR folder (ignored for a click log); "NAME:PREFIX" keeps the qids
+    # starting with PREFIX, "NAME:!PREFIX" drops them: trec-dl's dev is "train:dl21-"
+    split: str = "train"
     # keep only queries with a clicked (label > 0) candidate: a question nobody answered teaches a
     # rank loss nothing and costs the teacher's time (WikiQA train: 873 of 2,118 questions)
     with_positive: bool = False
+    # also the queries of candidates.run with no qrels at all (unlabeled: for a teacher to label)
+    unjudged_queries: bool = False
+    # how often a query of this source is visited per epoch relative to a weight of 1 (a source
+    # with few queries but long candidate lists, like trec-dl, earns a weight above 1)
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -154,10 +161,16 @@ class LabelConfig:
     ``<stem>.shard<i>of<n><suffix>`` and readers merge the shards.
     """
 
-    teacher: str = ""
+    teacher: str = ""  # an LLM teacher folder; "" scores with ``runs`` and the labels alone
     data: tuple[DataSource, ...] = ()
     max_queries: int | None = None
     out: str = "scores.jsonl"
+    # external rankers' runs combined into the teacher target (:mod:`ranker_training.external`):
+    # run name -> weight, read from <source>/runs/<name>.run where a source has that file
+    runs: dict[str, float] = field(default_factory=dict)
+    llm_weight: float = 1.0  # weight of the LLM teacher's score beside the runs
+    label_mix: float = 0.0  # judged candidates: target = mix * grade + (1 - mix) * combined score
+    grade_fallback: bool = True  # a query no run (nor LLM) covers keeps its grades as the target
     batch_size: int = 32
     bf16: bool = False
     shard: int = 0
@@ -193,6 +206,9 @@ class DistillConfig:
     query_max_tokens: int = 64
     doc_max_chars: int = 4096
     title_separator: str = " | "
+    # probability that an untitled training doc gets a pseudo-title (its own first 2-8 words),
+    # target unchanged: teaches that "title | text" is no more relevant than the text alone
+    title_augment: float = 0.0
     group: GroupConfig = field(default_factory=lambda: GroupConfig(size=8, negatives="random"))
     data: tuple[DataSource, ...] = ()
     max_queries: int | None = None
@@ -224,6 +240,7 @@ class RecipeConfig:
     """
 
     run_cpt: bool = True
+    run_teacher: bool = True  # false: no LLM; the label stage combines ``label.runs`` and the labels
     cpt: CPTConfig = field(default_factory=CPTConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     label: LabelConfig = field(default_factory=LabelConfig)

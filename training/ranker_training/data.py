@@ -30,7 +30,7 @@ from ranker_sdk.beir import Group, load_groups
 
 from .config import ConfigError, DataSource
 
-__all__ = ["Group", "load_clicklog", "load_sources", "sample_group", "sample_scored", "schedule", "judged"]
+__all__ = ["Group", "load_clicklog", "load_sources", "load_sourced", "weighted_items", "sample_group", "sample_scored", "schedule", "judged"]
 
 log = logging.getLogger(__name__)
 
@@ -77,31 +77,55 @@ def load_sources(sources: Sequence[DataSource], *, max_queries: int | None = Non
     """All groups of several sources, concatenated (``max_queries`` applies to each source).
 
     A source with ``with_positive`` keeps only the queries that have a candidate with label > 0
-    (``max_queries`` then counts those).
+    (``max_queries`` then counts those); one with ``unjudged_queries`` also keeps the queries
+    that have no label at all (for the teacher to label).
 
     With more than one source, qids are prefixed with the source's folder/file name
     (``wikiqa/TQ12``) so that ids from different collections cannot collide; the labeller and
     the distiller read the same sources, so their qids agree.
     """
+    return [g for g, _, _ in load_sourced(sources, max_queries=max_queries)]
+
+
+def load_sourced(sources: Sequence[DataSource], *, max_queries: int | None = None) -> list[tuple[Group, DataSource, str]]:
+    """Like :func:`load_sources`, with each group's source and its qid as the source spells it."""
     if not sources:
         raise ConfigError("no data: give at least one source (data: [{path: DIR, split: train}])")
-    out: list[Group] = []
+    out: list[tuple[Group, DataSource, str]] = []
     for src in sources:
         p = Path(src.path)
         cap = None if src.with_positive else max_queries  # filter first, then take max_queries
         if p.is_file() and p.suffix == ".jsonl":
             groups = load_clicklog(p, max_queries=cap)
         elif p.is_dir():
-            groups = load_groups(p, src.split, max_queries=cap)
+            groups = load_groups(p, src.split, max_queries=cap, unjudged_queries=src.unjudged_queries)
         else:
             raise ConfigError(f"data source {src.path!r} is neither a BEIR folder nor a click-log .jsonl file")
         if src.with_positive:
             groups = [g for g in groups if any(y is not None and y > 0 for y in g.labels)][:max_queries]
+        raw = [g.qid for g in groups]
         if len(sources) > 1:
             name = p.stem if p.is_file() else p.name
             groups = [Group(f"{name}/{g.qid}", g.query, g.doc_ids, g.docs, g.labels) for g in groups]
         log.info("read %d queries, %d candidates from %s", len(groups), sum(len(g.doc_ids) for g in groups), src.path)
-        out.extend(groups)
+        out.extend((g, src, q) for g, q in zip(groups, raw))
+    return out
+
+
+def weighted_items(weights: Sequence[float], seed: int) -> list[int]:
+    """Item indices for one pass over weighted items: ``floor(w)`` copies of each, plus one more
+    with probability ``w - floor(w)`` (seeded, so a resumed run sees the same list).
+
+    >>> weighted_items([2.0, 1.0, 0.0], 0)
+    [0, 0, 1]
+    """
+    rng = random.Random(f"weights/{seed}")
+    out = []
+    for i, w in enumerate(weights):
+        if w < 0:
+            raise ConfigError(f"a data source weight must be >= 0, got {w}")
+        n = int(w) + (1 if rng.random() < w - int(w) else 0)
+        out.extend([i] * n)
     return out
 
 
@@ -139,12 +163,25 @@ def sample_group(group: Group, size: int, negatives: str, rng: random.Random) ->
     return [pos] + neg[: size - 1]
 
 
-def sample_scored(candidates: Sequence[int], size: int, rng: random.Random) -> list[int]:
-    """Up to ``size`` of ``candidates`` drawn uniformly (distillation: every scored candidate counts)."""
+def sample_scored(candidates: Sequence[int], size: int, rng: random.Random,
+                  targets: Sequence[float] | None = None) -> list[int]:
+    """Up to ``size`` of ``candidates`` (distillation: every scored candidate counts).
+
+    Uniform when ``targets`` is None. With ``targets`` (the teacher's score of each candidate,
+    same order), half the group is drawn from the teacher's top ``size`` and the rest uniformly
+    from the others: the hard candidates a reranker must order are near the top, and a pool of
+    hundreds (trec-dl) sampled uniformly would be mostly easy negatives.
+    """
     cands = list(candidates)
     if len(cands) <= size:
         return cands
-    return rng.sample(cands, size)
+    if targets is None:
+        return rng.sample(cands, size)
+    order = sorted(range(len(cands)), key=lambda i: -targets[i])
+    top, rest = order[:size], order[size:]
+    k = size // 2
+    chosen = rng.sample(top, k) + rng.sample(rest, min(size - k, len(rest)))
+    return [cands[i] for i in chosen]
 
 
 def schedule(n_items: int, batch_size: int, seed: int, step: int, micro: int, grad_accum: int,
@@ -187,8 +224,3 @@ def _perm(n: int, seed: int) -> list[int]:
 def step_rng(seed: int, step: int, micro: int, rank: int) -> random.Random:
     """The RNG of one micro-batch (candidate sampling), reproducible on resume."""
     return random.Random(f"{seed}/{step}/{micro}/{rank}")
-
-
-def flatten(groups: Iterable[Group]) -> list[tuple[int, int]]:
-    """(group index, candidate index) of every candidate, in order."""
-    return [(gi, ci) for gi, g in enumerate(groups) for ci in range(len(g.doc_ids))]

@@ -49,7 +49,7 @@ import numpy as np
 
 from .config import ConfigError, DistillConfig, hf_load_kwargs, local_model_dir, resolve_path, save_config
 
-__all__ = ["StudentEncoder", "scale_teacher_scores", "train_distill", "load_student", "STUDENT_META"]
+__all__ = ["StudentEncoder", "scale_teacher_scores", "pseudo_title", "train_distill", "load_student", "STUDENT_META"]
 
 log = logging.getLogger(__name__)
 STUDENT_META = "ranker_student.json"
@@ -133,6 +133,27 @@ def scale_teacher_scores(scores: dict[tuple[str, str], float], groups, mode: str
     raise ConfigError(f"teacher_scale must be 'global', 'query' or 'none', got {mode!r}")
 
 
+def pseudo_title(doc: Any, p: float, rng) -> Any:
+    """``doc`` with, at probability ``p`` and if it has no title, its own first 2-8 words as a title.
+
+    Training data without titles (trec-dl, trec-rag24, wikiqa train) would leave the student
+    never having seen ``"title | text"``, and at run time a title would shift the score by
+    itself. A title that only repeats the text's opening teaches that the format adds nothing;
+    a real title still adds what it says.
+
+    >>> import random
+    >>> pseudo_title({"title": "", "text": "one two three four five"}, 1.0, random.Random(0))["title"]
+    'one two three'
+    """
+    if p <= 0 or rng.random() >= p:
+        return doc
+    title, text = (doc.get("title") or "", doc.get("text") or "") if isinstance(doc, dict) else ("", str(doc))
+    words = text.split()
+    if title or len(words) < 4:
+        return doc
+    return {"title": " ".join(words[: rng.randint(2, min(8, len(words) - 1))]), "text": text}
+
+
 def load_student(path: str, *, num_labels: int = 1):
     """A sequence-classification model with one output (a new head if ``path`` is a bare encoder)."""
     import torch
@@ -151,7 +172,7 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
     import torch
     from transformers import AutoTokenizer
 
-    from .data import load_sources, sample_group, sample_scored, schedule, step_rng, trainable
+    from .data import load_sourced, sample_group, sample_scored, schedule, step_rng, trainable, weighted_items
     from .label import read_scores
     from .losses import RANK_LOSSES, hybrid_distill, pairwise_logistic, rank_loss
     from .loop import finish, make_accelerator, train_loop
@@ -165,20 +186,24 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     accelerator = make_accelerator(cfg.train)
-    groups = load_sources(cfg.data, max_queries=cfg.max_queries)
+    sourced = load_sourced(cfg.data, max_queries=cfg.max_queries)
+    groups = [g for g, _, _ in sourced]
     stats: dict = {}
     if cfg.loss == "hybrid":
         raw = read_scores(cfg.teacher_scores)
         targets, stats = scale_teacher_scores(raw, groups, cfg.teacher_scale)
-        items = [(g, [i for i, d in enumerate(g.doc_ids) if (g.qid, d) in targets]) for g in groups]
-        items = [(g, c) for g, c in items if len(c) >= 2]
-        missing = sum(len(g.doc_ids) for g in groups) - sum(len(c) for _, c in items)
+        items = [(g, [i for i, d in enumerate(g.doc_ids) if (g.qid, d) in targets], src.weight) for g, src, _ in sourced]
+        items = [(g, c, w) for g, c, w in items if len(c) >= 2]
+        missing = sum(len(g.doc_ids) for g in groups) - sum(len(c) for _, c, _ in items)
         if missing:
             log.warning("distill: %d candidates have no teacher score and are skipped", missing)
     else:
         targets = {}
-        items = [(g, []) for g in groups if trainable(g)]
-    log.info("distill: %d training groups (loss %s)", len(items), cfg.loss)
+        items = [(g, [], src.weight) for g, src, _ in sourced if trainable(g)]
+    if not 0.0 <= cfg.title_augment <= 1.0:
+        raise ConfigError(f"title_augment must be in [0, 1], got {cfg.title_augment}")
+    visits = weighted_items([w for _, _, w in items], cfg.train.seed)  # one epoch, source weights applied
+    log.info("distill: %d training groups, %d visits an epoch (loss %s)", len(items), len(visits), cfg.loss)
     student_path = resolve_path(cfg.student)
     encoder = StudentEncoder(student_path, max_length=cfg.max_length, query_max_tokens=cfg.query_max_tokens,
                              doc_max_chars=cfg.doc_max_chars, title_separator=cfg.title_separator)
@@ -190,10 +215,11 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
         rank, world = accelerator.process_index, accelerator.num_processes
         rng = step_rng(t.seed, step, micro, rank)
         chosen = []
-        for i in schedule(len(items), t.batch_size, t.seed, step, micro, t.grad_accum, rank, world):
-            g, cands = items[i]
+        for i in schedule(len(visits), t.batch_size, t.seed, step, micro, t.grad_accum, rank, world):
+            g, cands, _ = items[visits[i]]
             if cfg.loss == "hybrid":
-                chosen.append((g, sample_scored(cands, cfg.group.size, rng)))
+                hard = [targets[(g.qid, g.doc_ids[c])] for c in cands] if cfg.group.negatives == "hard" else None
+                chosen.append((g, sample_scored(cands, cfg.group.size, rng, hard)))
             else:
                 chosen.append((g, sample_group(g, cfg.group.size, cfg.group.negatives, rng)))
         width = max(len(c) for _, c in chosen)
@@ -204,7 +230,7 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
         pairs = []
         for b, (g, cands) in enumerate(chosen):
             for j, c in enumerate(cands):
-                pairs.append((g.query, g.docs[c]))
+                pairs.append((g.query, pseudo_title(g.docs[c], cfg.title_augment, rng)))
                 mask[b, j] = True
                 target[b, j] = targets[(g.qid, g.doc_ids[c])] if cfg.loss == "hybrid" else float(g.labels[c])
                 if g.labels[c] is not None:
@@ -229,7 +255,11 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
         meta = {k: v for k, v in encoder.config.to_dict().items()
                 if k in ("max_length", "query_max_tokens", "doc_max_chars", "title_separator", "pad_token_id")}
         meta.update(base_model=cfg.student, loss=cfg.loss, alpha=cfg.alpha, beta=cfg.beta, label_weight=cfg.label_weight,
-                    teacher_scores=cfg.teacher_scores, teacher_scale=stats)
+                    teacher_scores=cfg.teacher_scores, teacher_scale=stats, title_augment=cfg.title_augment,
+                    data=[{"path": d.path, "split": d.split, "weight": d.weight} for d in cfg.data])
+        report = Path(cfg.teacher_scores).with_suffix(".json") if cfg.teacher_scores else None
+        if report is not None and report.is_file():  # the external teacher's recipe, for provenance
+            meta["teacher"] = json.loads(report.read_text(encoding="utf-8"))
         (out / STUDENT_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         save_config(cfg, out / "train_config.json")
     finish(accelerator, out, history, stage="distill")

@@ -3,7 +3,11 @@
 For each query the model scores its candidates; unjudged candidates are scored but left out of
 the metrics (the judged list is re-ranked). Metrics (:mod:`ranker_sdk.metrics`):
 
-- ``ndcg@k``: gain ``2**grade - 1``, log2 discount, mean over queries;
+- ``ndcg@k``: gain ``2**grade - 1``, log2 discount, over the judged candidates re-ranked, mean
+  over queries;
+- ``ndcg@k_trec``: nDCG@k as trec_eval computes it (``ndcg_cut``, by ir-measures): gain = grade,
+  every candidate ranked, an unjudged one counting as not relevant, the ideal order from all
+  judged candidates. This is the figure TREC DL papers report;
 - ``map``, ``mrr``: relevance = ``grade > 0``, mean over queries;
 - ``pnr``: positive-negative ratio, concordant / discordant label-distinct pairs summed over all
   queries (score ties count as discordant).
@@ -19,8 +23,11 @@ Models (``load_scorer``):
 - a teacher folder (``teacher.json``): :class:`ranker_training.teacher.Teacher`;
 - any other HF folder: a sequence-classification cross-encoder, inputs built like the runtime
   (settings from its ``ranker_student.json`` when present);
+- a teacher scores file (``.jsonl``/``.tsv`` from ``ranker train label``): its scores; a query
+  with no scored candidate is left out (``uncovered``);
 - ``first-stage``: the order of ``candidates.run``; ``bm25``: Okapi BM25 (``rank_bm25``) with
-  statistics over all candidates of the evaluated queries.
+  statistics over all candidates of the evaluated queries; ``random``: a random order, seeded by
+  the query id (the floor every reranker must clear).
 
 Example:
     >>> from ranker_training.config import DataSource
@@ -33,6 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -46,8 +54,8 @@ from .config import DataSource, resolve_path
 __all__ = ["evaluate_groups", "load_scorer", "evaluate_model", "BASELINES"]
 
 log = logging.getLogger(__name__)
-Scorer = Callable[[Group], np.ndarray]
-BASELINES = ("first-stage", "bm25")
+Scorer = Callable[[Group], "np.ndarray | None"]
+BASELINES = ("first-stage", "bm25", "random")
 
 
 def evaluate_groups(groups: Sequence[Group], scores: Sequence[np.ndarray], k: int = 10) -> dict:
@@ -59,8 +67,12 @@ def evaluate_groups(groups: Sequence[Group], scores: Sequence[np.ndarray], k: in
     (0.5, 0.0, 1)
     """
     nd, ap, rr = [], [], []
-    conc = disc = skipped = 0
+    conc = disc = skipped = uncovered = 0
+    trec_qrels, trec_run = [], []
     for g, s in zip(groups, scores):
+        if s is None:
+            uncovered += 1
+            continue
         keep = [i for i, y in enumerate(g.labels) if y is not None]
         y = np.array([g.labels[i] for i in keep], dtype=np.int64)
         sc = np.asarray(s, dtype=np.float64)[keep]
@@ -72,10 +84,35 @@ def evaluate_groups(groups: Sequence[Group], scores: Sequence[np.ndarray], k: in
         rr.append(metrics.reciprocal_rank(sc, y))
         c, d = metrics.pnr_pairs(sc, y)
         conc, disc = conc + c, disc + d
+        trec_qrels += [(g.qid, g.doc_ids[i], int(g.labels[i])) for i in keep]
+        trec_run += [(g.qid, d, float(v)) for d, v in zip(g.doc_ids, np.asarray(s, dtype=np.float64))]
     mean = lambda v: float(np.mean(v)) if v else 0.0  # noqa: E731
-    return {f"ndcg@{k}": mean(nd), "map": mean(ap), "mrr": mean(rr),
-            "pnr": conc / disc if disc else float("inf") if conc else 0.0,
-            "queries": len(nd), "skipped": skipped}
+    out = {f"ndcg@{k}": mean(nd), f"ndcg@{k}_trec": trec_ndcg(trec_qrels, trec_run, k), "map": mean(ap),
+           "mrr": mean(rr), "pnr": conc / disc if disc else float("inf") if conc else 0.0,
+           "queries": len(nd), "skipped": skipped}
+    if uncovered:
+        out["uncovered"] = uncovered
+    return out
+
+
+def trec_ndcg(qrels: Sequence[tuple[str, str, int]], run: Sequence[tuple[str, str, float]], k: int = 10) -> float:
+    """Mean nDCG@k of ``run`` as trec_eval's ``ndcg_cut`` computes it (ir-measures), over the
+    queries of ``run`` that have a relevant judged document (the caller passes only those).
+
+    Gain is the grade (not ``2**grade - 1``), unjudged documents count as not relevant, and the
+    ideal ranking holds every judged document of the query.
+
+    >>> trec_ndcg([("q", "a", 2), ("q", "b", 0)], [("q", "a", 0.1), ("q", "b", 0.9), ("q", "c", 0.5)])
+    0.5
+    """
+    if not run:
+        return 0.0
+    import ir_measures
+
+    measure = ir_measures.nDCG @ k
+    res = ir_measures.calc_aggregate([measure], [ir_measures.Qrel(q, d, r) for q, d, r in qrels],
+                                     [ir_measures.ScoredDoc(q, d, s) for q, d, s in run])
+    return float(res[measure])
 
 
 def _bm25_scorer(groups: Sequence[Group]) -> Scorer:
@@ -94,6 +131,21 @@ def _bm25_scorer(groups: Sequence[Group]) -> Scorer:
                 corpus.append(toks(doc_text(doc, " | ")) or ["_"])
     bm25 = BM25Okapi(corpus)
     return lambda g: np.asarray(bm25.get_batch_scores(toks(g.query), [index[d] for d in g.doc_ids]), dtype=np.float32)
+
+
+def _scores_file_scorer(path: Path) -> Scorer:
+    from .label import read_scores
+
+    scores = read_scores(path)
+
+    def score(g: Group) -> np.ndarray | None:
+        got = [scores.get((g.qid, d)) for d in g.doc_ids]
+        if all(v is None for v in got):
+            return None
+        floor = min(v for v in got if v is not None) - 1.0  # unscored: below every scored candidate
+        return np.array([floor if v is None else v for v in got], dtype=np.float32)
+
+    return score
 
 
 def _checkpoint_scorer(path: Path, batch_size: int) -> Scorer:
@@ -125,9 +177,13 @@ def load_scorer(model: str, groups: Sequence[Group] = (), *, batch_size: int = 3
     """A function ``group -> scores`` for a package, teacher folder, HF cross-encoder or baseline name."""
     if model == "first-stage":
         return lambda g: -np.arange(len(g.doc_ids), dtype=np.float32)
+    if model == "random":
+        return lambda g: np.random.default_rng(zlib.crc32(g.qid.encode("utf-8"))).permutation(len(g.doc_ids)).astype(np.float32)
     if model == "bm25":
         return _bm25_scorer(groups)
     path = Path(resolve_path(model))
+    if path.suffix in (".jsonl", ".tsv"):
+        return _scores_file_scorer(path)
     if (path / "manifest.json").is_file() or path.name.endswith(".tar.gz"):
         from ranker_sdk import Ranker
 
@@ -150,15 +206,18 @@ def load_scorer(model: str, groups: Sequence[Group] = (), *, batch_size: int = 3
 def evaluate_model(model: str, sources: Sequence[DataSource], *, k: int = 10, max_queries: int | None = None,
                    batch_size: int = 32, progress=None) -> dict:
     """Load ``model`` and evaluate it on ``sources`` (each source separately, plus their union when several)."""
-    from .data import load_sources
+    from .data import load_sourced
 
     results: dict = {"model": model}
     all_groups: list[Group] = []
     all_scores: list[np.ndarray] = []
     per_source = []
     scorer: Scorer | None = None
+    # read together so qids carry the source prefix exactly as a labeller reading the same
+    # sources wrote them (a teacher scores file is looked up by those qids)
+    sourced = load_sourced(sources, max_queries=max_queries)
     for src in sources:
-        groups = load_sources([src], max_queries=max_queries)
+        groups = [g for g, s, _ in sourced if s is src]
         if scorer is None or model == "bm25":  # BM25's statistics are per evaluated collection
             scorer = load_scorer(model, groups, batch_size=batch_size)
         bar = progress(total=len(groups), desc=f"eval {Path(src.path).name}") if progress else None

@@ -92,7 +92,44 @@ def _cut_torn_tail(path: Path) -> None:
 
 
 def label(cfg: LabelConfig, *, progress=None, device: str | None = None) -> Path:
-    """Score the candidates of ``cfg.data`` with the teacher at ``cfg.teacher``; returns the file written."""
+    """Score the candidates of ``cfg.data``; returns the file written.
+
+    With only ``cfg.teacher`` set, the file holds the LLM teacher's scores. With ``cfg.runs`` or
+    ``cfg.label_mix`` too, the LLM's scores go to ``<stem>.llm<suffix>`` and the file holds the
+    combined target of :mod:`ranker_training.external` (a report beside it, ``<stem>.json``).
+    """
+    combine = bool(cfg.runs) or cfg.label_mix > 0
+    if not cfg.teacher and not combine:
+        raise ConfigError("label: set teacher (an LLM teacher folder) or runs (external rankers to combine)")
+    out = Path(cfg.out)
+    llm_out = out.with_name(f"{out.stem}.llm{out.suffix}") if combine else out
+    llm_path = _label_llm(cfg, llm_out, progress=progress, device=device) if cfg.teacher else None
+    if not combine:
+        return llm_path
+    from .data import load_sourced
+    from .external import combine_targets
+
+    if cfg.num_shards > 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("label: combining runs needs every shard's LLM scores; label the shards, then run "
+                          "again with num_shards 1 in one process to combine")
+    sourced = load_sourced(cfg.data, max_queries=cfg.max_queries)
+    llm = read_scores(llm_path) if llm_path is not None else None
+    targets, report = combine_targets(sourced, dict(cfg.runs), llm=llm, llm_weight=cfg.llm_weight,
+                                      label_mix=cfg.label_mix, grade_fallback=cfg.grade_fallback)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for (qid, did), t in targets.items():
+            if out.suffix == ".tsv":
+                fh.write(f"{qid}\t{did}\t{t:.6g}\n")
+            else:
+                fh.write(json.dumps({"qid": qid, "docid": did, "score": round(float(t), 6)}) + "\n")
+    os.replace(tmp, out)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def _label_llm(cfg: LabelConfig, out: Path, *, progress=None, device: str | None = None) -> Path:
+    """The LLM teacher's score of every candidate into ``out`` (batched, resumable, shardable)."""
     import torch
 
     from .data import load_sources
@@ -104,7 +141,7 @@ def label(cfg: LabelConfig, *, progress=None, device: str | None = None) -> Path
         shard, num = int(os.environ.get("RANK", "0")), world
     if not 0 <= shard < num:
         raise ConfigError(f"shard must be in [0, num_shards), got shard={shard} num_shards={num}")
-    path = shard_path(cfg.out, shard, num)
+    path = shard_path(out, shard, num)
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = ".tsv" if path.suffix == ".tsv" else ".jsonl"
     groups = [g for i, g in enumerate(load_sources(cfg.data, max_queries=cfg.max_queries)) if i % num == shard]

@@ -70,15 +70,17 @@ def run_recipe(cfg: RecipeConfig, out: str | Path, *, max_queries: int | None = 
         teacher_cfg = dataclasses.replace(teacher_cfg, model=str(cpt_out), gguf_file=None)
 
     teacher_out = out / "teacher"
-    if stage_done(teacher_out):
+    if not cfg.run_teacher:
+        log.info("recipe: run_teacher is false: the teacher target is label.runs and the labels")
+    elif stage_done(teacher_out):
         log.info("recipe: teacher done, skipping (%s)", teacher_out)
     else:
         train_teacher(teacher_cfg, teacher_out, progress=progress)
 
     scores = out / "scores.jsonl"
     label_cfg = dataclasses.replace(apply_overrides(cfg.label, max_queries=max_queries),
-                                    teacher=str(teacher_out), out=str(scores))
-    label(label_cfg, progress=progress)
+                                    teacher=str(teacher_out) if cfg.run_teacher else "", out=str(scores))
+    label(label_cfg, progress=progress)  # resumable; recombining the runs takes seconds
     _barrier()
 
     students = {}
@@ -96,9 +98,11 @@ def run_recipe(cfg: RecipeConfig, out: str | Path, *, max_queries: int | None = 
     results: dict = {}
     if not run_eval or not cfg.eval.data or not _is_main():
         return results
-    models = {b: b for b in BASELINES} | ({"teacher": str(teacher_out)} if cfg.eval.include_teacher else {})
-    models |= {n: str(p) for n, p in students.items()}
     (out / "eval").mkdir(exist_ok=True)
+    models = {b: b for b in BASELINES}
+    if cfg.eval.include_teacher:
+        models["teacher"] = str(teacher_out) if cfg.run_teacher and not label_cfg.runs else _dev_teacher(label_cfg, cfg, out)
+    models |= {n: str(p) for n, p in students.items()}
     for name, model in models.items():
         path = out / "eval" / f"{name}.json"
         if path.is_file():
@@ -111,3 +115,15 @@ def run_recipe(cfg: RecipeConfig, out: str | Path, *, max_queries: int | None = 
         results[name] = res
     (out / "eval.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return results
+
+
+def _dev_teacher(label_cfg, cfg: RecipeConfig, out: Path) -> str:
+    """The teacher's own scores of the eval data (no labels mixed in): what the student learns from."""
+    from .label import label
+
+    path = out / "eval" / "teacher_scores.jsonl"
+    if not path.is_file():
+        dev = dataclasses.replace(label_cfg, data=cfg.eval.data, max_queries=cfg.eval.max_queries, label_mix=0.0,
+                                  grade_fallback=False, out=str(path))
+        label(dev)
+    return str(path)

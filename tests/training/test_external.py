@@ -1,0 +1,87 @@
+"""The external teacher target: runs z-scored per query, combined, fitted to the grades, mixed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ranker_training.config import ConfigError, DataSource, LabelConfig
+from ranker_training.data import load_sourced
+from ranker_training.external import combine_targets, read_run_scores
+from ranker_training.label import label, read_scores
+
+
+def _beir(root, *, runs: dict[str, list[tuple[str, str, float]]]):
+    """q1 (judged: d1=3, d2=1, d3=0) and q2 (unjudged) over four docs, with the given runs."""
+    root.mkdir()
+    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "title": "", "text": f"passage {i}"}) + "\n"
+                                               for i in range(1, 5)), encoding="utf-8")
+    (root / "queries.jsonl").write_text('{"_id": "q1", "text": "one"}\n{"_id": "q2", "text": "two"}\n', encoding="utf-8")
+    (root / "qrels").mkdir()
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t3\nq1\td2\t1\nq1\td3\t0\n", encoding="utf-8")
+    (root / "candidates.run").write_text("".join(f"{q} Q0 d{i} {i} {5 - i} union\n" for q in ("q1", "q2") for i in range(1, 5)),
+                                         encoding="utf-8")
+    (root / "runs").mkdir()
+    for name, rows in runs.items():
+        (root / "runs" / f"{name}.run").write_text("".join(f"{q} Q0 {d} 1 {s} {name}\n" for q, d, s in rows), encoding="utf-8")
+    return root
+
+
+def test_combined_target_follows_the_runs_and_keeps_unretrieved_candidates_below(tmp_path):
+    root = _beir(tmp_path / "c", runs={
+        "A": [("q1", "d1", 9.0), ("q1", "d2", 5.0), ("q1", "d3", 1.0), ("q2", "d4", 2.0), ("q2", "d3", 1.0)],
+        "B": [("q1", "d1", 0.9), ("q1", "d2", 0.2), ("q1", "d3", 0.1)],  # B never scored q2
+    })
+    sourced = load_sourced([DataSource(str(root), "train", unjudged_queries=True)])
+    assert [g.qid for g, _, _ in sourced] == ["q1", "q2"]  # q2 has no qrels but is kept
+    targets, report = combine_targets(sourced, {"A": 1.0, "B": 1.0})
+    t = lambda q, d: targets[(q, d)]  # noqa: E731
+    assert t("q1", "d1") > t("q1", "d2") > t("q1", "d3") > t("q1", "d4")  # d4: in no run, lowest
+    assert t("q2", "d4") > t("q2", "d3") > t("q2", "d1")
+    assert report["queries_per_signal"] == {"A": 2, "B": 1}
+    assert report["fit"]["slope"] > 0  # the combined score rises with the grade
+    mixed, _ = combine_targets(sourced, {"A": 1.0, "B": 1.0}, label_mix=1.0)
+    assert mixed[("q1", "d1")] == 3.0 and mixed[("q1", "d3")] == 0.0  # judged: the grade itself
+    assert mixed[("q2", "d4")] == pytest.approx(t("q2", "d4"))  # unjudged: untouched by the mix
+
+
+def test_queries_no_run_covers_keep_their_grades_unless_told_not_to(tmp_path):
+    root = _beir(tmp_path / "c", runs={})
+    sourced = load_sourced([DataSource(str(root), "train", unjudged_queries=True)])
+    targets, _ = combine_targets(sourced, {"A": 1.0})
+    assert targets == {("q1", "d1"): 3.0, ("q1", "d2"): 1.0, ("q1", "d3"): 0.0}
+    assert combine_targets(sourced, {"A": 1.0}, grade_fallback=False)[0] == {}
+    with pytest.raises(ConfigError, match="label_mix"):
+        combine_targets(sourced, {}, label_mix=1.5)
+
+
+def test_label_stage_writes_the_combined_target_and_its_report(tmp_path):
+    root = _beir(tmp_path / "c", runs={"A": [("q1", "d1", 3.0), ("q1", "d2", 2.0), ("q1", "d3", 1.0)]})
+    out = tmp_path / "scores.jsonl"
+    label(LabelConfig(data=(DataSource(str(root), "train"),), runs={"A": 1.0}, label_mix=0.5, out=str(out)))
+    scores = read_scores(out)
+    assert set(scores) == {("q1", f"d{i}") for i in range(1, 5)}
+    assert json.loads(out.with_suffix(".json").read_text())["runs"] == {"A": 1.0}
+    with pytest.raises(ConfigError, match="teacher"):
+        label(LabelConfig(data=(DataSource(str(root), "train"),), out=str(out)))
+
+
+def test_bad_run_line_names_the_file(tmp_path):
+    p = tmp_path / "x.run"
+    p.write_text("q1 Q0 d1 1 notanumber tag\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="x.run:1"):
+        read_run_scores(p)
+
+
+def test_trec_dl_teacher_beats_bm25_on_dl21(data_dir, tmp_path):
+    """On real data: the combined teacher's view of the dev queries is far better than BM25's."""
+    from ranker_training.evaluate import evaluate_model
+
+    src = DataSource(str(data_dir / "trec-dl"), "train:dl21-")
+    out = tmp_path / "dev.jsonl"
+    label(LabelConfig(data=(src,), runs={"SPLADE_P_P_ENSEMBLE_DISTIL": 1.0}, grade_fallback=False, out=str(out)))
+    teacher = evaluate_model(str(out), [src], max_queries=20)["sources"][0]
+    bm25 = evaluate_model("first-stage", [src], max_queries=20)["sources"][0]  # trec-dl's first stage is BM25's order
+    assert teacher["queries"] == bm25["queries"] == 20
+    assert teacher["ndcg@10_trec"] > bm25["ndcg@10_trec"] + 0.1

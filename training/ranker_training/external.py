@@ -1,0 +1,142 @@
+"""The teacher target: an LLM teacher's score, external rankers' runs and the labels, combined.
+
+DisRanker's student learns from one teacher score per (query, candidate). Where other strong
+rankers have already scored a collection (trec-dl ships RepLLaMA-7B, an LLM ranker scored from
+its final ``</s>`` token, and SPLADE++, TAS-B and ada-002 runs), their view is worth as much as
+a small fine-tuned LLM's, and costs nothing to compute. This module folds them into the target.
+
+For each query, every signal is z-scored over the list it scored:
+
+- a run ``r`` (``<source>/runs/<name>.run``, TREC format, higher is better) scored its own top
+  list; a candidate it did not retrieve gets ``min(z_r) - 1`` (below everything it ranked);
+- the LLM teacher (when there is one) scored every candidate.
+
+The combined score is the weighted mean of the z-scores of the signals that cover the query::
+
+    f(q, d) = sum_s w_s * z_s(q, d) / sum_s w_s
+
+``f`` has no unit, so it is mapped onto the grade scale by least squares on the judged
+candidates of the covered queries (``grade ~ a * f + b``, fitted once over the whole training
+set: a query whose best candidates all score high keeps that, unlike per-query scaling). Then
+
+    target(q, d) = a * f + b                                    (unjudged)
+    target(q, d) = mix * grade + (1 - mix) * (a * f + b)        (judged; mix = ``label_mix``)
+
+and a query that no signal covers (trec-rag24, whose grades are themselves an LLM judge's
+(UMBRELA, GPT-4o), or wikiqa) keeps its grades as the target on its judged candidates.
+
+Example (what the CPU recipe does for trec-dl)::
+
+    LabelConfig(data=(DataSource("../shared/data/trec-dl", "train:!dl21-", unjudged_queries=True),),
+                runs={"REP_LLAMA": 1.0, "SPLADE_P_P_ENSEMBLE_DISTIL": 1.0}, label_mix=0.5,
+                out="runs/dl/scores.jsonl")
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .config import ConfigError, DataSource
+
+__all__ = ["read_run_scores", "combine_targets"]
+
+log = logging.getLogger(__name__)
+
+
+def read_run_scores(path: str | Path) -> dict[str, dict[str, float]]:
+    """``qid -> {docid: score}`` of a TREC run file (``qid Q0 docid rank score tag``)."""
+    out: dict[str, dict[str, float]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) < 5:
+                raise ConfigError(f"{path}:{n}: expected 'qid Q0 docid rank score tag'")
+            try:
+                out.setdefault(parts[0], {})[parts[2]] = float(parts[4])
+            except ValueError as exc:
+                raise ConfigError(f"{path}:{n}: score {parts[4]!r} is not a number") from exc
+    return out
+
+
+def _z(values: np.ndarray) -> np.ndarray:
+    sd = float(values.std())
+    return (values - values.mean()) / sd if sd > 0 else np.zeros_like(values)
+
+
+def _run_z(scores: dict[str, float], doc_ids: Sequence[str]) -> np.ndarray:
+    ids = list(scores)
+    z = dict(zip(ids, _z(np.array([scores[d] for d in ids], dtype=np.float64))))
+    floor = min(z.values()) - 1.0
+    return np.array([z.get(d, floor) for d in doc_ids], dtype=np.float64)
+
+
+def combine_targets(sourced: Sequence[tuple], runs: dict[str, float], *, llm: dict | None = None,
+                    llm_weight: float = 1.0, label_mix: float = 0.0,
+                    grade_fallback: bool = True) -> tuple[dict[tuple[str, str], float], dict]:
+    """Teacher targets for ``sourced`` (``(group, DataSource, raw qid)`` from ``data.load_sourced``).
+
+    ``runs``: run name -> weight; ``llm``: ``(qid, docid) -> score`` of an LLM teacher or None;
+    ``grade_fallback=False`` leaves the queries no signal covers without a target (to evaluate
+    the teacher's own view, without the labels).
+    Returns ``(qid, docid) -> target`` and a report (weights, fit, coverage) for provenance.
+    """
+    if not 0.0 <= label_mix <= 1.0:
+        raise ConfigError(f"label_mix must be in [0, 1], got {label_mix}")
+    if any(w < 0 for w in runs.values()) or llm_weight < 0:
+        raise ConfigError("run and LLM weights must be >= 0")
+    loaded: dict[tuple[str, str], dict] = {}  # (source path, run name) -> run scores
+    combined: dict[int, np.ndarray] = {}
+    used: dict[str, int] = {}
+    for gi, (g, src, raw_qid) in enumerate(sourced):
+        parts, weights = [], []
+        for name, w in runs.items():
+            key = (src.path, name)
+            if key not in loaded:
+                f = Path(src.path) / "runs" / f"{name}.run"
+                loaded[key] = read_run_scores(f) if isinstance(src, DataSource) and f.is_file() else {}
+            sc = loaded[key].get(raw_qid)
+            if sc and w > 0:
+                parts.append(_run_z(sc, g.doc_ids))
+                weights.append(w)
+                used[name] = used.get(name, 0) + 1
+        if llm is not None and llm_weight > 0 and all((g.qid, d) in llm for d in g.doc_ids):
+            parts.append(_z(np.array([llm[(g.qid, d)] for d in g.doc_ids], dtype=np.float64)))
+            weights.append(llm_weight)
+            used["llm"] = used.get("llm", 0) + 1
+        if parts:
+            combined[gi] = np.average(np.stack(parts), axis=0, weights=weights)
+    xs, ys = [], []
+    for gi, f in combined.items():
+        g = sourced[gi][0]
+        for j, y in enumerate(g.labels):
+            if y is not None:
+                xs.append(f[j])
+                ys.append(float(y))
+    a, b = 1.0, 0.0
+    if len(xs) >= 10 and np.std(xs) > 0:
+        a, b = (float(v) for v in np.polyfit(np.array(xs), np.array(ys), 1))
+    if a <= 0:
+        log.warning("external teacher: the combined score does not rise with the grade (slope %.3f); using f as is", a)
+        a, b = 1.0, 0.0
+    targets: dict[tuple[str, str], float] = {}
+    for gi, (g, _, _) in enumerate(sourced):
+        f = combined.get(gi)
+        for j, (d, y) in enumerate(zip(g.doc_ids, g.labels)):
+            if f is not None:
+                t = a * f[j] + b
+                targets[(g.qid, d)] = label_mix * y + (1 - label_mix) * t if y is not None else t
+            elif y is not None and grade_fallback:
+                targets[(g.qid, d)] = float(y)
+    report = {"runs": dict(runs), "llm_weight": llm_weight if llm is not None else 0.0, "label_mix": label_mix,
+              "fit": {"slope": a, "intercept": b, "judged_pairs": len(xs)},
+              "queries": len(sourced), "queries_covered": len(combined), "queries_per_signal": used,
+              "pairs": len(targets)}
+    log.info("external teacher: %s", json.dumps(report))
+    return targets, report
