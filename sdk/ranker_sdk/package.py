@@ -9,17 +9,28 @@ A package is a directory, or a ``.tar.gz`` of one, holding:
 - ``manifest.json``: ``{"format_version": 1, "files": {name: {"sha256": hex, "size": n}}}`` for
   every other file.
 
-Safety comes from the order of operations. Every file is read into memory exactly once, its
-size and sha256 are checked against the manifest, and only then is any byte handed to a parser
-(JSON, tokenizers, onnxruntime). Parsers are given the verified bytes, never the path, so a file
-swapped on disk after the check is never read. Paths that could escape the package (absolute,
-``..``, symlinks, devices) are refused, and so is any file the manifest does not list.
+Safety comes from the order of operations, and memory stays bounded by what the manifest declares:
+
+1. List the files (``lstat`` of a directory, the headers of a ``.tar.gz``) without reading them:
+   paths that could escape the package (absolute, ``..``, symlinks, devices), duplicates and
+   more than :data:`MAX_FILES` files are refused here.
+2. Read ``manifest.json`` (at most :data:`MAX_MANIFEST_BYTES`) and parse it; a malformed entry
+   (a size that is not a non-negative JSON integer, such as ``1e400``; a hash that is not 64 hex
+   digits; nesting deep enough to exhaust the parser) is a :class:`PackageError`.
+3. Compare the listing with the manifest by name and size: a missing, unlisted or resized file,
+   or a declared total above :data:`MAX_PACKAGE_BYTES`, is refused before any of them is read.
+   A 1.5 GB stray file in the folder, or a tar member whose header claims gigabytes, never
+   reaches memory.
+4. Read each listed file exactly once, exactly its declared size, and check its sha256. Only then
+   is any byte handed to a parser (JSON, tokenizers, onnxruntime). Parsers get the verified
+   bytes, never the path, so a file swapped on disk after the check is never read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import stat
 import tarfile
@@ -51,6 +62,9 @@ REQUIRED_FILES = ("model.onnx", "tokenizer.json", CONFIG)
 MAX_PACKAGE_BYTES = 2 * 1024**3
 # A package has a handful of files and a manifest of a few hundred bytes; more means it is not one.
 MAX_FILES = 64
+# Tokens per pair: BERT-family cross-encoders stop at 512, long-context ones at a few thousand.
+# The bound keeps a corrupt ranker.json from asking the load-time probe for gigabytes.
+MAX_LENGTH = 8192
 MAX_MANIFEST_BYTES = 1024**2
 _ALLOWED_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -80,7 +94,10 @@ class ScoreConfig:
                 f"ranker.json: score.kind must be 'raw' or 'sigmoid', got {kind!r}; "
                 "the package was written by a newer or broken packager"
             )
-        return cls(kind=kind, scale=float(d.get("scale", 1.0)), bias=float(d.get("bias", 0.0)))
+        scale, bias = float(d.get("scale", 1.0)), float(d.get("bias", 0.0))
+        if not (math.isfinite(scale) and math.isfinite(bias)):
+            raise PackageError(f"ranker.json: score.scale and score.bias must be finite, got {scale}, {bias}")
+        return cls(kind=kind, scale=scale, bias=bias)
 
 
 @dataclass(frozen=True)
@@ -142,11 +159,12 @@ class PackageConfig:
                 fidelity=dict(d.get("fidelity", {})),
                 fusion=Fusion.from_dict(d["fusion"]) if d.get("fusion") is not None else None,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
+            # OverflowError: int(1e400); AttributeError: an object where a mapping belongs.
             raise PackageError(f"ranker.json is missing or has a malformed field: {exc!r}") from exc
-        if cfg.max_length < 8 or not 1 <= cfg.query_max_tokens < cfg.max_length - 3:
+        if not 8 <= cfg.max_length <= MAX_LENGTH or not 1 <= cfg.query_max_tokens < cfg.max_length - 3:
             raise PackageError(
-                f"ranker.json: need max_length >= 8 and 1 <= query_max_tokens < max_length - 3, "
+                f"ranker.json: need 8 <= max_length <= {MAX_LENGTH} and 1 <= query_max_tokens < max_length - 3, "
                 f"got max_length={cfg.max_length}, query_max_tokens={cfg.query_max_tokens}"
             )
         if cfg.doc_max_chars < 1:

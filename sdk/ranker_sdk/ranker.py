@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, PackageError
+from .errors import InputError, InternalError, PackageError
 from .fusion import check_first_stage, fuse
 from .package import PackageConfig, read_package
 from .session import ModelSession
@@ -20,6 +21,25 @@ from .tokenize import Doc, PairEncoder, doc_text
 __all__ = ["Ranker", "Hit", "default_package_path"]
 
 log = logging.getLogger(__name__)
+
+# More intra-op threads than this never helps a cross-encoder call, and each costs a thread
+# start at load: threads=1000 took 38 s to load, threads=100000 exhausted memory and crashed.
+MAX_THREADS = 256
+# score() encodes and runs at most this many docs at a time, so memory does not grow with the
+# number of candidates (10,000 docs encoded at once held about 47 KB each of token data).
+CHUNK_DOCS = 256
+
+
+def _positive_int(name: str, value: object, *, upper: int | None = None, none_ok: bool = False) -> int | None:
+    """``value`` as an int if it is a positive integer (numpy integers too, bools not), else InputError."""
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        kind = "a positive int or None" if none_ok else "a positive int"
+        raise InputError(f"{name} must be {kind}, got {value!r}")
+    if upper is not None and value > upper:
+        raise InputError(f"{name} must be at most {upper}, got {value}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -92,14 +112,20 @@ class Ranker:
                 input order, which pads more; it exists to measure what sorting buys.
 
         Raises:
-            PackageError: the package is missing, corrupt, unsafe or inconsistent.
-            InputError: ``threads`` or ``batch_size`` is not a positive int.
+            PackageError: the package is missing, corrupt, unsafe or inconsistent, or its model
+                fails (or returns NaN/inf) on a probe batch of ``max_length`` tokens.
+            InputError: ``path`` is not a str/PathLike/None, or ``threads`` (at most
+                :data:`MAX_THREADS`), ``batch_size`` or ``max_batch_tokens`` is not a positive
+                integer (numpy integers are accepted, bools are not).
         """
-        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-            raise InputError(f"threads must be a positive int or None, got {threads!r}")
-        for name, value in (("batch_size", batch_size), ("max_batch_tokens", max_batch_tokens)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InputError(f"{name} must be a positive int, got {value!r}")
+        threads = _positive_int("threads", threads, upper=MAX_THREADS, none_ok=True)
+        batch_size = _positive_int("batch_size", batch_size)
+        max_batch_tokens = _positive_int("max_batch_tokens", max_batch_tokens)
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise InputError(
+                f"path must be a str, an os.PathLike or None (the bundled default), got "
+                f"{type(path).__name__}: {path!r}"
+            )
         if path is None:
             path = default_package_path()
             if path is None:
@@ -111,7 +137,9 @@ class Ranker:
         self = object.__new__(cls)
         self._config = pkg.config
         self._encoder = PairEncoder(pkg.files["tokenizer.json"], pkg.config, parallel=threads != 1)
-        self._session = ModelSession(pkg.files["model.onnx"], pkg.config, threads=threads)
+        self._session = ModelSession(
+            pkg.files["model.onnx"], pkg.config, threads=threads, probe=self._encoder.probe_batch()
+        )
         self._batch_size = batch_size
         self._max_batch_tokens = max_batch_tokens
         self._sort = bool(sort_by_length)
@@ -177,15 +205,34 @@ class Ranker:
         first = None if first_stage is None else check_first_stage(first_stage, len(texts))
         if not texts:
             return np.zeros(0, dtype=np.float32)
-        enc = self._encoder.encode(query, texts)
-        scores = np.empty(len(enc), dtype=np.float32)
-        for rows in self._batches(enc.lengths()):
-            scores[rows] = self._session.run(enc.batch(rows, self._config.pad_token_id))
+        scores = self._model_scores(query, texts)
         sc = self._config.score
         if sc.kind == "sigmoid":
             scores = (1.0 / (1.0 + np.exp(-(sc.scale * scores + sc.bias)))).astype(np.float32)
         if first is not None:
             scores = fuse(scores, first, self._config.fusion)
+        return scores
+
+    def _model_scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
+        """The model's raw scores of ``texts``, :data:`CHUNK_DOCS` at a time (bounded memory).
+
+        Within a chunk, pairs are sorted by length and batched (:meth:`_batches`); a score does
+        not depend on its chunk or batch. A non-finite score is an :class:`InternalError`,
+        never a NaN handed back to the caller.
+        """
+        scores = np.empty(len(texts), dtype=np.float32)
+        for start in range(0, len(texts), CHUNK_DOCS):
+            enc = self._encoder.encode(query, texts[start : start + CHUNK_DOCS])
+            part = scores[start : start + len(enc)]
+            for rows in self._batches(enc.lengths()):
+                part[rows] = self._session.run(enc.batch(rows, self._config.pad_token_id))
+            bad = np.flatnonzero(~np.isfinite(part))
+            if bad.size:
+                raise InternalError(
+                    f"the model returned non-finite scores for docs {(bad + start).tolist()[:10]} "
+                    f"({part[bad[0]]}); the package passed its load-time probe, so this input "
+                    "triggers a numerical fault: please report it with the package and the input"
+                )
         return scores
 
     def _batches(self, lengths: np.ndarray) -> list[np.ndarray]:
@@ -213,8 +260,7 @@ class Ranker:
             first_stage: the docs' first-stage scores, fused as in :meth:`score`; the hits are
                 ordered by, and carry, the fused score.
         """
-        if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
-            raise InputError(f"top_k must be a positive int or None, got {top_k!r}")
+        top_k = _positive_int("top_k", top_k, none_ok=True)
         scores = self.score(query, docs, first_stage=first_stage)
         order = np.argsort(-scores, kind="stable")
         if top_k is not None:

@@ -1,31 +1,68 @@
-"""The onnxruntime session of a package, checked against ``ranker.json`` at load time."""
+"""The onnxruntime session of a package, checked against ``ranker.json`` at load time.
+
+Two process-wide choices are made here, because this is the one module that imports onnxruntime:
+
+- **No telemetry.** onnxruntime's Linux/Windows builds start a telemetry client when they are
+  imported: it writes a device id and an event database under ``~/.cache/Microsoft/`` and a
+  session file in ``$TMPDIR``, and resolves a telemetry host. A library embedded in someone
+  else's search service (or C program) must not write to the user's home or phone home by
+  default, so ``ORT_DISABLE_TELEMETRY=1`` is set before the import. It is a default, not an
+  override: a host that wants onnxruntime's telemetry sets ``ORT_DISABLE_TELEMETRY=0`` in the
+  environment before importing ranker_sdk (or imports onnxruntime first).
+- **Quiet stderr.** onnxruntime logs failed runs to stderr itself, in colour, even when the
+  exception is raised to the caller. Sessions here log at FATAL only; the SDK reports every
+  failure as a :class:`~ranker_sdk.RankerError` instead.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-import onnxruntime as ort
+import os
 
-from .errors import PackageError, wrap_backend_errors
-from .package import PackageConfig
+# Must run before `import onnxruntime` (the telemetry client starts at import). setdefault: the
+# host's own setting wins.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+
+from .errors import InternalError, PackageError, wrap_backend_errors  # noqa: E402
+from .package import PackageConfig  # noqa: E402
 
 __all__ = ["ModelSession"]
 
+_FATAL_ONLY = 4  # onnxruntime severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
+
 
 class ModelSession:
-    """An onnxruntime CPU session over verified model bytes.
+    """An onnxruntime CPU session over verified model bytes, proven to work before it is returned.
 
     ``threads`` sets intra-op parallelism (``None``: onnxruntime's default, one per core).
     Inter-op is 1 and execution sequential: a ranker call is one small graph, and callers that
     want more throughput run several calls from their own threads (``run`` is thread-safe).
+
+    ``probe`` is one padded batch (see :meth:`ranker_sdk.tokenize.PairEncoder.probe_batch`)
+    whose widest row is ``max_length`` tokens. It runs once here, so a package that would fail on
+    its first real query fails at load instead, as a :class:`PackageError`: a model whose
+    position table is shorter than ``max_length``, a pad or token id outside its vocabulary,
+    several outputs per row, or non-finite (NaN/inf) scores.
     """
 
-    def __init__(self, model_bytes: bytes, config: PackageConfig, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model_bytes: bytes,
+        config: PackageConfig,
+        threads: int | None = None,
+        *,
+        probe: dict[str, np.ndarray],
+    ) -> None:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.inter_op_num_threads = 1
         opts.intra_op_num_threads = int(threads) if threads else 0
-        opts.log_severity_level = 3  # onnxruntime logs to stderr itself; keep the host's stderr quiet
+        opts.log_severity_level = _FATAL_ONLY
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = _FATAL_ONLY
         try:
             self._sess = ort.InferenceSession(model_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
@@ -52,16 +89,35 @@ class ModelSession:
             )
         self._output = outputs[0].name
         self._input_names = tuple(config.inputs)
-        # Fail at load, not at the first query: a symbolic output shape can hide a model that
-        # returns several values per row, so run one tiny batch now and check what comes back.
-        probe = np.zeros((2, 4), dtype=np.int64)
-        self.run({"input_ids": probe, "attention_mask": np.ones_like(probe), "token_type_ids": probe})
+        self._check(probe, config)
+
+    def _check(self, probe: dict[str, np.ndarray], config: PackageConfig) -> None:
+        """Run the probe batch; any failure means the package, not the caller, is at fault."""
+        width = probe["input_ids"].shape[1]
+        try:
+            scores = self.run(probe)
+        except InternalError as exc:
+            raise PackageError(
+                f"model.onnx fails on a {width}-token probe batch (ranker.json max_length "
+                f"{config.max_length}): {exc.__cause__ or exc}. Is max_length within the model's "
+                "position limit, and pad_token_id within its vocabulary? Re-create the package"
+            ) from exc
+        if not np.isfinite(scores).all():
+            raise PackageError(
+                f"model.onnx returns non-finite scores {scores.tolist()} on a {width}-token probe "
+                "batch; the weights are corrupt or the export is broken: re-create the package"
+            )
 
     def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        """Scores of one padded batch as float32 ``[batch]``."""
+        """Scores of one padded batch as float32 ``[batch]``.
+
+        Raises:
+            PackageError: the model returned other than one value per row.
+            InternalError: onnxruntime failed on this batch.
+        """
         batch = feed["input_ids"].shape[0]
         with wrap_backend_errors("running the model"):
-            (out,) = self._sess.run([self._output], {k: feed[k] for k in self._input_names})
+            (out,) = self._sess.run([self._output], {k: feed[k] for k in self._input_names}, self._run_options)
         out = np.asarray(out, dtype=np.float32)
         if out.size != batch:
             raise PackageError(

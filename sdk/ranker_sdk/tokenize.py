@@ -8,7 +8,10 @@ The rules, all read from ``ranker.json`` (:class:`~ranker_sdk.package.PackageCon
 - Raw doc text is cut to ``doc_max_chars`` characters *before* tokenizing: the tokenizer would
   otherwise encode a 10 MB document in full only to throw almost all of it away.
 - The query keeps at most ``query_max_tokens`` tokens, so a long query never squeezes the doc out;
-  the doc then fills what is left of ``max_length`` (truncation ``only_second``).
+  the doc then fills what is left of ``max_length`` (truncation ``only_second``). Like a doc, the
+  raw query is first cut by characters, to ``query_max_tokens * QUERY_CHARS_PER_TOKEN``: a token
+  of real text is far shorter than that, so the cut changes nothing for a real query, but a
+  10 MB query no longer costs seconds and gigabytes to tokenize in full before its cut.
 - Lone surrogates (which UTF-8 cannot encode) are replaced by U+FFFD instead of failing.
 """
 
@@ -27,6 +30,11 @@ from .package import PackageConfig
 __all__ = ["Doc", "doc_text", "clean_text", "PairEncoder", "EncodedPairs"]
 
 Doc = Union[str, Mapping[str, Any]]
+# WordPiece gives up on words longer than 100 characters ([UNK]); no real token is longer.
+QUERY_CHARS_PER_TOKEN = 100
+# The load-time probe's texts (any real text will do: they only need to be valid token ids).
+_PROBE_QUERY = "what does a ranker probe check"
+_PROBE_DOC = "The probe runs the model once at its full length before the first real query. " * 64
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
@@ -123,7 +131,12 @@ class PairEncoder:
         self._qtok = qtok
 
     def clip_query(self, query: str) -> str:
-        """The query cut after its ``query_max_tokens``-th token (at a character boundary)."""
+        """The query cut after its ``query_max_tokens``-th token (at a character boundary).
+
+        The raw text is cut to ``query_max_tokens * QUERY_CHARS_PER_TOKEN`` characters first,
+        so the work done here is bounded whatever the caller passes.
+        """
+        query = query[: self.config.query_max_tokens * QUERY_CHARS_PER_TOKEN]
         with wrap_backend_errors("tokenizing the query"):
             enc = self._qtok.encode(query, add_special_tokens=False)
         budget = self.config.query_max_tokens
@@ -143,3 +156,24 @@ class PairEncoder:
             else:
                 encs = [self._tok.encode(q, t) for q, t in pairs]
         return EncodedPairs([e.ids for e in encs], [e.type_ids for e in encs])
+
+    def probe_batch(self) -> dict[str, np.ndarray]:
+        """A padded batch of two rows for the load-time check of the model (see ``session.py``).
+
+        Row 0 is a real (query, doc) pair stretched to exactly ``max_length`` tokens (its ids
+        repeated if the doc is short), so every position the package promises is exercised;
+        row 1 is a short pair padded to that width, so padding and the mask are exercised too.
+        """
+        with wrap_backend_errors("tokenizing the probe"):
+            enc = self.encode(_PROBE_QUERY, [_PROBE_DOC, "short"])
+        width = self.config.max_length
+        reps = -(-width // len(enc.ids[0]))  # ceil
+        ids = np.full((2, width), self.config.pad_token_id, dtype=np.int64)
+        types = np.zeros((2, width), dtype=np.int64)
+        mask = np.zeros((2, width), dtype=np.int64)
+        ids[0] = (enc.ids[0] * reps)[:width]
+        types[0] = (enc.type_ids[0] * reps)[:width]
+        mask[0] = 1
+        n = len(enc.ids[1])
+        ids[1, :n], types[1, :n], mask[1, :n] = enc.ids[1], enc.type_ids[1], 1
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
