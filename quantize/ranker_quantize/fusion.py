@@ -8,7 +8,7 @@ both z-scored within the query). This module chooses ``weight``:
 2. the first stage is ``-rank`` in the folder's ``candidates.run`` (the only first-stage signal
    every BEIR folder here has; a backend with real retrieval scores passes those at run time,
    and z-scoring puts both on one scale);
-3. each weight of a grid (default 0, 0.05, ..., 3) is scored by mean nDCG@10 over the queries
+3. each weight of a grid (default 0, 0.05, ..., 3, then 4 ... 100) is scored by mean nDCG@10 over the queries
    that have a relevant judged candidate (gain ``2**grade - 1``, unjudged candidates scored but
    left out of the metric, as ``ranker eval`` does); the best weight wins, and on a tie the
    smallest, so the model is trusted unless the data says otherwise.
@@ -50,8 +50,12 @@ __all__ = ["DEFAULT_WEIGHTS", "FusionQuery", "check_fusion_data", "score_queries
 log = logging.getLogger(__name__)
 
 KIND = "zscore-linear"
-# 0 .. 3 by 0.05: past 3 the first stage outweighs the model so much that a reranker is moot.
-DEFAULT_WEIGHTS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(61))
+# 0 .. 3 by 0.05, where a useful model and a useful first stage meet, then a coarse tail up to a
+# weight at which the model only breaks the first stage's ties: a fit landing there says the
+# model adds nothing to this first stage, and the fused score is then no worse than it.
+DEFAULT_WEIGHTS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(61)) + (
+    4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0, 100.0,
+)
 Progress = Callable[[int, int], None]
 
 
@@ -173,7 +177,7 @@ def fit_fusion(
     Args:
         sources: ``[(data_dir, split), ...]`` BEIR folders with ``candidates.run`` and
             ``qrels/<split>.tsv``; their queries are pooled.
-        weights: the grid of first-stage weights tried (default 0 .. 3 by 0.05).
+        weights: the grid of first-stage weights tried (default :data:`DEFAULT_WEIGHTS`).
         k: the nDCG cut-off maximised.
         threads: onnxruntime threads when ``package`` is a path.
         progress: ``progress(done, total)`` after each scored query.
@@ -181,8 +185,9 @@ def fit_fusion(
     Returns:
         The ``fusion`` object for ``ranker.json``: ``kind``, ``weight``, ``metric``,
         ``first_stage`` (what was fused), ``fitted_on`` (folder/split names, no local paths),
-        ``grid``, ``dev`` (pooled nDCG of model, first stage and fused) and ``sources`` (the same
-        per folder). Pass it to :func:`add_fusion`.
+        ``grid`` (its range and size), ``curve`` (``[weight, mean nDCG]`` at every grid point),
+        ``dev`` (pooled nDCG of model, first stage and fused) and ``sources`` (the same per
+        folder). Pass it to :func:`add_fusion`.
     """
     ranker = package if isinstance(package, Ranker) else Ranker.load(package, threads=threads)
     queries = score_queries(ranker, sources, progress)
@@ -196,6 +201,7 @@ def fit_fusion(
         "first_stage": "-rank in candidates.run",
         "fitted_on": names,
         "grid": {"min": grid[0], "max": grid[-1], "points": len(grid)},
+        "curve": [[w, round(table[w], 4)] for w in grid],
         "dev": _figures(queries, weight, k),
         "sources": [{"data": n, **_figures([q for q in queries if q.source == n], weight, k)} for n in names],
     }

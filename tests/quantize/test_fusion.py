@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from ranker_quantize.fusion import FusionQuery, add_fusion, check_fusion_data, fit_fusion, fit_weight, score_queries
+from ranker_quantize.fusion import DEFAULT_WEIGHTS, FusionQuery, add_fusion, check_fusion_data, fit_fusion, fit_weight, score_queries
 from ranker_sdk import InputError, PackageError, Ranker
 from ranker_sdk.beir import load_groups
 from ranker_sdk.cli import main
@@ -38,7 +38,7 @@ def synthetic_queries(true_weight: float, n_queries: int = 300, n_docs: int = 20
 def test_fit_weight_recovers_a_known_weight(true_weight):
     weight, table = fit_weight(synthetic_queries(true_weight))
     assert abs(weight - true_weight) <= 0.1, (weight, true_weight)
-    assert len(table) == 61 and min(table) == 0.0 and max(table) == 3.0
+    assert len(table) == len(DEFAULT_WEIGHTS) and min(table) == 0.0 and max(table) == 100.0
     assert table[weight] == max(table.values())
     assert table[weight] > table[0.0] or true_weight == 0.0  # fusion helps exactly when it should
 
@@ -83,6 +83,10 @@ def test_fit_fusion_on_real_dev_data(fitted):
     # The first stage of trec-rag24 is strong and the tiny model is random: fusion must lean on it.
     assert dev["first_stage"] > dev["model"] and fusion["weight"] > 0 and dev["fused"] > dev["model"]
     assert fusion["sources"] == [{"data": "trec-rag24/dev", **dev}]
+    curve = dict((w, v) for w, v in fusion["curve"])
+    assert curve[fusion["weight"]] == max(curve.values()) and len(curve) == fusion["grid"]["points"]
+    # the grid runs far enough that the fit is never worse than the first stage alone
+    assert dev["fused"] >= dev["first_stage"] - 0.005
 
 
 def test_add_fusion_reseals_and_the_runtime_reproduces_the_fit(fitted, tiny_package, data_dir, tmp_path):
