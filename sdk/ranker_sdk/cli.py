@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import json
 import math
 import sys
@@ -26,7 +27,7 @@ from . import __version__
 from .errors import InputError, RankerError
 from .ranker import Ranker
 
-__all__ = ["main", "read_docs", "read_scored_docs", "build_parser"]
+__all__ = ["main", "read_docs", "read_scored_docs", "decode_text", "build_parser"]
 
 _PLUGINS = (
     ("ranker_training.cli", "train", ("train", "eval")),
@@ -96,19 +97,42 @@ def _read_rank_input(stream: TextIO, args: argparse.Namespace, fmt: str, name: s
     return read_docs(stream, fmt, name=name), None
 
 
+def decode_text(data: bytes, name: str) -> str:
+    """``data`` as UTF-8 text, or an :class:`InputError` naming ``name`` and the first bad byte.
+
+    Strict on purpose: decoding binary input leniently would rank U+FFFD garbage and exit 0.
+    A leading byte-order mark is dropped; gzip data and NUL bytes are refused as not text.
+    """
+    if data[:2] == b"\x1f\x8b":
+        raise InputError(f"{name}: gzip-compressed, not text; decompress it first (zcat {name} | ranker rank ...)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name}: not UTF-8 text (byte {exc.start}); convert it (iconv -t UTF-8) or pass a text file") from exc
+    nul = text.find("\0")
+    if nul >= 0:
+        raise InputError(f"{name}: not UTF-8 text (byte {len(text[:nul].encode())} is NUL: a binary file?)")
+    return text.removeprefix("\ufeff")
+
+
 def _cmd_rank(args: argparse.Namespace) -> int:
     if args.docs == "-":
-        docs, first_stage = _read_rank_input(sys.stdin, args, args.format, "<stdin>")
+        if sys.stdin.isatty():  # nobody is piping docs in: say so instead of waiting silently
+            print("error: no docs: pass --docs FILE, or pipe them in: cat docs.txt | ranker rank --query ...\n"
+                  "       (ranker rank --help shows the formats)", file=sys.stderr)
+            return 2
+        text = decode_text(sys.stdin.buffer.read(), "<stdin>")
+        docs, first_stage = _read_rank_input(io.StringIO(text), args, args.format, "<stdin>")
     else:
         path = Path(args.docs)
         fmt = args.format
         if fmt == "auto" and path.suffix in (".jsonl", ".json"):
             fmt = "jsonl"
         try:
-            with open(path, encoding="utf-8") as fh:
-                docs, first_stage = _read_rank_input(fh, args, fmt, str(path))
+            data = path.read_bytes()
         except OSError as exc:
             raise InputError(f"cannot read --docs {path}: {exc.strerror}") from exc
+        docs, first_stage = _read_rank_input(io.StringIO(decode_text(data, str(path))), args, fmt, str(path))
     ranker = Ranker.load(args.package, threads=args.threads)
     if first_stage is not None and ranker.config.fusion is None:
         print(f"note: {ranker.source} has no fusion rule (ranker package --fit-fusion): the first-stage "
@@ -129,6 +153,22 @@ def _cmd_rank(args: argparse.Namespace) -> int:
             snippet = text if len(text) <= 100 else text[:97] + "..."
             out.write(f"{rank:>3}  {h.score:+.4f}  #{h.index:<4} {snippet}\n")
     return 0
+
+
+_RANK_DESCRIPTION = """\
+Score every document against the query with the package's cross-encoder and print them best
+first. Higher scores are better. A score is the model's raw output (a logit) unless the package's
+ranker.json says it is a calibrated probability (score.kind sigmoid): compare scores within one
+query, not across queries.
+
+Output columns: rank, score, #index of the doc in the input (0-based, blank lines not counted),
+the doc's start ([title] text)."""
+
+_RANK_EXAMPLES = """\
+examples:
+  ranker rank --query "is pew research trustworthy" --docs docs.jsonl --top-k 5
+  printf 'Pew is a fact tank.\\nBananas are yellow.\\n' | ranker rank --query "pew research"
+  ranker rank --query "..." --docs docs.jsonl --json --package path/to/package.tar.gz"""
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -184,14 +224,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ranker-sdk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("rank", help="rank documents for a query with a package")
-    p.add_argument("--package", default=None, help="package dir or .tar.gz (default: the bundled package)")
-    p.add_argument("--query", required=True, help="the query text")
-    p.add_argument("--docs", default="-", help="JSONL or text file of docs, or - for stdin (default)")
-    p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto", help="docs format (default: auto)")
-    p.add_argument("--top-k", type=int, default=None, help="keep the best K")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
-    p.add_argument("--json", action="store_true", help="one JSON object per hit")
+    p = sub.add_parser(
+        "rank", help="rank documents for a query with a package",
+        description=_RANK_DESCRIPTION, epilog=_RANK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--package", default=None, help="package dir or .tar.gz (default: the package bundled with ranker-sdk)")
+    p.add_argument("--query", required=True, help="the query text (required)")
+    p.add_argument("--docs", default="-", help="UTF-8 file of docs, or - to read them from stdin (default: -)")
+    p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto",
+                   help="jsonl: one {\"text\": ..., \"title\": ...} object a line; text: one doc a line; "
+                        "auto (default): jsonl for a .jsonl/.json file or when the first line starts with {")
+    p.add_argument("--top-k", type=int, default=None, help="print only the best K (default: all)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="onnxruntime intra-op threads (default: one per core)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object a hit: index, score, doc (default: a table)")
     p.add_argument("--first-stage", action="store_true",
                    help="fuse each JSONL doc's 'score' field (the retriever's score, higher is better) with "
                         "the model's score, by the package's fusion rule")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -81,3 +82,76 @@ def test_rank_trec_example_runs(tiny_package, data_dir):
     assert lines[0].startswith("query 2024-") and "(20 candidates)" in lines[0]
     assert sum(1 for ln in lines if ln[:4].strip().isdigit()) == 20
     assert lines[-1].startswith("nDCG@10 first-stage order")
+
+
+# -- hostile input: one clear `error:` line naming the input, never a traceback or garbage -------
+
+
+def _ranker_cli(args, **kw):
+    return subprocess.run([sys.executable, "-m", "ranker_sdk", *args], capture_output=True, timeout=120, **kw)
+
+
+def _one_error_line(r) -> str:
+    err = r.stderr.decode() if isinstance(r.stderr, bytes) else r.stderr
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        (b"caf\xe9 au lait\nsecond doc\n", "not UTF-8 text (byte 3)"),  # Latin-1, not UTF-8
+        (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "not UTF-8 text (byte 0)"),
+        (b"text\0with a NUL\n", "not UTF-8 text (byte 4 is NUL"),
+    ],
+)
+def test_undecodable_docs_file_and_stdin_are_refused(tiny_package, tmp_path, data, match):
+    f = tmp_path / "docs.txt"
+    f.write_bytes(data)
+    r = _ranker_cli(["rank", "--package", str(tiny_package), "--query", "q", "--docs", str(f)])
+    assert r.returncode == 1 and r.stdout == b""
+    assert _one_error_line(r).startswith(f"error: {f}: {match}")
+    r = _ranker_cli(["rank", "--package", str(tiny_package), "--query", "q"], input=data)
+    assert r.returncode == 1 and r.stdout == b""
+    assert _one_error_line(r).startswith(f"error: <stdin>: {match}")
+
+
+def test_gzip_docs_are_refused_with_a_hint(tiny_package, tmp_path):
+    import gzip
+
+    f = tmp_path / "docs.txt.gz"
+    f.write_bytes(gzip.compress(b"first doc\nsecond doc\n"))
+    r = _ranker_cli(["rank", "--package", str(tiny_package), "--query", "q", "--docs", str(f)])
+    assert r.returncode == 1
+    assert _one_error_line(r) == f"error: {f}: gzip-compressed, not text; decompress it first (zcat {f} | ranker rank ...)"
+
+
+def test_utf8_bom_is_not_part_of_the_first_doc():
+    from ranker_sdk.cli import decode_text
+
+    assert decode_text("\ufeffdoc one\n".encode(), "f") == "doc one\n"
+
+
+def test_a_terminal_on_stdin_gets_a_usage_hint_instead_of_a_wait(tiny_package):
+    import pty
+
+    parent, child = pty.openpty()
+    try:
+        r = subprocess.run([sys.executable, "-m", "ranker_sdk", "rank", "--package", str(tiny_package), "--query", "q"],
+                           stdin=child, capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(child)
+        os.close(parent)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("error: no docs: pass --docs FILE, or pipe them in")
+
+
+def test_rank_help_teaches(capsys):
+    with pytest.raises(SystemExit):
+        main(["rank", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for phrase in ("Higher scores are better", "examples:", "ranker rank --query", "(default: -)",
+                   "(default: all)", "(default: one per core)", "the package bundled with ranker-sdk"):
+        assert phrase in out, phrase
