@@ -125,6 +125,8 @@ class CPTConfig:
     query_max_tokens: int = 64
     data: tuple[DataSource, ...] = ()
     max_queries: int | None = None  # per source, the first N queries by qid
+    # the targets: candidates graded at least this (binary-labelled queries: their 1s)
+    min_label: int = 1
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=5e-5))
 
 

@@ -71,9 +71,24 @@ class CPTExamples:
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def clicked_pairs(groups) -> list[tuple[str, dict]]:
-    """(query, doc) of every candidate with label > 0 (a click)."""
-    return [(g.query, g.docs[i]) for g in groups for i, y in enumerate(g.labels) if y is not None and y > 0]
+def clicked_pairs(groups, min_label: int = 1) -> list[tuple[str, dict]]:
+    """(query, doc) of every candidate with label >= ``min_label`` (a click, or a grade that high).
+
+    A query whose labels are binary (0/1: wikiqa, click logs) counts its 1 as relevant whatever
+    ``min_label`` is, so ``min_label: 2`` keeps the highly relevant passages of graded data without
+    dropping binary data.
+
+    >>> from ranker_sdk.beir import Group
+    >>> g = Group("q", "query", ("a", "b", "c"), ({"text": "A"}, {"text": "B"}, {"text": "C"}), (1, 2, None))
+    >>> [d["text"] for _, d in clicked_pairs([g], 2)]
+    ['B']
+    """
+    out = []
+    for g in groups:
+        judged = [y for y in g.labels if y is not None]
+        need = 1 if judged and max(judged) <= 1 else min_label
+        out += [(g.query, g.docs[i]) for i, y in enumerate(g.labels) if y is not None and y >= max(need, 1)]
+    return out
 
 
 def train_cpt(cfg: CPTConfig, out: str | Path, *, progress=None) -> Path:
@@ -88,7 +103,7 @@ def train_cpt(cfg: CPTConfig, out: str | Path, *, progress=None) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     accelerator = make_accelerator(cfg.train)
-    pairs = clicked_pairs(load_sources(cfg.data, max_queries=cfg.max_queries))
+    pairs = clicked_pairs(load_sources(cfg.data, max_queries=cfg.max_queries), cfg.min_label)
     log.info("cpt: %d clicked (query, result) pairs", len(pairs))
     path = local_model_dir(cfg.model, "cpt model")
     tokenizer = AutoTokenizer.from_pretrained(path, **hf_load_kwargs(cfg.gguf_file, weights=False))
