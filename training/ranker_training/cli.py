@@ -136,8 +136,9 @@ def _print_table(results: dict) -> None:
         for s in r["sources"]:
             rows.append((name, f"{s['data']}:{s['split']}", s))
     for name, where, s in rows:
-        nd = next(k for k in s if k.startswith("ndcg@"))
-        print(f"{name:<24} {where:<40} {nd} {s[nd]:.4f}  map {s['map']:.4f}  mrr {s['mrr']:.4f}  "
+        nd = next(k for k in s if k.startswith("ndcg@") and not k.endswith("_trec"))
+        trec = f"  {nd}_trec {s[nd + '_trec']:.4f}" if nd + "_trec" in s else ""
+        print(f"{name:<24} {where:<40} {nd} {s[nd]:.4f}{trec}  map {s['map']:.4f}  mrr {s['mrr']:.4f}  "
               f"pnr {s['pnr']:.3f}  queries {s['queries']}")
 
 
@@ -146,7 +147,8 @@ def _cmd_eval(args) -> int:
     from .evaluate import evaluate_model
 
     res = evaluate_model(args.model, _sources(args), k=args.k, max_queries=args.max_queries,
-                         batch_size=args.batch_size, progress=None if args.json else _progress)
+                         batch_size=args.batch_size, progress=None if args.json else _progress,
+                         first_stage=args.first_stage)
     if args.json:
         print(json.dumps(res))
     else:
@@ -208,9 +210,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help="nDCG@k, MAP, MRR, PNR of a model or baseline on candidate groups")
     p.add_argument("--model", required=True, help="package, teacher folder, HF cross-encoder folder, first-stage or bm25")
     p.add_argument("--data", action="append", required=True, metavar="DIR", help="BEIR folder (repeatable)")
-    p.add_argument("--split", default="dev", help="qrels split (default: dev)")
+    p.add_argument("--split", default="dev",
+                   help="qrels split (default: dev); NAME:PREFIX keeps qids starting with PREFIX, NAME:!PREFIX drops "
+                        "them (trec-dl's dev: train:dl21-)")
     p.add_argument("--k", type=int, default=10, help="nDCG cut-off (default: 10)")
     p.add_argument("--max-queries", type=int, help="first N queries of each source")
     p.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
+    p.add_argument("--first-stage", action="store_true",
+                   help="score a package fused with the first stage (-rank in candidates.run) by its fusion rule")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_eval)

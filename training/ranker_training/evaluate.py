@@ -173,8 +173,13 @@ def _checkpoint_scorer(path: Path, batch_size: int) -> Scorer:
     return score
 
 
-def load_scorer(model: str, groups: Sequence[Group] = (), *, batch_size: int = 32, threads: int | None = None) -> Scorer:
-    """A function ``group -> scores`` for a package, teacher folder, HF cross-encoder or baseline name."""
+def load_scorer(model: str, groups: Sequence[Group] = (), *, batch_size: int = 32, threads: int | None = None,
+                first_stage: bool = False) -> Scorer:
+    """A function ``group -> scores`` for a package, teacher folder, HF cross-encoder or baseline name.
+
+    ``first_stage``: a package scores with its fusion rule, the first stage being ``-rank`` in
+    ``candidates.run`` (a package without a rule scores as without it).
+    """
     if model == "first-stage":
         return lambda g: -np.arange(len(g.doc_ids), dtype=np.float32)
     if model == "random":
@@ -188,7 +193,11 @@ def load_scorer(model: str, groups: Sequence[Group] = (), *, batch_size: int = 3
         from ranker_sdk import Ranker
 
         ranker = Ranker.load(path, threads=threads, batch_size=batch_size)
+        if first_stage:
+            return lambda g: ranker.score(g.query, list(g.docs), first_stage=-np.arange(len(g.docs), dtype=np.float64))
         return lambda g: ranker.score(g.query, list(g.docs))
+    if first_stage:
+        raise FileNotFoundError(f"--first-stage: {model!r} is not a package; fusion rules live in packages")
     if (path / "teacher.json").is_file():
         import torch
 
@@ -204,11 +213,14 @@ def load_scorer(model: str, groups: Sequence[Group] = (), *, batch_size: int = 3
 
 
 def evaluate_model(model: str, sources: Sequence[DataSource], *, k: int = 10, max_queries: int | None = None,
-                   batch_size: int = 32, progress=None) -> dict:
-    """Load ``model`` and evaluate it on ``sources`` (each source separately, plus their union when several)."""
+                   batch_size: int = 32, progress=None, first_stage: bool = False) -> dict:
+    """Load ``model`` and evaluate it on ``sources`` (each source separately, plus their union when several).
+
+    ``first_stage``: score a package fused with the first stage (``-rank`` in ``candidates.run``).
+    """
     from .data import load_sourced
 
-    results: dict = {"model": model}
+    results: dict = {"model": model, **({"first_stage": True} if first_stage else {})}
     all_groups: list[Group] = []
     all_scores: list[np.ndarray] = []
     per_source = []
@@ -219,7 +231,7 @@ def evaluate_model(model: str, sources: Sequence[DataSource], *, k: int = 10, ma
     for src in sources:
         groups = [g for g, s, _ in sourced if s is src]
         if scorer is None or model == "bm25":  # BM25's statistics are per evaluated collection
-            scorer = load_scorer(model, groups, batch_size=batch_size)
+            scorer = load_scorer(model, groups, batch_size=batch_size, first_stage=first_stage)
         bar = progress(total=len(groups), desc=f"eval {Path(src.path).name}") if progress else None
         scores = []
         for g in groups:
