@@ -165,3 +165,17 @@ def test_label_weight_adds_the_labels_rank_loss_to_the_hybrid(tiny_bert_dir, wik
     assert _pair_accuracy(by_labels, groups) > 0.6 > 0.4 > _pair_accuracy(by_teacher, groups)
     meta = json.loads((by_labels / STUDENT_META).read_text())
     assert (meta["loss"], meta["label_weight"]) == ("hybrid", 1.0)
+
+
+def test_pseudo_title_only_touches_untitled_docs_and_keeps_the_text():
+    import random
+
+    from ranker_training.distill import pseudo_title
+
+    rng = random.Random(0)
+    doc = {"title": "", "text": "the quick brown fox jumps over the lazy dog"}
+    got = [pseudo_title(doc, 1.0, rng) for _ in range(20)]
+    assert all(g["text"] == doc["text"] and doc["text"].startswith(g["title"]) for g in got)
+    assert all(2 <= len(g["title"].split()) <= 8 for g in got)
+    assert pseudo_title({"title": "Real", "text": doc["text"]}, 1.0, rng)["title"] == "Real"
+    assert pseudo_title(doc, 0.0, rng) is doc and doc == {"title": "", "text": doc["text"]}  # never mutated
