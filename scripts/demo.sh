@@ -9,3 +9,10 @@ VENV="${VENV:-.venv-runtime}"
 python -m pip install -q --upgrade pip
 python -m pip install -q .
 python examples/rank_trec.py "$@"
+cat <<EOF
+
+The runtime is installed in $VENV (numpy, onnxruntime, tokenizers; no torch). To use it:
+    . $VENV/bin/activate        # then: ranker rank --help, python examples/quickstart.py
+    $VENV/bin/ranker --help     # or call it by its path, without activating
+The C ABI (ranker bindings) and the tests need .venv instead: bash scripts/test.sh creates it.
+EOF

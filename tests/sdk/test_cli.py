@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -81,7 +82,29 @@ def test_rank_trec_example_runs(tiny_package, data_dir):
     lines = r.stdout.splitlines()
     assert lines[0].startswith("query 2024-") and "(20 candidates)" in lines[0]
     assert sum(1 for ln in lines if ln[:4].strip().isdigit()) == 20
-    assert lines[-1].startswith("nDCG@10 first-stage order")
+    assert any(ln.startswith("score: the model's raw output (a logit); higher is better") for ln in lines)
+    assert any(ln.startswith("grade: ") for ln in lines) and any(ln.startswith("was: ") for ln in lines)
+    assert lines[-2].startswith("this query: nDCG@10 first-stage order")
+    # the dev-wide comparison, computed now: the counts cover every dev query
+    m = re.fullmatch(r"all (\d+) dev queries: mean nDCG@10 first-stage order (0\.\d{3}), reranked (0\.\d{3}); "
+                     r"reranking is better on (\d+), worse on (\d+), tied on (\d+)", lines[-1])
+    assert m, lines[-1]
+    n, better, worse, tied = (int(m.group(i)) for i in (1, 4, 5, 6))
+    assert n == 45 and better + worse + tied == n
+    assert float(m.group(2)) > 0.7  # the given order of trec-rag24 dev is strong (0.793 by this metric)
+
+
+def test_rank_trec_example_without_the_data_says_so_in_one_line(tiny_package, tmp_path):
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "rank_trec.py"), "--package", str(tiny_package),
+         "--data", str(tmp_path / "no-such-data")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        f"error: no ranking data at {tmp_path / 'no-such-data'} (expected queries.jsonl, corpus.jsonl, "
+        "candidates.run, qrels/); the demo reads ../shared/data/trec-rag24 beside the clone, or pass --data DIR"
+    ]
 
 
 # -- hostile input: one clear `error:` line naming the input, never a traceback or garbage -------
