@@ -181,6 +181,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for key in ("base_model", "training_data", "distillation", "code_commit"):
         if prov.get(key):
             print(f"    {key} {prov[key]}")
+    if cfg.fusion is None:
+        print("    fusion: none (first_stage scores are ignored)")
+    else:
+        # info is the packager's free-form record: print what is there, whatever its shape
+        info = cfg.fusion.info
+        dev = info.get("dev") if isinstance(info.get("dev"), dict) else {}
+        fitted = info.get("fitted_on")
+        where = ", ".join(map(str, fitted)) if isinstance(fitted, list) else str(fitted or "?")
+        print(f"    fusion: {cfg.fusion.kind}, first-stage weight {cfg.fusion.weight:g}, fitted on {where}: "
+              f"nDCG@10 model {dev.get('model')}, first stage {dev.get('first_stage')}, fused {dev.get('fused')}")
     if ranker.model_card is None:
         print("    (no model card in this package)")
     else:

@@ -25,7 +25,7 @@ def fused_ranker(tmp_path_factory, tiny_onnx, tiny_bert_dir):
 
     out = tmp_path_factory.mktemp("fused") / "pkg"
     files = {"model.onnx": tiny_onnx, "tokenizer.json": (tiny_bert_dir / "tokenizer.json").read_bytes()}
-    rule = Fusion("zscore-linear", WEIGHT, {"fitted_on": [{"data": "hand", "split": "dev", "queries": 1}]})
+    rule = Fusion("zscore-linear", WEIGHT, {"fitted_on": ["hand/dev"], "dev": {"queries": 1, "fused": 0.5}})
     return Ranker.load(write_package(out, files, tiny_config(fusion=rule)), threads=1)
 
 
@@ -218,3 +218,13 @@ def test_cli_first_stage_needs_jsonl(fused_ranker, tmp_path, capsys):
     f.write_text("a doc\nanother doc\n", encoding="utf-8")
     assert main(["rank", "--package", fused_ranker.source, "--query", "q", "--docs", str(f), "--first-stage"]) == 1
     assert "--first-stage needs JSONL docs" in capsys.readouterr().err
+
+
+def test_info_shows_the_fusion_rule(fused_ranker, tiny_package, capsys):
+    from ranker_sdk.cli import main
+
+    assert main(["info", fused_ranker.source]) == 0
+    out = capsys.readouterr().out
+    assert f"fusion: zscore-linear, first-stage weight {WEIGHT:g}, fitted on hand/dev" in out and "fused 0.5" in out
+    assert main(["info", str(tiny_package)]) == 0
+    assert "fusion: none" in capsys.readouterr().out
