@@ -29,20 +29,25 @@ def register(subparsers: Any) -> None:
         help="export, optimize, INT8-quantize, verify and package a cross-encoder checkpoint",
         description=(
             "Turn a local transformers cross-encoder checkpoint (one output) into a verified ONNX "
-            "package: export -> graph optimization -> INT8 dynamic quantization -> verification "
-            "against fp32 -> model.onnx + tokenizer.json + ranker.json + manifest.json."
+            "package: export -> graph optimization -> static INT8 quantization calibrated on "
+            "--calibration -> verification against fp32 -> model.onnx + tokenizer.json + ranker.json "
+            "+ manifest.json."
         ),
     )
     p.add_argument("--model", required=True, metavar="HF_DIR", help="local checkpoint directory (save_pretrained output)")
     p.add_argument("--out", required=True, metavar="PKG", help="package directory to create (must not exist or be empty)")
-    p.add_argument("--precision", choices=("int8", "fp32"), default="int8", help="model precision (default: int8)")
+    p.add_argument("--precision", choices=("int8", "dynamic", "fp32"), default="int8",
+                   help="int8: static INT8, activation scales calibrated once, so a document's score never "
+                        "depends on its batch neighbours (default); dynamic: INT8 with activation scales "
+                        "per batch (the old default, for comparison); fp32: no quantization")
     p.add_argument("--max-length", type=int, default=None, metavar="N",
                    help="tokens per (query, doc) pair (default: min(256, model limit))")
     p.add_argument("--query-max-tokens", type=int, default=None, metavar="N", help="query token budget (default: max-length/4)")
     p.add_argument("--doc-max-chars", type=int, default=None, metavar="N", help="doc characters kept (default: max-length*12)")
     g = p.add_argument_group("verification")
     g.add_argument("--calibration", default=None, metavar="DATA_DIR",
-                   help="BEIR folder of real queries and candidates (default: generated text, no labels)")
+                   help="BEIR folder of real queries and candidates: static INT8 scales are calibrated "
+                        "and the package verified on them (default: generated text, no labels)")
     g.add_argument("--split", default="dev", help="qrels split of --calibration (default: dev)")
     g.add_argument("--calibration-queries", type=int, default=32, metavar="N",
                    help="verify on at most N queries (default: 32)")
@@ -53,8 +58,13 @@ def register(subparsers: Any) -> None:
     q = p.add_argument_group("quantization")
     q.add_argument("--per-tensor", action="store_true", help="one scale per weight tensor instead of per channel")
     q.add_argument("--reduce-range", action="store_true", help="7-bit weights, for CPUs without VNNI")
-    q.add_argument("--fp32-embeddings", action="store_true",
-                   help="keep the embedding table fp32 (larger package, closer to fp32 ranking)")
+    q.add_argument("--embeddings", choices=("rows", "tensor", "fp32"), default=None,
+                   help="word table: rows = int8 with a scale per row (default), tensor = int8 with one "
+                        "scale (dynamic only), fp32 = kept fp32 (larger package)")
+    q.add_argument("--fp32-embeddings", action="store_true", help="the same as --embeddings fp32")
+    q.add_argument("--calibration-pairs", type=int, default=512, metavar="N",
+                   help="static INT8: calibrate on at most N (query, doc) pairs of the verification "
+                        "queries (default: 512)")
     f = p.add_argument_group("first-stage fusion")
     f.add_argument("--fit-fusion", action="append", nargs="+", default=[], metavar=("DATA_DIR", "SPLIT"),
                    help="fit the weight of the first-stage scores (Ranker.score(..., first_stage=)) on this "
@@ -121,7 +131,11 @@ def _cmd_package(args: argparse.Namespace) -> int:
     if any(len(v) > 2 for v in args.fit_fusion):
         print("error: --fit-fusion takes DATA_DIR and at most one SPLIT", file=sys.stderr)
         return 2
+    if args.fp32_embeddings and args.embeddings not in (None, "fp32"):
+        print(f"error: --fp32-embeddings contradicts --embeddings {args.embeddings}", file=sys.stderr)
+        return 2
     for name, value in (("--calibration-queries", args.calibration_queries), ("--max-length", args.max_length),
+                        ("--calibration-pairs", args.calibration_pairs),
                         ("--threads", args.threads)):
         if value is not None and value < 1:
             print(f"error: {name} must be a positive integer, got {value}", file=sys.stderr)
@@ -129,12 +143,15 @@ def _cmd_package(args: argparse.Namespace) -> int:
     from . import PackageOptions, QuantizeOptions, VerifyOptions, build_package
 
     options = PackageOptions(
-        precision=args.precision,
+        precision="int8" if args.precision == "dynamic" else args.precision,
         max_length=args.max_length,
         query_max_tokens=args.query_max_tokens,
         doc_max_chars=args.doc_max_chars,
-        quantize=QuantizeOptions(per_channel=not args.per_tensor, reduce_range=args.reduce_range,
-                                 fp32_embeddings=args.fp32_embeddings),
+        quantize=QuantizeOptions(
+            activations="dynamic" if args.precision == "dynamic" else "static",
+            embeddings="fp32" if args.fp32_embeddings else (args.embeddings or "rows"),
+            per_channel=not args.per_tensor, reduce_range=args.reduce_range, calibration_pairs=args.calibration_pairs,
+        ),
         verify=VerifyOptions(
             calibration=args.calibration, split=args.split, max_queries=args.calibration_queries,
             min_spearman=args.min_spearman, max_ndcg_drop=args.max_ndcg_drop, threads=args.threads,
@@ -162,7 +179,9 @@ def _print_summary(result: Any) -> None:
     fid = cfg.fidelity
     mb = 1024 * 1024
     print(f"ok: wrote {result.path}" + (f" and {result.tarball}" if result.tarball else ""))
-    print(f"    precision {cfg.quantization['precision']}, model {result.sizes['model_bytes'] / mb:.1f} MiB "
+    qz = cfg.quantization
+    kind = f" ({qz['activations']} activations, {qz['embeddings']} embeddings)" if "activations" in qz else ""
+    print(f"    precision {qz['precision']}{kind}, model {result.sizes['model_bytes'] / mb:.1f} MiB "
           f"(fp32 {result.sizes['fp32_model_bytes'] / mb:.1f} MiB), max_length {cfg.max_length}, inputs {list(cfg.inputs)}")
     print("    time " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
     line = (f"    fidelity vs {fid['reference']} on {fid['queries']} queries of {fid['data']}: "

@@ -12,6 +12,14 @@ Every encoder family we package (BERT, MiniLM, ELECTRA, DistilBERT, RoBERTa/XLM-
 ``bert`` fusion rules. Attention fusion only matches the graph of *eager* attention, which is
 why :mod:`.export` loads the model with ``attn_implementation="eager"``.
 
+Two fusions are optional, for what INT8 needs (:meth:`.quantize.QuantizeOptions.fusion`):
+
+- ``separate_qkv=True`` fuses attention as ``MultiHeadAttention`` fed by three plain Q, K, V
+  MatMuls instead of one ``Attention`` op with a packed QKV weight: onnxruntime's static
+  quantizer can quantize MatMuls but has no rule for ``Attention``.
+- ``fuse_embeddings=False`` leaves the word-embedding ``Gather`` visible, so its table can be
+  stored int8 row by row (:func:`.quantize.int8_embedding_rows`).
+
 ``opt_level=0`` runs the Python fusions only. Higher levels would first run onnxruntime's own
 graph optimizer, whose level-2 output is specialised to the machine it ran on; the runtime
 applies those optimizations itself when it loads the package, on the user's machine.
@@ -36,13 +44,19 @@ class OptimizedGraph:
     fused_ops: dict[str, int]
 
 
-def optimize_onnx(model: Any, *, num_heads: int, hidden_size: int) -> OptimizedGraph:
+def optimize_onnx(
+    model: Any, *, num_heads: int, hidden_size: int, separate_qkv: bool = False, fuse_embeddings: bool = True,
+) -> OptimizedGraph:
     """Fuse attention, LayerNorm and GELU subgraphs of an exported BERT-family graph.
 
     Args:
         model: the ``onnx.ModelProto`` from :func:`ranker_quantize.export.export_onnx` (not modified).
         num_heads, hidden_size: from the model config; given explicitly because detecting them
             from the graph fails on some families (DistilBERT).
+        separate_qkv: fuse attention as ``MultiHeadAttention`` after separate Q, K, V MatMuls
+            (for static INT8) instead of ``Attention`` with a packed QKV weight.
+        fuse_embeddings: fuse the embeddings into ``EmbedLayerNormalization`` (False keeps the
+            word ``Gather``, for per-row INT8 embeddings).
 
     A graph whose attention did not fuse still works, only slower; that is logged as a warning
     and visible in the package's ``quantization.fused_ops``.
@@ -52,6 +66,8 @@ def optimize_onnx(model: Any, *, num_heads: int, hidden_size: int) -> OptimizedG
     from onnxruntime.transformers.optimizer import optimize_model
 
     options = FusionOptions("bert")
+    options.use_multi_head_attention = separate_qkv
+    options.enable_embed_layer_norm = fuse_embeddings
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     opt = optimize_model(

@@ -1,4 +1,4 @@
-"""``build_package``: checkpoint -> export -> optimize -> INT8 -> verify -> package.
+"""``build_package``: checkpoint -> export -> optimize -> calibrate + INT8 -> verify -> package.
 
 The one function behind ``ranker package``. Each step lives in its own module and can be called
 alone; this module decides the package's settings (lengths, inputs, pad id), runs the steps in
@@ -34,6 +34,7 @@ from ranker_sdk.package import FORMAT_VERSION, PackageConfig
 from .errors import FidelityError
 from .export import DEFAULT_OPSET, Checkpoint, export_onnx, load_checkpoint
 from .fusion import add_fusion, check_fusion_data, fit_fusion
+from .calibrate import calibration_feeds
 from .optimize import optimize_onnx
 from .package import tar_package, write_package
 from .provenance import checkpoint_sha256, code_commit, tool_versions
@@ -69,7 +70,8 @@ class PackageOptions:
     """Everything ``build_package`` can be told; the defaults make a verified INT8 package.
 
     Attributes:
-        precision: ``"int8"`` (dynamic INT8, verified against fp32) or ``"fp32"`` (the fused fp32
+        precision: ``"int8"`` (INT8 as ``quantize`` says: static by default, verified against
+            the fp32 graph it was quantized from) or ``"fp32"`` (the fused fp32
             graph, verified against torch).
         max_length: tokens per pair; None: ``min(256, what the model and tokenizer allow)``.
         query_max_tokens: the query's token budget; None: ``max_length // 4`` (64 for 256).
@@ -253,6 +255,7 @@ def build_package(
         _read_card(options.model_card)  # fail before minutes of export and verification
     if options.fusion_data:
         check_fusion_data(options.fusion_data)
+    groups, data = _groups(options.verify)  # a bad --calibration fails here, before the export
     tick = progress or (lambda stage, done, total: None)
     timings: dict[str, float] = {}
 
@@ -267,16 +270,22 @@ def build_package(
     t0 = time.perf_counter()
     tick("optimize", 0, 1)
     cfg = ckpt.config
-    optimized = optimize_onnx(exported.model, num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size)
+    int8 = options.precision == "int8"
+    q = options.quantize
+    # An INT8 package is verified against the very fp32 graph it was quantized from, so the
+    # graph is fused the way the quantization needs (see QuantizeOptions.fusion).
+    optimized = optimize_onnx(exported.model, num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size,
+                              **(q.fusion() if int8 else {}))
     fp32_bytes = optimized.model.SerializeToString()
     timings["optimize"] = time.perf_counter() - t0
     tick("optimize", 1, 1)
 
     shipped = fp32_bytes
-    if options.precision == "int8":
+    if int8:
         t0 = time.perf_counter()
         tick("quantize", 0, 1)
-        shipped = quantize_int8(optimized.model, options.quantize).SerializeToString()
+        feeds = calibration_feeds(ckpt.tokenizer_json, config, groups, q.calibration_pairs) if q.static else None
+        shipped = quantize_int8(optimized.model, q, feeds).SerializeToString()
         timings["quantize"] = time.perf_counter() - t0
         tick("quantize", 1, 1)
 
@@ -287,17 +296,17 @@ def build_package(
         "cpu": cpu_features(),
         "fp32_model_bytes": len(fp32_bytes),
     }
-    if options.precision == "int8":
-        q = options.quantize
+    if int8:
         quantization.update(
-            method="onnxruntime dynamic quantization (int8 weights, uint8 activations per batch)",
+            method=q.method(), activations=q.activations, embeddings=q.embeddings,
             per_channel=q.per_channel, reduce_range=q.reduce_range, op_types=list(q.quantized_ops()),
-            fp32_embeddings=q.fp32_embeddings,
         )
+        if q.static:
+            quantization["calibration"] = {"data": data, "pairs": len(feeds or ()), "method": "MinMax, one unpadded pair a feed"}
     config = replace(config, quantization=quantization, provenance=_provenance(ckpt, options))
 
     t0 = time.perf_counter()
-    fidelity = _verify(ckpt, config, fp32_bytes, shipped, options, tick)
+    fidelity = _verify(ckpt, config, fp32_bytes, shipped, options, tick, groups, data)
     timings["verify"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -324,19 +333,22 @@ def build_package(
     )
 
 
+def _groups(vo: VerifyOptions) -> tuple[list[Any], str]:
+    """The calibration groups (static INT8 scales and verification) and their name for the report."""
+    if vo.calibration:
+        return calibration_groups(vo.calibration, vo.split, max_queries=vo.max_queries)
+    log.info("no calibration data: calibrating and verifying on generated text (no labels)")
+    return generated_groups(vo.max_queries), "generated"
+
+
 def _verify(
     ckpt: Checkpoint, config: PackageConfig, fp32_bytes: bytes, shipped: bytes,
-    options: PackageOptions, tick: Progress,
+    options: PackageOptions, tick: Progress, groups: list[Any], data: str,
 ) -> dict[str, Any]:
     """Score through the SDK's Ranker, compare, and enforce the thresholds (see :mod:`.verify`)."""
     from ranker_sdk import Ranker
 
     vo = options.verify
-    if vo.calibration:
-        groups, data = calibration_groups(vo.calibration, vo.split, max_queries=vo.max_queries)
-    else:
-        groups, data = generated_groups(vo.max_queries), "generated"
-        log.info("no calibration data: verifying on generated text (no labels)")
     int8 = options.precision == "int8"
     # fp32 and int8 (or torch) scores of every group, plus the torch export check (int8 only:
     # for fp32 the torch reference already is that check).

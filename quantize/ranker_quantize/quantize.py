@@ -1,27 +1,48 @@
-"""Step 3: INT8 dynamic quantization of the fused graph, and the CPU it was done on.
+"""Step 3: INT8 quantization of the fused graph, and the CPU it was done on.
 
-Dynamic quantization stores weights as int8 and quantizes activations to uint8 on the fly, per
-batch, from their observed range: no calibration set, and the accuracy cost on BERT-family
-rankers is small (:mod:`.verify` measures it). The choices:
+Two ways to choose the activations' scales (``QuantizeOptions.activations``):
+
+- **static** (the default): every quantized MatMul input gets one fixed scale and zero point,
+  measured once on calibration pairs (the min and max each tensor reaches when real queries and
+  candidates run through the fp32 graph; :mod:`.calibrate` feeds them, encoded by the SDK's own
+  :class:`~ranker_sdk.tokenize.PairEncoder`). The graph is written in QDQ form
+  (``QuantizeLinear -> DequantizeLinear -> MatMul``), which onnxruntime fuses at load into
+  integer kernels (``MatMulIntegerToFloat``). Because the scales are constants, a row's
+  integer arithmetic never sees another row: **a document's score depends on that document and
+  the query only**, not on what else shares its batch.
+- **dynamic** (``--precision dynamic``, the previous default): onnxruntime quantizes each
+  MatMul input on the fly from the range observed in *the whole batch* (padding and
+  neighbours included). No calibration is needed, but the same pair scores differently in a
+  different batch: up to 0.14 on the old bundled default, enough to change its top-10.
+
+The other choices:
 
 - **Per-channel weights** (one scale per output column) keep small-magnitude columns from being
-  rounded to zero by one large column sharing their scale.
-- **Weights only in MatMul** (``MatMulConstBOnly``): the attention score MatMuls of an unfused
-  graph multiply two activations; quantizing those costs accuracy for little speed.
-- **``DefaultTensorType=FLOAT``**: on a fused graph, shape inference cannot type the outputs
-  of contrib ops (``Attention``, ``SkipLayerNormalization``), and per-channel quantization then
-  fails with "Unable to find data type for weight_name=...". Telling the quantizer that an
-  untyped tensor is float is the fix onnxruntime's own error message documents.
-- **``reduce_range``** (7-bit weights) exists for CPUs without VNNI, where the u8 x s8
-  ``vpmaddubsw`` instruction can saturate. It is off by default: the verification runs on this
-  machine, whose CPU features are recorded in the package (:func:`cpu_features`) so a
-  difference on another CPU can be traced.
-- **Embeddings** (``EmbedLayerNormalization``/``Gather``) are quantized by default: the word
-  table is most of a small BERT's bytes (MiniLM: 45 of 87 MiB). Their int8 table is
-  per-tensor, though, and it is the biggest single error source: on the default student,
-  wikiqa dev MAP fell 1.1 points with it and 0.2 without it (fp32 0.769, int8 0.758, int8 with
-  fp32 embeddings 0.767; trec-rag24 nDCG@10 within 0.6 points either way). ``fp32_embeddings``
-  keeps them fp32 (package 22 -> 56 MiB; the matrix products, where the time goes, stay int8).
+  rounded to zero by one large column sharing their scale. Weights are int8 symmetric,
+  activations uint8 asymmetric (the u8 x s8 form VNNI multiplies natively).
+- **Separate Q, K, V projections for static**: onnxruntime's static quantizer has no rule for
+  the fused ``Attention`` op, so a static graph is fused with ``MultiHeadAttention`` instead
+  (:func:`.optimize.optimize_onnx` ``separate_qkv``): the three projections are plain MatMuls that
+  quantize, the attention core (scores, softmax) stays fp32 in both modes.
+- **MatMul outputs stay fp32** (``OpTypesToExcludeOutputQuantization``): the bias add, GELU and
+  LayerNorm that follow run in float, so no extra rounding is added after the integer product.
+- **Only MatMuls with a constant weight** (``MatMulConstBOnly``): the attention score MatMuls of
+  an unfused graph multiply two activations; quantizing those costs accuracy for little speed.
+- **Types of contrib-op outputs**: ONNX shape inference cannot type the outputs of
+  onnxruntime's contrib ops (``MultiHeadAttention``, ``SkipLayerNormalization``, ``BiasGelu``),
+  and the static quantizer silently skips every MatMul whose input it cannot type (the FFN
+  and attention-output MatMuls would stay fp32). onnxruntime's symbolic shape inference knows
+  those ops, so the graph is typed with it first. (The dynamic quantizer is told instead:
+  ``DefaultTensorType=FLOAT``, the fix its own error message documents.)
+- **``reduce_range``** (7-bit weights) exists for CPUs without VNNI, where ``vpmaddubsw`` can
+  saturate. Off by default; the CPU the package was verified on is recorded (:func:`cpu_features`).
+- **Embeddings** (``QuantizeOptions.embeddings``): the word table is most of a small BERT's
+  bytes (MiniLM: 45 of 87 MiB fp32). ``"rows"`` (default) stores it int8 with **one scale per
+  row** (per token): the Gather picks int8 rows and their scales, and a Cast and Mul turn only
+  those rows back into floats (:func:`int8_embedding_rows`), so the fp32 table never exists in
+  memory. ``"tensor"`` is onnxruntime's own embedding quantization (one scale for the whole
+  table, dynamic only): on the old default it cost 1.1 points of wikiqa dev MAP, against 0.2
+  with the table fp32. ``"fp32"`` keeps the table fp32 (package 22 -> 56 MiB).
 """
 
 from __future__ import annotations
@@ -29,54 +50,210 @@ from __future__ import annotations
 import logging
 import platform
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["QuantizeOptions", "quantize_int8", "cpu_features"]
+import numpy as np
+from ranker_sdk.errors import InputError
+
+from .errors import ExportError
+
+__all__ = ["QuantizeOptions", "quantize_int8", "int8_embedding_rows", "cpu_features", "ACTIVATIONS", "EMBEDDINGS"]
 
 log = logging.getLogger(__name__)
 
+ACTIVATIONS = ("static", "dynamic")
+EMBEDDINGS = ("rows", "tensor", "fp32")
 # The /proc/cpuinfo flags that decide which INT8 kernels onnxruntime uses.
 _INT8_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
+# The graph input whose Gather reads the word table (every exported BERT-family graph has it).
+_IDS = "input_ids"
 
 
 @dataclass(frozen=True)
 class QuantizeOptions:
-    """How weights are quantized (see the module docstring for why each default)."""
+    """How the graph is quantized (see the module docstring for why each default).
 
+    Attributes:
+        activations: ``"static"`` (scales calibrated once; batch-independent scores) or
+            ``"dynamic"`` (scales per batch).
+        embeddings: ``"rows"`` (int8, one scale per row), ``"tensor"`` (int8, one scale for the
+            table; dynamic only) or ``"fp32"``.
+        per_channel: one weight scale per output column (else one per tensor).
+        reduce_range: 7-bit weights, for CPUs without VNNI.
+        calibration_pairs: at most this many (query, doc) pairs calibrate static scales.
+    """
+
+    activations: str = "static"
+    embeddings: str = "rows"
     per_channel: bool = True
     reduce_range: bool = False
-    op_types: tuple[str, ...] = ("MatMul", "Attention", "EmbedLayerNormalization", "Gather")
-    fp32_embeddings: bool = False
+    calibration_pairs: int = 512
+
+    def __post_init__(self) -> None:
+        if self.activations not in ACTIVATIONS:
+            raise InputError(f"activations must be one of {ACTIVATIONS}, got {self.activations!r}")
+        if self.embeddings not in EMBEDDINGS:
+            raise InputError(f"embeddings must be one of {EMBEDDINGS}, got {self.embeddings!r}")
+        if self.embeddings == "tensor" and self.activations == "static":
+            raise InputError(
+                "embeddings='tensor' is onnxruntime's dynamic embedding quantization; with static "
+                "activations use 'rows' (int8 with a scale per row) or 'fp32'"
+            )
+        if not isinstance(self.calibration_pairs, int) or self.calibration_pairs < 1:
+            raise InputError(f"calibration_pairs must be a positive int, got {self.calibration_pairs!r}")
+
+    @property
+    def static(self) -> bool:
+        return self.activations == "static"
+
+    def fusion(self) -> dict[str, bool]:
+        """How :func:`.optimize.optimize_onnx` must fuse the graph these options quantize.
+
+        Static needs the Q, K, V projections as MatMuls; per-row embeddings need the word
+        ``Gather`` outside ``EmbedLayerNormalization``.
+        """
+        return {"separate_qkv": self.static, "fuse_embeddings": self.embeddings != "rows"}
 
     def quantized_ops(self) -> tuple[str, ...]:
-        """The op types handed to the quantizer (``op_types`` less the embedding ops if kept fp32)."""
-        if not self.fp32_embeddings:
-            return self.op_types
-        return tuple(t for t in self.op_types if t not in ("EmbedLayerNormalization", "Gather"))
+        """The op types handed to onnxruntime's quantizer (the row-wise table is ours, not its)."""
+        if self.static:
+            return ("MatMul",)
+        ops = ("MatMul", "Attention")
+        return ops + ("EmbedLayerNormalization", "Gather") if self.embeddings == "tensor" else ops
+
+    def method(self) -> str:
+        """One line for ``ranker.json``'s quantization details."""
+        acts = ("static QDQ: uint8 activations with fixed scales calibrated (MinMax) on real pairs"
+                if self.static else "dynamic: uint8 activations quantized per batch")
+        emb = {"rows": "int8 word table with a scale per row", "tensor": "int8 word table, one scale",
+               "fp32": "fp32 embeddings"}[self.embeddings]
+        chan = "per-channel" if self.per_channel else "per-tensor"
+        return f"onnxruntime {acts}; int8 {chan} weights; {emb}"
 
 
-def quantize_int8(model: Any, options: QuantizeOptions = QuantizeOptions()) -> Any:
-    """Return an INT8 dynamically quantized copy of ``model`` (an ``onnx.ModelProto``).
+def quantize_int8(
+    model: Any, options: QuantizeOptions = QuantizeOptions(),
+    calibration: Iterable[Mapping[str, np.ndarray]] | None = None,
+) -> Any:
+    """Return an INT8 copy of ``model`` (an ``onnx.ModelProto`` fused as ``options.fusion()`` says).
+
+    Args:
+        calibration: model feeds (``{input name: int64 [1, seq]}``) whose activation ranges set
+            the static scales; required for static activations, ignored for dynamic. One pair
+            per feed, unpadded, so padding never widens a range (:func:`.calibrate.calibration_feeds`).
 
     Example:
-        >>> q = quantize_int8(optimized.model)          # doctest: +SKIP
-        >>> len(q.SerializeToString()) < len(optimized.model.SerializeToString()) / 3  # doctest: +SKIP
-        True
+        >>> feeds = calibration_feeds(tokenizer_json, config, groups, 512)       # doctest: +SKIP
+        >>> q = quantize_int8(optimized.model, QuantizeOptions(), feeds)         # doctest: +SKIP
     """
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import (
+        CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static,
+    )
 
+    extra: dict[str, Any] = {"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True}
     with tempfile.TemporaryDirectory(prefix="ranker-quantize-") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        onnx.save_model(model, str(src))
-        quantize_dynamic(
-            src, dst, weight_type=QuantType.QInt8, per_channel=options.per_channel,
-            reduce_range=options.reduce_range, op_types_to_quantize=list(options.quantized_ops()),
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
+        onnx.save_model(_typed(model) if options.static else model, str(src))
+        if options.static:
+            if calibration is None:
+                raise InputError("static INT8 needs calibration feeds (pairs from --calibration or generated text)")
+
+            class _Reader(CalibrationDataReader):
+                def __init__(self) -> None:
+                    self._it = iter(calibration)
+                    self.count = 0
+
+                def get_next(self) -> dict[str, np.ndarray] | None:
+                    feed = next(self._it, None)
+                    self.count += feed is not None
+                    return None if feed is None else dict(feed)
+
+            reader = _Reader()
+            quantize_static(
+                src, dst, reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(options.quantized_ops()),
+                per_channel=options.per_channel, reduce_range=options.reduce_range,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options={**extra, "OpTypesToExcludeOutputQuantization": ["MatMul"]},
+            )
+            log.info("static scales calibrated on %d pairs", reader.count)
+        else:
+            quantize_dynamic(
+                src, dst, weight_type=QuantType.QInt8, per_channel=options.per_channel,
+                reduce_range=options.reduce_range, op_types_to_quantize=list(options.quantized_ops()),
+                extra_options=extra,
+            )
+        quantized = onnx.load(str(dst), load_external_data=True)
+    if options.embeddings == "rows":
+        quantized = int8_embedding_rows(quantized)
+    return quantized
+
+
+def _typed(model: Any) -> Any:
+    """``model`` with every tensor's type recorded, contrib ops' outputs included (see the module docstring)."""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    try:
+        return SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
+    except Exception as exc:  # noqa: BLE001 - it raises bare Exceptions on graphs it cannot follow
+        raise ExportError(f"cannot type the fused graph for static quantization ({exc}); try --precision dynamic") from exc
+
+
+def int8_embedding_rows(model: Any) -> Any:
+    """Store the word-embedding table int8 with one scale per row; return the new model.
+
+    ``Gather(table, input_ids)`` becomes::
+
+        Gather(table_int8 [V, H], input_ids) -> Cast(float) -> Mul(Gather(scales [V, 1], input_ids))
+
+    with ``scales[v] = max|table[v]| / 127`` (symmetric, so no zero point). Only the gathered rows
+    are ever turned back into floats. Each row keeps its own range, so rare tokens with small
+    vectors are not flattened by the table's largest entry (the per-tensor scheme's error).
+
+    Raises:
+        ExportError: the graph has no ``Gather`` of a 2-D constant table by ``input_ids`` (it
+            was fused with ``EmbedLayerNormalization``; optimize with ``fuse_embeddings=False``).
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    node = next((n for n in model.graph.node if n.op_type == "Gather" and len(n.input) == 2
+                 and n.input[1] == _IDS and n.input[0] in inits and len(inits[n.input[0]].dims) == 2), None)
+    if node is None:
+        raise ExportError(
+            "no Gather of the word-embedding table by input_ids in the graph; per-row int8 "
+            "embeddings need the graph optimized with fuse_embeddings=False (or use embeddings='fp32')"
         )
-        return onnx.load(str(dst), load_external_data=True)
+    table = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
+    amax = np.abs(table).max(axis=1, keepdims=True)
+    scales = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    q = np.clip(np.rint(table / scales), -127, 127).astype(np.int8)
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    name = node.input[0]
+    kept = [t for t in out.graph.initializer if t.name != name]
+    del out.graph.initializer[:]
+    out.graph.initializer.extend(kept)
+    out.graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
+                                  numpy_helper.from_array(scales, f"{name}_row_scale")])
+    p = node.name or "word_embeddings"
+    new = [
+        helper.make_node("Gather", [f"{name}_int8", _IDS], [f"{p}_rows_int8"], name=f"{p}_int8", axis=0),
+        helper.make_node("Gather", [f"{name}_row_scale", _IDS], [f"{p}_row_scales"], name=f"{p}_scales", axis=0),
+        helper.make_node("Cast", [f"{p}_rows_int8"], [f"{p}_rows_float"], name=f"{p}_cast", to=onnx.TensorProto.FLOAT),
+        helper.make_node("Mul", [f"{p}_rows_float", f"{p}_row_scales"], list(node.output), name=f"{p}_dequant"),
+    ]
+    nodes = list(out.graph.node)
+    i = next(k for k, n in enumerate(nodes) if n.name == node.name and list(n.output) == list(node.output))
+    del out.graph.node[:]
+    out.graph.node.extend(nodes[:i] + new + nodes[i + 1:])
+    return out
 
 
 def cpu_features() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""quantize.py: INT8 dynamic quantization of the fused graph, and the CPU record."""
+"""quantize.py: static and dynamic INT8 of the fused graph, per-row int8 embeddings, the CPU record."""
 
 from __future__ import annotations
 
@@ -7,22 +7,57 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+import onnxruntime as ort
+from ranker_quantize.calibrate import calibration_feeds
+from ranker_quantize.errors import ExportError
 from ranker_quantize.export import export_onnx, load_checkpoint
 from ranker_quantize.optimize import optimize_onnx
-from ranker_quantize.quantize import QuantizeOptions, cpu_features, quantize_int8
+from ranker_quantize.quantize import QuantizeOptions, cpu_features, int8_embedding_rows, quantize_int8
+from ranker_quantize.verify import calibration_groups
+from ranker_sdk.errors import InputError
+
+from ..conftest import tiny_config
+
+DYNAMIC = QuantizeOptions(activations="dynamic", embeddings="tensor")  # the old default
 
 
 @pytest.fixture(scope="module")
-def fused(tiny_bert_dir):
-    return optimize_onnx(export_onnx(load_checkpoint(tiny_bert_dir)).model, num_heads=2, hidden_size=32).model
+def exported(tiny_bert_dir):
+    ckpt = load_checkpoint(tiny_bert_dir)
+    return ckpt, export_onnx(ckpt)
+
+
+@pytest.fixture(scope="module")
+def fused(exported):
+    """Fused the way dynamic INT8 (and fp32) packages are: packed Attention, EmbedLayerNormalization."""
+    return optimize_onnx(exported[1].model, num_heads=2, hidden_size=32).model
+
+
+@pytest.fixture(scope="module")
+def fused_static(exported):
+    """Fused the way the default (static, per-row embeddings) needs it."""
+    return optimize_onnx(exported[1].model, num_heads=2, hidden_size=32, **QuantizeOptions().fusion()).model
+
+
+@pytest.fixture(scope="module")
+def feeds(exported, data_dir):
+    ckpt, graph = exported
+    config = tiny_config(inputs=graph.inputs)
+    groups, _ = calibration_groups(data_dir / "trec-rag24", "dev", max_queries=4)
+    return calibration_feeds(ckpt.tokenizer_json, config, groups, max_pairs=48)
+
+
+def _run(model, feed):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feed)[0].reshape(-1)
 
 
 def _scales(model):
     return [numpy_helper.to_array(t) for t in model.graph.initializer if t.name.endswith("_scale")]
 
 
-def test_int8_per_channel(fused):
-    q = quantize_int8(fused)
+def test_dynamic_int8_per_channel(fused):
+    q = quantize_int8(fused, DYNAMIC)
     ops = {n.op_type for n in q.graph.node}
     # Fused Attention becomes QAttention; the FFN MatMuls become MatMulInteger on int8 weights.
     assert {"QAttention", "MatMulInteger", "DynamicQuantizeLinear", "QEmbedLayerNormalization"} <= ops
@@ -33,23 +68,81 @@ def test_int8_per_channel(fused):
 
 
 def test_per_tensor_option(fused):
-    q = quantize_int8(fused, QuantizeOptions(per_channel=False))
+    q = quantize_int8(fused, QuantizeOptions(activations="dynamic", per_channel=False, embeddings="fp32"))
     assert all(s.size == 1 for s in _scales(q))
 
 
 def test_fp32_embeddings_keep_the_table_and_quantize_the_rest(fused):
-    q = quantize_int8(fused, QuantizeOptions(fp32_embeddings=True))
+    q = quantize_int8(fused, QuantizeOptions(activations="dynamic", embeddings="fp32"))
     ops = {n.op_type for n in q.graph.node}
     assert "EmbedLayerNormalization" in ops and "QEmbedLayerNormalization" not in ops
     assert {"QAttention", "MatMulInteger"} <= ops
     words = next(n for n in q.graph.node if n.op_type == "EmbedLayerNormalization").input[2]
     table = next(t for t in q.graph.initializer if t.name == words)
     assert table.data_type == onnx.TensorProto.FLOAT
-    assert len(q.SerializeToString()) > len(quantize_int8(fused).SerializeToString())
+    assert len(q.SerializeToString()) > len(quantize_int8(fused, DYNAMIC).SerializeToString())
 
 
-def test_deterministic(fused):
-    assert quantize_int8(fused).SerializeToString() == quantize_int8(fused).SerializeToString()
+def test_static_is_qdq_with_constant_activation_scales(fused_static, feeds):
+    q = quantize_int8(fused_static, QuantizeOptions(), feeds)
+    ops = {n.op_type for n in q.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "MultiHeadAttention"} <= ops
+    assert not ops & {"DynamicQuantizeLinear", "DynamicQuantizeMatMul", "QAttention"}, ops
+    inits = {t.name for t in q.graph.initializer}
+    # Every activation scale is a constant of the graph: nothing is measured per batch.
+    quant = [n for n in q.graph.node if n.op_type == "QuantizeLinear"]
+    assert quant and all(n.input[1] in inits and n.input[2] in inits for n in quant)
+    # The Q, K and V projections are quantized too (their MatMuls read dequantized int8 weights).
+    weights = [t for t in q.graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 2]
+    assert len(weights) >= 2 * 6 + 1, "6 MatMuls a layer (Q, K, V, out, FFN in/out) + the word table"
+    assert any(s.size > 1 for s in _scales(q)), "per-channel weights have one scale per column"
+
+
+def test_static_scores_track_fp32(fused_static, feeds):
+    q = quantize_int8(fused_static, QuantizeOptions(), feeds)
+    want = np.concatenate([_run(fused_static, f) for f in feeds[:16]])
+    got = np.concatenate([_run(q, f) for f in feeds[:16]])
+    assert np.corrcoef(want, got)[0, 1] > 0.98
+
+
+def test_static_needs_calibration(fused_static):
+    with pytest.raises(InputError, match="calibration"):
+        quantize_int8(fused_static, QuantizeOptions())
+
+
+def test_option_errors():
+    with pytest.raises(InputError, match="dynamic"):
+        QuantizeOptions(embeddings="tensor")  # onnxruntime's table quantization is dynamic-only
+    with pytest.raises(InputError, match="activations"):
+        QuantizeOptions(activations="int4")
+    with pytest.raises(InputError, match="calibration_pairs"):
+        QuantizeOptions(calibration_pairs=0)
+
+
+def test_embedding_rows_keep_each_row_within_half_a_step(fused_static):
+    table_name = next(n.input[0] for n in fused_static.graph.node if n.op_type == "Gather" and n.input[1] == "input_ids")
+    table = numpy_helper.to_array(next(t for t in fused_static.graph.initializer if t.name == table_name))
+    q = int8_embedding_rows(fused_static)
+    inits = {t.name: numpy_helper.to_array(t) for t in q.graph.initializer}
+    assert table_name not in inits, "the fp32 table is gone"
+    rows, scales = inits[f"{table_name}_int8"], inits[f"{table_name}_row_scale"]
+    assert rows.dtype == np.int8 and rows.shape == table.shape and scales.shape == (table.shape[0], 1)
+    assert np.all(np.abs(rows.astype(np.float32) * scales - table) <= scales / 2 + 1e-7)
+    # The graph still computes the same thing, up to that rounding.
+    ids = np.array([[2, 40, 41, 3, 500, 3]], dtype=np.int64)
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    np.testing.assert_allclose(_run(q, feed), _run(fused_static, feed), atol=0.05)
+
+
+def test_embedding_rows_need_the_gather(fused):
+    with pytest.raises(ExportError, match="fuse_embeddings"):
+        int8_embedding_rows(fused)  # fused into EmbedLayerNormalization: no Gather to rewrite
+
+
+def test_deterministic(fused, fused_static, feeds):
+    assert quantize_int8(fused, DYNAMIC).SerializeToString() == quantize_int8(fused, DYNAMIC).SerializeToString()
+    a = quantize_int8(fused_static, QuantizeOptions(), feeds).SerializeToString()
+    assert a == quantize_int8(fused_static, QuantizeOptions(), feeds).SerializeToString()
 
 
 def test_cpu_features():
@@ -58,3 +151,24 @@ def test_cpu_features():
     assert isinstance(cpu["arch"], str) and cpu["arch"]
     assert cpu["vnni"] == bool({"avx512_vnni", "avx_vnni"} & set(cpu["flags"]))
     assert np.all([isinstance(f, str) for f in cpu["flags"]])
+
+
+def test_static_graph_runs_on_integer_kernels(fused_static, feeds, tmp_path):
+    """At load, onnxruntime must fuse each DequantizeLinear -> MatMul into an integer kernel.
+
+    If it did not, every call would dequantize every weight back to fp32 and multiply in float:
+    correct scores, but slower than fp32 itself. The optimized graph onnxruntime runs is saved
+    and inspected.
+    """
+    q = quantize_int8(fused_static, QuantizeOptions(), feeds)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(q.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
+    ran = onnx.load(str(tmp_path / "optimized.onnx"))
+    ops = [n.op_type for n in ran.graph.node]
+    assert ops.count("MatMulIntegerToFloat") >= 2 * 6, sorted(set(ops))
+    inits = {t.name: t for t in ran.graph.initializer}
+    weight_dq = [n.name for n in ran.graph.node
+                 if n.op_type == "DequantizeLinear" and n.input[0] in inits and len(inits[n.input[0]].dims) == 2]
+    assert not weight_dq, f"weights dequantized at run time: {weight_dq}"
