@@ -47,3 +47,17 @@ def test_the_build_folder_is_git_ignored():
     r = subprocess.run(["git", "check-ignore", "build/rank", "build/cabi/libranker.so"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.stdout.split() == ["build/rank", "build/cabi/libranker.so"], r.stdout + r.stderr
+
+
+def test_a_c_host_writes_nothing_to_home_or_tmp(rank_example, docs_file, tiny_package, tmp_path):
+    """The embedded runtime keeps onnxruntime's telemetry off inside C hosts too (no ~/.cache/Microsoft, no $TMPDIR/.ses)."""
+    query, _, path = docs_file
+    home, tmp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(tmp), "XDG_CACHE_HOME": str(home / ".cache")}
+    proc = subprocess.run([str(rank_example), str(tiny_package), query, str(path), "3"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 3
+    assert [p.name for p in home.rglob("*")] == [] and [p.name for p in tmp.rglob("*")] == []
