@@ -153,3 +153,18 @@ def test_package_cli_fits_fusion(tiny_bert_dir, data_dir, tmp_path, capsys):
     assert "no candidates.run" in capsys.readouterr().err
     assert main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "y"),
                  "--fit-fusion", str(data_dir / "trec-rag24"), "dev", "extra"]) == 2
+
+
+def test_ranker_eval_first_stage_reports_the_fitted_figure(fitted, tiny_package, data_dir, tmp_path, capsys):
+    """``ranker eval --first-stage`` (training/evaluate.py) and the fit agree on the same package."""
+    _, fusion = fitted
+    pkg = shutil.copytree(tiny_package, tmp_path / "pkg")
+    add_fusion(pkg, fusion)
+    args = ["eval", "--model", str(pkg), "--data", str(data_dir / "trec-rag24"), "--split", "dev", "--json"]
+    assert main(args + ["--first-stage"]) == 0
+    fused = json.loads(capsys.readouterr().out)["sources"][0]
+    assert main(args) == 0
+    alone = json.loads(capsys.readouterr().out)["sources"][0]
+    assert fused["queries"] == alone["queries"] == fusion["dev"]["queries"]
+    assert round(fused["ndcg@10"], 4) == fusion["dev"]["fused"]
+    assert round(alone["ndcg@10"], 4) == fusion["dev"]["model"]
