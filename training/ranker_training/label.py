@@ -112,10 +112,17 @@ def label(cfg: LabelConfig, *, progress=None, device: str | None = None) -> Path
     if cfg.num_shards > 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("label: combining runs needs every shard's LLM scores; label the shards, then run "
                           "again with num_shards 1 in one process to combine")
+    run_dirs = []
+    if cfg.bi_encoder:
+        from .biencoder import write_runs
+
+        run_dirs.append(out.parent / "runs")
+        write_runs(cfg.bi_encoder, cfg.data, run_dirs[0], max_queries=cfg.max_queries)
     sourced = load_sourced(cfg.data, max_queries=cfg.max_queries)
     llm = read_scores(llm_path) if llm_path is not None else None
     targets, report = combine_targets(sourced, dict(cfg.runs), llm=llm, llm_weight=cfg.llm_weight,
-                                      label_mix=cfg.label_mix, grade_fallback=cfg.grade_fallback)
+                                      label_mix=cfg.label_mix, grade_fallback=cfg.grade_fallback,
+                                      run_dirs=run_dirs)
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         for (qid, did), t in targets.items():
