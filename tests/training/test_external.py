@@ -40,7 +40,7 @@ def test_combined_target_follows_the_runs_and_keeps_unretrieved_candidates_below
     assert t("q1", "d1") > t("q1", "d2") > t("q1", "d3") > t("q1", "d4")  # d4: in no run, lowest
     assert t("q2", "d4") > t("q2", "d3") > t("q2", "d1")
     assert report["queries_per_signal"] == {"A": 2, "B": 1}
-    assert report["fit"]["slope"] > 0  # the combined score rises with the grade
+    assert report["fit"]["c"]["slope"] > 0  # the combined score rises with the grade
     mixed, _ = combine_targets(sourced, {"A": 1.0, "B": 1.0}, label_mix=1.0)
     assert mixed[("q1", "d1")] == 3.0 and mixed[("q1", "d3")] == 0.0  # judged: the grade itself
     assert mixed[("q2", "d4")] == pytest.approx(t("q2", "d4"))  # unjudged: untouched by the mix

@@ -15,9 +15,9 @@ The combined score is the weighted mean of the z-scores of the signals that cove
 
     f(q, d) = sum_s w_s * z_s(q, d) / sum_s w_s
 
-``f`` has no unit, so it is mapped onto the grade scale by least squares on the judged
-candidates of the covered queries (``grade ~ a * f + b``, fitted once over the whole training
-set: a query whose best candidates all score high keeps that, unlike per-query scaling). Then
+``f`` has no unit, so it is mapped onto the grade scale of its source: ``a * f + b`` gets the
+mean and standard deviation of the grades of that source's judged candidates (one map per
+source over all its queries, so a query whose candidates all score high keeps that). Then
 
     target(q, d) = a * f + b                                    (unjudged)
     target(q, d) = mix * grade + (1 - mix) * (a * f + b)        (judged; mix = ``label_mix``)
@@ -77,6 +77,23 @@ def _run_z(scores: dict[str, float], doc_ids: Sequence[str]) -> np.ndarray:
     return np.array([z.get(d, floor) for d in doc_ids], dtype=np.float64)
 
 
+def _moment_fit(x: np.ndarray, y: np.ndarray, where: str) -> tuple[float, float, int]:
+    """``a, b`` so that ``a * x + b`` has the mean and spread of ``y`` (and rises with it).
+
+    Not a least-squares fit: regression shrinks the slope by the teacher's disagreement with the
+    labels, which would squeeze every unlabeled candidate's target towards the mean and leave the
+    student nothing to learn from them. Matching moments keeps the teacher's margins at the scale
+    of the grades' margins.
+    """
+    if len(x) < 10 or x.std() == 0 or y.std() == 0:
+        return 1.0, 0.0, len(x)
+    if np.corrcoef(x, y)[0, 1] <= 0:
+        log.warning("external teacher: on %s the combined score does not rise with the grade; using it unscaled", where)
+        return 1.0, 0.0, len(x)
+    a = float(y.std() / x.std())
+    return a, float(y.mean() - a * x.mean()), len(x)
+
+
 def combine_targets(sourced: Sequence[tuple], runs: dict[str, float], *, llm: dict | None = None,
                     llm_weight: float = 1.0, label_mix: float = 0.0,
                     grade_fallback: bool = True, run_dirs: Sequence[str | Path] = ()) -> tuple[dict[tuple[str, str], float], dict]:
@@ -116,22 +133,21 @@ def combine_targets(sourced: Sequence[tuple], runs: dict[str, float], *, llm: di
             used["llm"] = used.get("llm", 0) + 1
         if parts:
             combined[gi] = np.average(np.stack(parts), axis=0, weights=weights)
-    xs, ys = [], []
-    for gi, f in combined.items():
-        g = sourced[gi][0]
-        for j, y in enumerate(g.labels):
-            if y is not None:
-                xs.append(f[j])
-                ys.append(float(y))
-    a, b = 1.0, 0.0
-    if len(xs) >= 10 and np.std(xs) > 0:
-        a, b = (float(v) for v in np.polyfit(np.array(xs), np.array(ys), 1))
-    if a <= 0:
-        log.warning("external teacher: the combined score does not rise with the grade (slope %.3f); using f as is", a)
-        a, b = 1.0, 0.0
+    fits: dict[str, tuple[float, float, int]] = {}  # source path -> (slope, intercept, judged pairs)
+    for path in dict.fromkeys(src.path for _, src, _ in sourced):
+        xs, ys = [], []
+        for gi, f in combined.items():
+            g, src, _ = sourced[gi]
+            if src.path == path:
+                for j, y in enumerate(g.labels):
+                    if y is not None:
+                        xs.append(f[j])
+                        ys.append(float(y))
+        fits[path] = _moment_fit(np.array(xs), np.array(ys), path)
     targets: dict[tuple[str, str], float] = {}
-    for gi, (g, _, _) in enumerate(sourced):
+    for gi, (g, src, _) in enumerate(sourced):
         f = combined.get(gi)
+        a, b, _ = fits[src.path]
         for j, (d, y) in enumerate(zip(g.doc_ids, g.labels)):
             if f is not None:
                 t = a * f[j] + b
@@ -139,7 +155,7 @@ def combine_targets(sourced: Sequence[tuple], runs: dict[str, float], *, llm: di
             elif y is not None and grade_fallback:
                 targets[(g.qid, d)] = float(y)
     report = {"runs": dict(runs), "llm_weight": llm_weight if llm is not None else 0.0, "label_mix": label_mix,
-              "fit": {"slope": a, "intercept": b, "judged_pairs": len(xs)},
+              "fit": {Path(p).name: {"slope": a, "intercept": b, "judged_pairs": n} for p, (a, b, n) in fits.items()},
               "queries": len(sourced), "queries_covered": len(combined), "queries_per_signal": used,
               "pairs": len(targets)}
     log.info("external teacher: %s", json.dumps(report))
