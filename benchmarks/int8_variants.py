@@ -1,59 +1,75 @@
-"""What INT8 costs a trained student on dev, by what is quantized: every MatMul + embeddings (the
-default), embeddings kept fp32 (``--fp32-embeddings``), FFN output kept fp32, both.
+"""What each INT8 scheme costs a trained student on dev, built by the real packager.
 
-    python benchmarks/int8_variants.py --model runs/default/students/hybrid
+Each variant is a ``build_package`` of the same checkpoint (calibrated and verified on the
+first 32 trec-rag24 dev queries, as ``ranker package --calibration ../shared/data/trec-rag24``
+does by default), then evaluated through the SDK's ``Ranker`` (2 threads):
 
-Prints wikiqa dev MAP (the 126 answered questions), trec-rag24 dev nDCG@10 and the model size of
-each variant, fp32 first, all through the SDK's Ranker (2 threads).
+- ``fp32``: no quantization;
+- ``dynamic/tensor``: dynamic activations, int8 word table with one scale (the first default);
+- ``dynamic/fp32``: dynamic activations, fp32 word table (the previous bundled default);
+- ``static/fp32``: static activations, fp32 word table;
+- ``static/rows``: static activations, int8 word table with a scale per row (the default now).
+
+Prints wikiqa dev MAP (the 126 answered questions), trec-rag24 dev nDCG@10, model size, and the
+largest score change of a document alone vs batched (:func:`ranker_quantize.verify.batch_invariance`
+over 10 dev queries)::
+
+    python benchmarks/int8_variants.py --model runs/default/students/hybrid [--json OUT]
 """
 
+from __future__ import annotations
+
 import argparse
-import sys
+import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from ranker_quantize.export import load_checkpoint, export_onnx
-from ranker_quantize.optimize import optimize_onnx
-from ranker_quantize.package import write_package
-from ranker_quantize.pipeline import PackageOptions, _package_config
+from ranker_quantize import PackageOptions, QuantizeOptions, VerifyOptions, build_package
+from ranker_quantize.verify import batch_invariance
 from ranker_sdk import Ranker
 from ranker_sdk.beir import load_groups
 from ranker_sdk.metrics import average_precision, ndcg_at_k
-import onnx
-from onnxruntime.quantization import QuantType, quantize_dynamic
 
-ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-ap.add_argument("--model", required=True, help="a student checkpoint folder")
-args = ap.parse_args()
-ck = load_checkpoint(args.model)
-ex = export_onnx(ck)
-opt = optimize_onnx(ex.model, num_heads=ck.config.num_attention_heads, hidden_size=ck.config.hidden_size)
-config = _package_config(ck, ex.inputs, PackageOptions())  # the settings `ranker package` would write
-D = Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
-wq = [g for g in load_groups(D/'wikiqa','dev') if any(g.labels)]
-tq = load_groups(D/'trec-rag24','dev')
-def evalm(model_bytes, name):
-    with tempfile.TemporaryDirectory() as t:
-        p = write_package(Path(t)/'p', {'model.onnx': model_bytes, 'tokenizer.json': ck.tokenizer_json}, config)
-        r = Ranker.load(p, threads=2)
-        m = np.mean([average_precision(r.score(g.query, list(g.docs)), [y or 0 for y in g.labels]) for g in wq])
-        n = np.mean([ndcg_at_k(r.score(g.query, list(g.docs)), [y or 0 for y in g.labels], 10) for g in tq])
-    print(f'{name:40s} wikiqa MAP {m:.4f}  trec nDCG@10 {n:.4f}  size {len(model_bytes)/2**20:.1f} MiB', flush=True)
-fp32 = opt.model.SerializeToString()
-evalm(fp32, 'fp32')
-def q(name, exclude=(), ops=("MatMul", "Attention", "EmbedLayerNormalization", "Gather"), per_channel=True):
-    with tempfile.TemporaryDirectory() as t:
-        src, dst = Path(t)/'a.onnx', Path(t)/'b.onnx'
-        onnx.save_model(opt.model, str(src))
-        quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=per_channel, op_types_to_quantize=list(ops),
-                         nodes_to_exclude=list(exclude),
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True})
-        evalm(dst.read_bytes(), name)
-names = [n.name for n in opt.model.graph.node]
-ffn_out = [n for n in names if '/output/dense/MatMul' in n and 'attention' not in n]
-print(ffn_out[:2], len(ffn_out))
-q('int8 default')
-q('int8 keep embeddings fp32', ops=("MatMul", "Attention"))
-q('int8 keep FFN output fp32', exclude=ffn_out)
-q('int8 keep FFN output + emb fp32', exclude=ffn_out, ops=("MatMul", "Attention"))
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+VARIANTS = {
+    "fp32": PackageOptions(precision="fp32"),
+    "dynamic/tensor": PackageOptions(quantize=QuantizeOptions(activations="dynamic", embeddings="tensor")),
+    "dynamic/fp32": PackageOptions(quantize=QuantizeOptions(activations="dynamic", embeddings="fp32")),
+    "static/fp32": PackageOptions(quantize=QuantizeOptions(embeddings="fp32")),
+    "static/rows": PackageOptions(),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="a student checkpoint folder")
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    wikiqa = [g for g in load_groups(DATA / "wikiqa", "dev") if any(g.labels)]
+    trec = load_groups(DATA / "trec-rag24", "dev")
+    verify = VerifyOptions(calibration=str(DATA / "trec-rag24"), split="dev", threads=2)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="int8-variants-") as tmp:
+        for name in args.variants:
+            options = VARIANTS[name]
+            options = PackageOptions(precision=options.precision, quantize=options.quantize, verify=verify, force=True)
+            result = build_package(args.model, Path(tmp) / name.replace("/", "-"), options)
+            r = Ranker.load(result.path, threads=2)
+            m = np.mean([average_precision(r.score(g.query, list(g.docs)), [y or 0 for y in g.labels]) for g in wikiqa])
+            n = np.mean([ndcg_at_k(r.score(g.query, list(g.docs)), [y or 0 for y in g.labels], 10) for g in trec])
+            inv = batch_invariance(result.path, trec[:10], threads=2)
+            row = {"variant": name, "wikiqa_map": float(m), "trec_ndcg10": float(n),
+                   "model_mib": result.sizes["model_bytes"] / 2**20, "alone_vs_batched_max_diff": inv["max_abs_diff"],
+                   "top10_identical": inv["top10_identical"]}
+            rows.append(row)
+            print(f"{name:<16} wikiqa MAP {m:.4f}  trec nDCG@10 {n:.4f}  size {row['model_mib']:.1f} MiB  "
+                  f"alone vs batched max diff {inv['max_abs_diff']:.2g} (top-10 identical {inv['top10_identical']:.0%})",
+                  flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"model": args.model, "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -92,3 +92,23 @@ def test_cli_module_imports_nothing_heavy():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_precision_dynamic_and_embeddings_flags(tiny_bert_dir, data_dir, tmp_path, capsys):
+    out = tmp_path / "dyn"
+    rc = main(["package", "--model", str(tiny_bert_dir), "--out", str(out), "--precision", "dynamic",
+               "--fp32-embeddings", "--calibration", str(data_dir / "trec-rag24"), "--calibration-queries", "2",
+               "--max-ndcg-drop", "1"])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    assert "precision int8 (dynamic activations, fp32 embeddings)" in cap.out
+    q = json.loads((out / "ranker.json").read_text())["quantization"]
+    assert (q["precision"], q["activations"], q["embeddings"]) == ("int8", "dynamic", "fp32")
+    assert "calibration" not in q  # dynamic scales are not calibrated
+
+    assert main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "x"), "--fp32-embeddings",
+                 "--embeddings", "rows"]) == 2
+    assert "contradicts" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "x"),
+                 "--embeddings", "tensor"]) == 1  # one scale for the whole table is dynamic-only
+    assert "dynamic" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -1,0 +1,79 @@
+"""The benchmark scripts run end to end (tiny repeat counts) and use public APIs only.
+
+A smoke test, not a measurement: the tiny random BERT packaged by the real pipeline, scored on
+the real shared workload (1 query x 100 trec-rag24 dev passages) by ``bench_rank.py`` and
+``bench_vs_torch.py`` against its own torch fp32 weights, one call each.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def tiny_int8(tiny_bert_dir, data_dir, tmp_path_factory):
+    from ranker_quantize import PackageOptions, VerifyOptions, build_package
+
+    options = PackageOptions(verify=VerifyOptions(calibration=str(data_dir / "trec-rag24"), max_queries=2),
+                             force=True)
+    return build_package(tiny_bert_dir, tmp_path_factory.mktemp("bench") / "int8", options).path
+
+
+def _run(script: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_bench_vs_torch_reports_ratios_and_spearman(tiny_int8, tiny_bert_dir, tmp_path):
+    out = tmp_path / "vs.json"
+    text = _run("bench_vs_torch.py", "--model", str(tiny_bert_dir), "--package", f"static={tiny_int8}",
+                "--threads", "1", "--repeats", "2", "--json", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["name"] for r in rows] == ["static", "torch fp32 (batches of 32)"]
+    mine, torch = rows
+    for r in rows:
+        assert r["docs_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0 and r["peak_rss_mib"] > 50 and r["repeats"] == 2
+    assert torch["speed_x"] == 1.0 and torch["spearman"] == 1.0
+    assert mine["speed_x"] == pytest.approx(mine["docs_per_s"] / torch["docs_per_s"])
+    assert mine["rss_x"] == pytest.approx(mine["peak_rss_mib"] / torch["peak_rss_mib"])
+    assert math.isfinite(mine["spearman"]) and mine["spearman"] > 0.5  # same weights, same inputs
+    assert "static" in text and "spearman" in text
+
+
+@pytest.mark.slow
+def test_bench_rank_paths_and_torch_baseline(tiny_int8, tiny_bert_dir, tmp_path):
+    out = tmp_path / "rank.json"
+    _run("bench_rank.py", "--package", str(tiny_int8), "--model", str(tiny_bert_dir), "--threads", "1",
+         "--repeats", "1", "--paths", "sorted", "unbatched", "--json", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["path"] for r in rows] == ["sorted", "unbatched", "torch"]
+    assert all(r["threads"] == 1 and "speed_x" in r and r["peak_rss_mb"] == r["peak_rss_mib"] for r in rows)
+
+
+def _imported_names(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names += [f"{node.module}.{a.name}" for a in node.names]
+    return names
+
+
+def test_benchmarks_import_no_private_names():
+    scripts = sorted(BENCH.glob("*.py"))
+    assert {"workload.py", "bench_rank.py", "bench_vs_torch.py"} <= {p.name for p in scripts}
+    private = {p.name: [n for n in _imported_names(p) if any(part.startswith("_") for part in n.split("."))
+                        and not n.startswith("__future__")] for p in scripts}
+    assert not any(private.values()), private
