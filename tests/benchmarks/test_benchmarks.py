@@ -29,7 +29,7 @@ def tiny_int8(tiny_bert_dir, data_dir, tmp_path_factory):
 
 
 def _run(script: str, *args: str) -> str:
-    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
