@@ -9,6 +9,9 @@ row, truncated to the package's ``max_length``). Every package row shows:
 - its speed, p50 and peak-RSS ratios against torch at the same thread count;
 - **Spearman** of its 100 scores against torch's (the fp32 reference, same inputs): what the
   speed costs in ranking.
+- ``cpu_speed_x``: the same speed ratio from process CPU time per call, which still measures
+  the work of a call when other jobs share the cores (at 1 thread on an idle machine it equals
+  ``speed_x``).
 
 Usage::
 
@@ -66,7 +69,7 @@ def main() -> int:
         rows.append(with_ratios(base, base) | {"spearman": 1.0})
     print(f"1 query x 100 trec-rag24 dev passages, max_length {rows[0]['max_length']}, median of {args.repeats} "
           "calls; ratios and Spearman against torch fp32 at the same thread count")
-    print_rows(rows, extra=("spearman",))
+    print_rows(rows, extra=("spearman", "cpu_speed_x"))
     for r in rows:
         r.pop("scores", None)
     if args.json:

@@ -71,24 +71,35 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def summarize(times: list[float], n_docs: int = N_DOCS) -> dict[str, Any]:
-    """p50/p99 latency (ms) of the timed calls, docs/s at the median, and how many calls."""
+def summarize(times: list[float], n_docs: int = N_DOCS, cpu: list[float] | None = None) -> dict[str, Any]:
+    """p50/p99 latency (ms) of the timed calls, docs/s at the median, and how many calls.
+
+    ``cpu`` (the process CPU seconds of each call) adds ``cpu_ms`` and ``cpu_docs_per_s``: at one
+    thread on an idle machine they equal the wall-clock figures; on a loaded machine they still
+    measure the work a call costs, where wall time measures the scheduler.
+    """
     import numpy as np
 
     t = np.asarray(times)
     p50 = float(np.percentile(t, 50))
-    return {"p50_ms": p50 * 1e3, "p99_ms": float(np.percentile(t, 99)) * 1e3, "docs_per_s": n_docs / p50,
-            "repeats": len(times)}
-
-
-def _timed(fn, repeats: int) -> list[float]:
-    fn()  # warm-up: first-call allocations, lazy initialisation
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
+    out = {"p50_ms": p50 * 1e3, "p99_ms": float(np.percentile(t, 99)) * 1e3, "docs_per_s": n_docs / p50,
+           "repeats": len(times)}
+    if cpu:
+        c = float(np.median(cpu))
+        out |= {"cpu_ms": c * 1e3, "cpu_docs_per_s": n_docs / c}
     return out
+
+
+def _timed(fn, repeats: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and process-CPU seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
+    fn()  # warm-up: first-call allocations, lazy initialisation
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return wall, cpu
 
 
 def measure_ranker(package: str | None, threads: int, repeats: int, load_kwargs: dict | None = None) -> dict[str, Any]:
@@ -98,7 +109,8 @@ def measure_ranker(package: str | None, threads: int, repeats: int, load_kwargs:
     ranker = Ranker.load(package, threads=threads, **(load_kwargs or {}))
     w = load_workload(title_separator=ranker.config.title_separator)
     scores = ranker.score(w.query, w.docs)
-    res = summarize(_timed(lambda: ranker.score(w.query, w.docs), repeats))
+    wall, cpu = _timed(lambda: ranker.score(w.query, w.docs), repeats)
+    res = summarize(wall, cpu=cpu)
     return res | {"scores": [float(s) for s in scores], "max_length": ranker.config.max_length}
 
 
@@ -123,7 +135,8 @@ def measure_torch(model: str, max_length: int, threads: int, repeats: int) -> di
         return torch.cat(out)
 
     scores = score()
-    return summarize(_timed(score, repeats)) | {"scores": scores.tolist(), "max_length": max_length}
+    wall, cpu = _timed(score, repeats)
+    return summarize(wall, cpu=cpu) | {"scores": scores.tolist(), "max_length": max_length}
 
 
 def run_worker(kind: str, threads: int, repeats: int, **kw: Any) -> dict[str, Any]:
@@ -142,7 +155,8 @@ def run_worker(kind: str, threads: int, repeats: int, **kw: Any) -> dict[str, An
 
 def with_ratios(row: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     """``row`` plus its speed, p50, p99 and peak-RSS ratios against ``base`` (the torch row)."""
-    return row | {
+    cpu = {"cpu_speed_x": row["cpu_docs_per_s"] / base["cpu_docs_per_s"]} if "cpu_docs_per_s" in row else {}
+    return row | cpu | {
         "speed_x": row["docs_per_s"] / base["docs_per_s"],
         "p50_x": row["p50_ms"] / base["p50_ms"],
         "p99_x": row["p99_ms"] / base["p99_ms"],
