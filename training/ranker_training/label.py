@@ -122,7 +122,8 @@ def label(cfg: LabelConfig, *, progress=None, device: str | None = None) -> Path
     llm = read_scores(llm_path) if llm_path is not None else None
     targets, report = combine_targets(sourced, dict(cfg.runs), llm=llm, llm_weight=cfg.llm_weight,
                                       label_mix=cfg.label_mix, grade_fallback=cfg.grade_fallback,
-                                      run_dirs=run_dirs)
+                                      run_dirs=run_dirs, calibration=cfg.calibration)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         for (qid, did), t in targets.items():
