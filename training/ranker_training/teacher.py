@@ -40,7 +40,7 @@ from torch import nn
 from .config import ConfigError, TeacherConfig, hf_load_kwargs, local_model_dir, save_config
 from .prompt import PromptEncoder
 
-__all__ = ["Teacher", "collate", "train_teacher"]
+__all__ = ["Teacher", "collate", "rank_batch", "train_teacher"]
 
 log = logging.getLogger(__name__)
 META = "teacher.json"
@@ -176,8 +176,8 @@ class Teacher(nn.Module):
         return out
 
 
-def _rank_batch(teacher: Teacher, groups, cfg: TeacherConfig, step: int, micro: int, rank: int, world: int,
-                cache: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+def rank_batch(teacher: Teacher, groups, cfg: TeacherConfig, step: int, micro: int, rank: int, world: int,
+               cache: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """One micro-batch: padded token rows, labels ``[B, G]`` and mask ``[B, G]``."""
     from .data import sample_group, schedule, step_rng
 
@@ -223,7 +223,7 @@ def train_teacher(cfg: TeacherConfig, out: str | Path, *, progress=None) -> Path
     cache: dict = {}
 
     def loss_fn(model, step, micro):
-        batch, labels, mask = _rank_batch(teacher, groups, cfg, step, micro, accelerator.process_index,
+        batch, labels, mask = rank_batch(teacher, groups, cfg, step, micro, accelerator.process_index,
                                           accelerator.num_processes, cache)
         dev = accelerator.device
         scores = torch.zeros(mask.shape, device=dev, dtype=torch.float32)
