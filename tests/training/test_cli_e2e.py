@@ -74,7 +74,7 @@ def test_recipe_runs_every_stage_and_skips_finished_ones(tmp_path, tiny_llama_di
     out = tmp_path / "run"
     assert main(["train", "recipe", "--config", recipe, "--out", str(out), "--max-queries", "4", "--max-steps", "2"]) == 0
     res = json.loads((out / "eval.json").read_text())
-    assert set(res) == {"first-stage", "bm25", "teacher", "hybrid", "labels_only", "margin_only"}
+    assert set(res) == {"first-stage", "bm25", "random", "teacher", "hybrid", "labels_only", "margin_only"}
     assert "ndcg@5" in res["hybrid"]["sources"][0]
     assert json.loads((out / "students" / "margin_only" / "train_state.json").read_text())["losses"]
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("model.safetensors")}

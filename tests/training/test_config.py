@@ -45,15 +45,25 @@ def test_example_configs_load(name):
     assert cfg == C.from_dict(KINDS[name], C.to_dict(cfg))
 
 
-@pytest.mark.parametrize("name", ["recipe.yaml", "recipe-cpu.yaml"])
-def test_recipe_config_has_the_students_and_paths_resolve(name):
+@pytest.mark.parametrize("name", ["recipe.yaml", "recipe-cpu.yaml", "recipe-cpu-biencoder.yaml"])
+def test_recipe_config_has_the_students_and_paths_resolve(name, data_dir):
     cfg = C.load_config(C.RecipeConfig, CONFIGS / name)
     assert {"hybrid", "labels_only", "pointwise_only", "margin_only"} <= set(cfg.students)
     assert cfg.students["labels_only"].loss != "hybrid"
     assert cfg.students["pointwise_only"].beta == 0 and cfg.students["margin_only"].alpha == 0
-    assert Path(C.resolve_path(cfg.teacher.model), cfg.teacher.gguf_file).is_file()
+    if cfg.run_teacher:
+        assert Path(C.resolve_path(cfg.teacher.model), cfg.teacher.gguf_file).is_file()
     assert (Path(C.resolve_path(cfg.students["hybrid"].student)) / "model.safetensors").is_file()
-    assert len(cfg.teacher.data) == 2
+    # the data mix: all three collections, trec-dl's DL21 held out of training and used as its dev
+    train = {Path(d.path).name: d for d in cfg.students["hybrid"].data}
+    assert set(train) == {"trec-dl", "trec-rag24", "wikiqa"} and train["trec-dl"].split == "train:!dl21-"
+    assert train["trec-dl"].unjudged_queries and train["trec-dl"].weight > train["trec-rag24"].weight
+    assert cfg.label.data == cfg.students["hybrid"].data
+    dev = {Path(d.path).name: d.split for d in cfg.eval.data}
+    assert dev == {"trec-dl": "train:dl21-", "trec-rag24": "dev", "wikiqa": "dev"}
+    for name in cfg.label.runs:  # every external run the teacher combines exists in trec-dl's runs/
+        if name != "BI_ENCODER":
+            assert (data_dir / "trec-dl" / "runs" / f"{name}.run").is_file(), name
 
 
 def test_cli_module_does_not_import_torch():
