@@ -39,10 +39,16 @@ def test_every_python_block_runs_as_written(code):
 
 
 def test_the_python_sdk_block_prints_its_hits():
-    (code,) = _blocks("python", _section("The Python SDK"))
+    code, fusion = _blocks("python", _section("The Python SDK"))
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env())
     lines = r.stdout.splitlines()
     assert len(lines) == 2 and {ln.split()[0] for ln in lines} == {"0", "1"}, r.stdout + r.stderr
+    # the first-stage fusion block: a ranking of the three docs, then the package's fusion weight
+    r = subprocess.run([sys.executable, "-c", fusion], cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env())
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    order, _, weight = r.stdout.strip().partition("] ")
+    assert sorted(int(i) for i in order.strip("[").split(",")) == [0, 1, 2], r.stdout
+    assert weight == "no fusion rule" or float(weight) >= 0, r.stdout
 
 
 def test_the_runnable_cli_examples_run_as_written():
