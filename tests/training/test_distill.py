@@ -99,11 +99,11 @@ def test_hybrid_distillation_learns_and_writes_the_runtime_settings(tiny_bert_di
 @pytest.mark.parametrize("loss", ["pairwise", "bce"])
 def test_labels_only_baselines_train_without_a_teacher(loss, tiny_bert_dir, wikiqa, tmp_path):
     cfg = DistillConfig(student=str(tiny_bert_dir), loss=loss, max_length=64, query_max_tokens=16,
-                        data=(DataSource(str(wikiqa), "dev"),), max_queries=8, group=GroupConfig(size=4),
-                        train=TrainConfig(lr=2e-3, batch_size=4, max_steps=12, warmup_ratio=0.0, log_every=0))
+                        data=(DataSource(str(wikiqa), "dev"),), max_queries=3, group=GroupConfig(size=4),
+                        train=TrainConfig(lr=2e-3, batch_size=4, max_steps=24, warmup_ratio=0.0, log_every=0))
     out = train_distill(cfg, tmp_path / loss)
     losses = json.loads((out / "train_state.json").read_text())["losses"]
-    assert np.mean(losses[-3:]) < np.mean(losses[:3]), losses
+    assert np.mean(losses[-8:]) < np.mean(losses[:8]), losses  # 3 queries: learnable by heart; halves, not single steps
 
 
 def test_hybrid_without_scores_is_refused(tiny_bert_dir, tmp_path):
