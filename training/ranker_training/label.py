@@ -58,6 +58,13 @@ def _parse(line: str, fmt: str) -> tuple[str, str, float] | None:
         return None
 
 
+def _row(qid: str, docid: str, score: float, fmt: str) -> str:
+    """One line of a scores file (the inverse of :func:`_parse`)."""
+    if fmt == ".tsv":
+        return f"{qid}\t{docid}\t{float(score):.6g}\n"
+    return json.dumps({"qid": qid, "docid": docid, "score": round(float(score), 6)}) + "\n"
+
+
 def _read_one(path: Path) -> dict[tuple[str, str], float]:
     fmt = ".tsv" if path.suffix == ".tsv" else ".jsonl"
     out: dict[tuple[str, str], float] = {}
@@ -126,11 +133,8 @@ def label(cfg: LabelConfig, *, progress=None, device: str | None = None) -> Path
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        for (qid, did), t in targets.items():
-            if out.suffix == ".tsv":
-                fh.write(f"{qid}\t{did}\t{t:.6g}\n")
-            else:
-                fh.write(json.dumps({"qid": qid, "docid": did, "score": round(float(t), 6)}) + "\n")
+        fmt = ".tsv" if out.suffix == ".tsv" else ".jsonl"
+        fh.writelines(_row(qid, did, t, fmt) for (qid, did), t in targets.items())
     os.replace(tmp, out)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return out
@@ -170,11 +174,7 @@ def _label_llm(cfg: LabelConfig, out: Path, *, progress=None, device: str | None
             part = todo[s : s + chunk]
             scores = teacher.score_pairs([(q, d) for _, _, q, d in part], batch_size=cfg.batch_size, bf16=cfg.bf16,
                                          device=device)
-            for (qid, did, _, _), sc in zip(part, scores):
-                if fmt == ".tsv":
-                    fh.write(f"{qid}\t{did}\t{float(sc):.6g}\n")
-                else:
-                    fh.write(json.dumps({"qid": qid, "docid": did, "score": round(float(sc), 6)}) + "\n")
+            fh.writelines(_row(qid, did, sc, fmt) for (qid, did, _, _), sc in zip(part, scores))
             fh.flush()
             if bar is not None:
                 bar.update(len(part))
