@@ -168,21 +168,26 @@ def test_onnxruntime_failures_leave_stderr_quiet(tmp_path, tiny_onnx, tiny_bert_
 # -- memory and time bounds ---------------------------------------------------------------------
 
 
-def test_unlisted_huge_file_is_refused_before_it_is_read(pkg_copy):
-    """A 1.5 GB stray file (sparse: no disk used) is refused from its listing, under a 600 MB data cap."""
-    with open(pkg_copy / "stray.bin", "wb") as fh:
-        fh.truncate(1536 * 1024**2)
-    r = _child(f"""
+def _read_under_600_mb(path):
+    """``read_package(path)`` in a child whose data segment is capped at 600 MB; prints the PackageError."""
+    return _child(f"""
         import resource
         from ranker_sdk.package import read_package
         from ranker_sdk import PackageError
         cap = 600 * 1024**2
         resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
         try:
-            read_package({str(pkg_copy)!r})
+            read_package({str(path)!r})
         except PackageError as exc:
             print(exc)
     """)
+
+
+def test_unlisted_huge_file_is_refused_before_it_is_read(pkg_copy):
+    """A 1.5 GB stray file (sparse: no disk used) is refused from its listing, under a 600 MB data cap."""
+    with open(pkg_copy / "stray.bin", "wb") as fh:
+        fh.truncate(1536 * 1024**2)
+    r = _read_under_600_mb(pkg_copy)
     assert "files not listed in manifest.json: ['stray.bin']" in r.stdout, r.stdout + r.stderr
 
 
@@ -208,17 +213,7 @@ def test_tar_member_claiming_gigabytes_is_refused_before_it_is_read(tiny_package
         info.size = size
         dst.addfile(info, Zeros(size))
     assert evil.stat().st_size < 5 * 1024**2
-    r = _child(f"""
-        import resource
-        from ranker_sdk.package import read_package
-        from ranker_sdk import PackageError
-        cap = 600 * 1024**2
-        resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
-        try:
-            read_package({str(evil)!r})
-        except PackageError as exc:
-            print(exc)
-    """)
+    r = _read_under_600_mb(evil)
     assert "files not listed in manifest.json: ['bomb.bin']" in r.stdout, r.stdout + r.stderr
 
 
