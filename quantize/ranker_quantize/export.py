@@ -97,6 +97,8 @@ def load_checkpoint(model_dir: str | Path) -> Checkpoint:
             f"--model {path}: no config.json there; pass a local transformers checkpoint directory "
             "(the output of save_pretrained)"
         )
+    if (path / "score_head.safetensors").is_file():  # a segmented student (ranker_training.segmented)
+        return _load_segmented(path)
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
             path, attn_implementation="eager", output_loading_info=True, local_files_only=True,
@@ -133,6 +135,63 @@ def load_checkpoint(model_dir: str | Path) -> Checkpoint:
     return Checkpoint(path=path, model=model, tokenizer=tokenizer, tokenizer_json=tokenizer_json)
 
 
+def _tokenizer(path: Path):
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True)
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"--model {path}: cannot load its tokenizer: {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ExportError(
+            f"--model {path}: the tokenizer is not a fast (tokenizers) tokenizer; the SDK reads "
+            "tokenizer.json. Save it with a PreTrainedTokenizerFast"
+        )
+    return tokenizer
+
+
+def _load_segmented(path: Path) -> Checkpoint:
+    """A segmented student: a BERT encoder + ``score_head.safetensors`` (see ranker_training.segmented)."""
+    try:
+        from ranker_training.segmented import load_segmented
+    except ImportError as exc:  # the quantize extra without the training code
+        raise ExportError(f"--model {path}: a segmented student needs ranker_training to export: {exc}") from exc
+    try:
+        model = load_segmented(path).eval()
+    except (OSError, ValueError, KeyError) as exc:
+        raise ExportError(f"--model {path}: cannot load it as a segmented student: {exc}") from exc
+    tokenizer = _tokenizer(path)
+    return Checkpoint(path=path, model=model, tokenizer=tokenizer, tokenizer_json=(path / "tokenizer.json").read_bytes())
+
+
+def _export_segmented(ckpt: Checkpoint, opset: int) -> Any:
+    """torch.onnx.export of a segmented student: the three runtime inputs, output ``logits`` [batch, 1]."""
+    import onnx
+    import torch
+
+    class _Logits(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(input_ids, attention_mask, token_type_ids).logits
+
+    ids = torch.tensor([[101, 2054, 102, 1037, 3899, 102], [101, 2054, 102, 1037, 102, 0]])
+    args = (ids, (ids != 0).long(), torch.tensor([[0, 0, 0, 1, 1, 1], [0, 0, 0, 1, 1, 0]]))
+    names = list(_RUNTIME_INPUTS)
+    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}
+    with tempfile.TemporaryDirectory(prefix="ranker-export-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = Path(tmp) / "model.onnx"
+        try:
+            torch.onnx.export(_Logits(ckpt.model).eval(), args, str(out), input_names=names, output_names=["logits"],
+                              dynamic_axes=axes, opset_version=opset, dynamo=False)
+        except Exception as exc:  # one boundary converts the exporter's many error types
+            raise ExportError(f"exporting the segmented student to ONNX failed: {type(exc).__name__}: {exc}") from exc
+        return onnx.load(str(out), load_external_data=True)
+
+
 def export_onnx(ckpt: Checkpoint, *, opset: int = DEFAULT_OPSET) -> ExportedGraph:
     """Export ``ckpt`` with optimum's ONNX exporter and check the graph against the SDK contract.
 
@@ -146,6 +205,8 @@ def export_onnx(ckpt: Checkpoint, *, opset: int = DEFAULT_OPSET) -> ExportedGrap
     from optimum.exporters.tasks import TasksManager
 
     model = ckpt.model
+    if (ckpt.path / "score_head.safetensors").is_file():
+        return _check_graph(_export_segmented(ckpt, opset), opset)
     try:
         ctor = TasksManager.get_exporter_config_constructor(
             exporter="onnx", model=model, task="text-classification", library_name="transformers"
@@ -169,6 +230,13 @@ def export_onnx(ckpt: Checkpoint, *, opset: int = DEFAULT_OPSET) -> ExportedGrap
             ) from exc
         # load() pulls any external-data file the exporter wrote back into the proto.
         proto = onnx.load(str(out), load_external_data=True)
+    return _check_graph(proto, opset)
+
+
+def _check_graph(proto: Any, opset: int) -> ExportedGraph:
+    """The exported graph, checked against the runtime's contract (inputs, one score a row)."""
+    import onnx
+
     inputs = tuple(i.name for i in proto.graph.input)
     bad = [n for n in inputs if n not in _RUNTIME_INPUTS]
     if bad or "input_ids" not in inputs or "attention_mask" not in inputs:

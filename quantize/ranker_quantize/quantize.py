@@ -222,8 +222,12 @@ def int8_embedding_rows(model: Any) -> Any:
     from onnx import helper, numpy_helper
 
     inits = {t.name: t for t in model.graph.initializer}
-    node = next((n for n in model.graph.node if n.op_type == "Gather" and len(n.input) == 2
-                 and n.input[1] == _IDS and n.input[0] in inits and len(inits[n.input[0]].dims) == 2), None)
+    tables = [n for n in model.graph.node if n.op_type == "Gather" and len(n.input) == 2
+              and n.input[0] in inits and len(inits[n.input[0]].dims) == 2]
+    # The table gathered by input_ids itself; else (a graph that rewrites the ids first, like the
+    # segmented student's inserted [CLS]) the largest gathered table, which is the vocabulary.
+    node = next((n for n in tables if n.input[1] == _IDS), None) or max(
+        tables, key=lambda n: inits[n.input[0]].dims[0], default=None)
     if node is None:
         raise ExportError(
             "no Gather of the word-embedding table by input_ids in the graph; per-row int8 "
@@ -243,9 +247,10 @@ def int8_embedding_rows(model: Any) -> Any:
     out.graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
                                   numpy_helper.from_array(scales, f"{name}_row_scale")])
     p = node.name or "word_embeddings"
+    ids = node.input[1]
     new = [
-        helper.make_node("Gather", [f"{name}_int8", _IDS], [f"{p}_rows_int8"], name=f"{p}_int8", axis=0),
-        helper.make_node("Gather", [f"{name}_row_scale", _IDS], [f"{p}_row_scales"], name=f"{p}_scales", axis=0),
+        helper.make_node("Gather", [f"{name}_int8", ids], [f"{p}_rows_int8"], name=f"{p}_int8", axis=0),
+        helper.make_node("Gather", [f"{name}_row_scale", ids], [f"{p}_row_scales"], name=f"{p}_scales", axis=0),
         helper.make_node("Cast", [f"{p}_rows_int8"], [f"{p}_rows_float"], name=f"{p}_cast", to=onnx.TensorProto.FLOAT),
         helper.make_node("Mul", [f"{p}_rows_float", f"{p}_row_scales"], list(node.output), name=f"{p}_dequant"),
     ]

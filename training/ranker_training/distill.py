@@ -154,17 +154,81 @@ def pseudo_title(doc: Any, p: float, rng) -> Any:
     return {"title": " ".join(words[: rng.randint(2, min(8, len(words) - 1))]), "text": text}
 
 
-def load_student(path: str, *, num_labels: int = 1):
-    """A sequence-classification model with one output (a new head if ``path`` is a bare encoder)."""
+def load_student(path: str, *, num_labels: int = 1, architecture: str | None = None):
+    """The student model: a cross-encoder (a sequence-classification model with one output, a new
+    head if ``path`` is a bare encoder) or, for ``architecture="segmented"`` or a saved segmented
+    student, a :class:`~ranker_training.segmented.SegmentedBiEncoder`."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
+    from .segmented import ARCHITECTURE, is_segmented, load_segmented
+
     path = local_model_dir(path, "student")
+    if architecture not in (None, "cross", ARCHITECTURE):
+        raise ConfigError(f"student architecture must be 'cross' or {ARCHITECTURE!r}, got {architecture!r}")
+    if architecture == ARCHITECTURE or (architecture is None and is_segmented(path)):
+        return load_segmented(path)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, dtype=torch.float32,
                                                                **hf_load_kwargs())
     # sentence-transformers' CrossEncoder reads this: the score is the raw logit.
     model.config.sbert_ce_default_activation_function = "torch.nn.modules.linear.Identity"
     return model
+
+
+def drop_layers(model, num_layers: int) -> None:
+    """Keep the first ``num_layers`` transformer layers of a BERT-family ``model`` (in place).
+
+    A layer-dropped student starts from the bottom of the full one: its embeddings and first
+    layers are the pretrained ones, and distillation teaches the shortened stack to rank.
+    """
+    bert = getattr(model, "bert", None) or getattr(model, model.base_model_prefix, None)
+    layers = getattr(getattr(bert, "encoder", None), "layer", None)
+    if layers is None:
+        raise ConfigError("num_layers: the student is not a BERT-family encoder with encoder.layer")
+    if not 1 <= num_layers <= len(layers):
+        raise ConfigError(f"num_layers must be between 1 and {len(layers)}, got {num_layers}")
+    del layers[num_layers:]
+    bert.config.num_hidden_layers = num_layers
+    if hasattr(model, "config") and model.config is not bert.config:
+        model.config.num_hidden_layers = num_layers
+
+
+def _fit_segmented_head(model, encoder: StudentEncoder, items, targets, cfg: DistillConfig, seed: int,
+                        n_pairs: int = 256) -> None:
+    """Set the segmented student's ``weight``/``bias`` so that its initial scores on up to
+    ``n_pairs`` training pairs have the targets' mean and spread: the encoder starts from a
+    bi-encoder whose cosines already rank, so only their scale onto the target needs fitting."""
+    import random
+
+    import torch
+
+    rng = random.Random(seed)
+    pairs, ys = [], []
+    for g, cands, _ in items:
+        for c in (cands or range(len(g.doc_ids))):
+            y = targets.get((g.qid, g.doc_ids[c])) if cfg.loss == "hybrid" else g.labels[c]
+            if y is not None:
+                pairs.append((g.query, g.docs[c]))
+                ys.append(float(y))
+    if len(pairs) < 2:
+        return
+    pick = rng.sample(range(len(pairs)), min(n_pairs, len(pairs)))
+    cos = []
+    with torch.no_grad():
+        for s in range(0, len(pick), 32):
+            arrays = encoder.batch_pairs([pairs[i] for i in pick[s:s + 32]])
+            q, d = model.embed_pair(**{k: torch.from_numpy(v) for k, v in arrays.items()})
+            cos.extend((q * d).sum(-1).tolist())
+    x, y = np.array(cos), np.array([ys[i] for i in pick])
+    # Moment matching, not least squares: the least-squares slope shrinks by the correlation, and
+    # a cosine is bounded, so the top targets would be out of reach (the MSE term would then
+    # squeeze every relevant cosine towards 1).
+    w = float(np.std(y) / max(float(np.std(x)), 1e-3))
+    b = float(y.mean() - w * x.mean())
+    with torch.no_grad():
+        model.weight.fill_(w)
+        model.bias.fill_(b)
+    log.info("distill: segmented head fitted on %d pairs: score = %.3f * cos %+.3f", len(pick), w, b)
 
 
 def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path:
@@ -209,7 +273,11 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
                              doc_max_chars=cfg.doc_max_chars, title_separator=cfg.title_separator)
     t = cfg.train
     torch.manual_seed(t.seed)  # the fresh score head's initial weights: same config, same student
-    model = load_student(student_path)
+    model = load_student(student_path, architecture=cfg.architecture)
+    if cfg.num_layers is not None:
+        drop_layers(model, cfg.num_layers)
+    if cfg.architecture == "segmented" and not (Path(student_path) / "score_head.safetensors").is_file():
+        _fit_segmented_head(model, encoder, items, targets, cfg, t.seed)
 
     def loss_fn(m, step, micro):
         rank, world = accelerator.process_index, accelerator.num_processes
@@ -249,12 +317,17 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
     model, history, accelerator = train_loop(model, loss_fn, cfg.train, out, accelerator=accelerator,
                                              progress=progress, desc=f"distill[{cfg.loss}]")
     if accelerator.is_main_process:
-        model.save_pretrained(out, safe_serialization=True)
+        if cfg.architecture == "segmented":
+            from .segmented import save_segmented
+
+            save_segmented(model, out)
+        else:
+            model.save_pretrained(out, safe_serialization=True)
         AutoTokenizer.from_pretrained(student_path, **hf_load_kwargs(weights=False)).save_pretrained(out)
         (out / "tokenizer.json").write_bytes(encoder.tokenizer_json)  # the exact file the runtime will read
         meta = {k: v for k, v in encoder.config.to_dict().items()
                 if k in ("max_length", "query_max_tokens", "doc_max_chars", "title_separator", "pad_token_id")}
-        meta.update(base_model=cfg.student, loss=cfg.loss, alpha=cfg.alpha, beta=cfg.beta, label_weight=cfg.label_weight,
+        meta.update(architecture=cfg.architecture, num_layers=cfg.num_layers, base_model=cfg.student, loss=cfg.loss, alpha=cfg.alpha, beta=cfg.beta, label_weight=cfg.label_weight,
                     teacher_scores=cfg.teacher_scores, teacher_scale=stats, title_augment=cfg.title_augment,
                     data=[{"path": d.path, "split": d.split, "weight": d.weight} for d in cfg.data])
         report = Path(cfg.teacher_scores).with_suffix(".json") if cfg.teacher_scores else None
