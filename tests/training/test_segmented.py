@@ -1,0 +1,138 @@
+"""The segmented student: a bi-encoder inside the cross-encoder contract (ranker_training.segmented)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from ranker_training.config import ConfigError, DataSource, DistillConfig, GroupConfig, TrainConfig
+from ranker_training.distill import STUDENT_META, drop_layers, load_student, train_distill
+from ranker_training.segmented import HEAD_FILE, SegmentedBiEncoder, is_segmented, load_segmented, save_segmented
+
+from .test_distill import _hybrid_loss_over, _teacher_file
+
+QUERY = "who wrote the declaration of independence"
+DOCS = ["Thomas Jefferson drafted the Declaration of Independence in 1776.",
+        {"title": "Congress", "text": "The Continental Congress met in Philadelphia."},
+        "short", "a much longer passage about something else entirely, with many words " * 3]
+
+
+def _encoder(model_dir, max_length=64):
+    from ranker_training.distill import StudentEncoder
+
+    return StudentEncoder(model_dir, max_length=max_length, query_max_tokens=16, doc_max_chars=640)
+
+
+def _separate_cosines(bert, tok, query, docs):
+    """What a sentence-transformers bi-encoder computes: each text encoded alone, mean-pooled, cosine."""
+    import torch
+    from ranker_sdk.tokenize import doc_text
+
+    def embed(text):
+        enc = tok.encode(text)
+        ids = torch.tensor([enc.ids])
+        with torch.no_grad():
+            h = bert(input_ids=ids, attention_mask=torch.ones_like(ids), token_type_ids=torch.zeros_like(ids)).last_hidden_state
+        v = h.mean(1)[0]
+        return v / v.norm()
+
+    q = embed(query)
+    return np.array([float(q @ embed(doc_text(d, " | "))) for d in docs])
+
+
+def test_packed_pair_scores_equal_the_separately_encoded_bi_encoder(tiny_bert_dir, tiny_tokenizer):
+    """[CLS] q [SEP] d [SEP] in one padded batch == cosine of q and d encoded alone (x weight + bias)."""
+    import torch
+    from tokenizers import Tokenizer
+
+    model = load_segmented(tiny_bert_dir).eval()
+    with torch.no_grad():
+        model.weight.fill_(2.5)
+        model.bias.fill_(-0.5)
+    arrays = _encoder(tiny_bert_dir).batch(QUERY, DOCS)
+    assert (arrays["attention_mask"] == 0).any()  # padding is exercised
+    with torch.no_grad():
+        got = model(**{k: torch.from_numpy(v) for k, v in arrays.items()}).logits.squeeze(-1).numpy()
+    tok = Tokenizer.from_str(tiny_tokenizer.to_str())
+    tok.no_truncation()
+    want = _separate_cosines(model.bert, tok, QUERY, DOCS)
+    np.testing.assert_allclose(got, 2.5 * want - 0.5, atol=1e-5)
+
+
+def test_save_load_round_trip_and_detection(tiny_bert_dir, tmp_path):
+    import torch
+
+    model = load_segmented(tiny_bert_dir)
+    assert not is_segmented(tiny_bert_dir)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+        model.bias.fill_(1.0)
+    save_segmented(model, tmp_path)
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(tiny_bert_dir / f, tmp_path / f)
+    assert is_segmented(tmp_path) and (tmp_path / HEAD_FILE).is_file()
+    back = load_student(str(tmp_path))  # detected from the head file
+    assert isinstance(back, SegmentedBiEncoder)
+    assert float(back.weight) == 3.0 and float(back.bias) == 1.0
+    for a, b in zip(model.bert.state_dict().values(), back.bert.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not any(p.suffix in (".bin", ".pt", ".pkl") for p in tmp_path.iterdir())
+    with pytest.raises(ConfigError, match="architecture"):
+        load_student(str(tmp_path), architecture="bi")
+
+
+def test_drop_layers_keeps_the_bottom_of_the_stack(tiny_bert_dir):
+    import torch
+
+    full = load_segmented(tiny_bert_dir)
+    small = load_segmented(tiny_bert_dir)
+    drop_layers(small, 1)
+    assert len(small.bert.encoder.layer) == 1 and small.config.num_hidden_layers == 1
+    assert torch.equal(small.bert.encoder.layer[0].attention.self.query.weight,
+                       full.bert.encoder.layer[0].attention.self.query.weight)
+    with pytest.raises(ConfigError, match="num_layers"):
+        drop_layers(full, 5)
+    cross = load_student(str(tiny_bert_dir))
+    drop_layers(cross, 1)
+    assert len(cross.bert.encoder.layer) == 1
+
+
+def test_segmented_distillation_learns_and_packages(tiny_bert_dir, wikiqa, tmp_path):
+    """Hybrid distillation of a segmented student lowers its loss, and the package scores like torch."""
+    from ranker_quantize import PackageOptions, VerifyOptions, build_package
+    from ranker_sdk import Ranker
+    from ranker_sdk.beir import load_groups
+
+    from ranker_training.evaluate import load_scorer
+    from ranker_training.label import read_scores
+    from ranker_training.distill import scale_teacher_scores
+
+    groups = load_groups(wikiqa, "dev", max_queries=6)
+    _teacher_file(groups, tmp_path / "scores.jsonl")
+    cfg = DistillConfig(student=str(tiny_bert_dir), architecture="segmented", teacher_scores=str(tmp_path / "scores.jsonl"),
+                        max_length=64, query_max_tokens=16, data=(DataSource(str(wikiqa), "dev"),), max_queries=6,
+                        group=GroupConfig(size=6),
+                        train=TrainConfig(lr=2e-3, batch_size=3, max_steps=30, warmup_ratio=0.0, log_every=0))
+    out = train_distill(cfg, tmp_path / "student")
+    assert is_segmented(out)
+    meta = json.loads((out / STUDENT_META).read_text())
+    assert meta["architecture"] == "segmented" and meta["max_length"] == 64
+    targets, _ = scale_teacher_scores(read_scores(tmp_path / "scores.jsonl"), groups, "global")
+    before = tmp_path / "before"
+    model = load_segmented(tiny_bert_dir)
+    save_segmented(model, before)  # the head as fitted would start closer; 1, 0 is the bare encoder
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(tiny_bert_dir / f, before / f)
+    (before / STUDENT_META).write_text(json.dumps({"max_length": 64, "query_max_tokens": 16}))
+    assert _hybrid_loss_over(out, groups, targets) < 0.5 * _hybrid_loss_over(before, groups, targets)
+
+    pkg = tmp_path / "pkg"
+    build_package(out, pkg, PackageOptions(precision="fp32", verify=VerifyOptions(
+        calibration=str(wikiqa), split="dev", max_queries=3, max_ndcg_drop=1.0)))
+    ranker = Ranker.load(pkg)
+    scorer = load_scorer(str(out))
+    for g in groups[:3]:
+        np.testing.assert_allclose(ranker.score(g.query, list(g.docs)), scorer(g), atol=1e-4, rtol=1e-4)
