@@ -57,6 +57,22 @@ JOBS = [
     ("cross_hybrid_L3", {**CROSS, "num_layers": 3, "train": {"lr": 1.0e-4, "max_steps": 2000}}),
 ]
 
+# The second call: the hybrid loss plus the labels' pairwise term (label_weight), after the first
+# call found labels-only best on trec-rag24 and wikiqa (whose teacher target is the label itself)
+# and hybrid best on trec-dl (where the external rankers teach).
+JOBS_2 = [
+    ("seg_hybrid_lw1", {"label_weight": 1.0}),
+    ("seg_hybrid_lw05", {"label_weight": 0.5}),
+    ("seg_hybrid_lw2", {"label_weight": 2.0}),
+    ("seg_hybrid_lw1_lr5e5", {"label_weight": 1.0, "train": {"lr": 5.0e-5}}),
+    ("seg_hybrid_lw1_lr1e5", {"label_weight": 1.0, "train": {"lr": 1.0e-5}}),
+    ("seg_hybrid_lw1_L4", {"label_weight": 1.0, "num_layers": 4, "train": {"lr": 5.0e-5, "max_steps": 2000}}),
+    ("seg_hybrid_lw1_seed1", {"label_weight": 1.0, "train": {"seed": 1}}),
+    ("seg_hybrid_seed1", {"train": {"seed": 1}}),
+]
+if "--set2" in sys.argv:
+    JOBS = JOBS_2
+
 
 def left() -> float:
     return BUDGET - (time.time() - T0)
