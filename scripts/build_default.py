@@ -29,10 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 INT8_MAX_LOSS = 0.005  # what INT8 may cost against the fp32 student, per dev headline (half a point)
-SHIPPABLE = ("hybrid", "hybrid_labels")  # the recipe's product is a student distilled with the hybrid loss
-HEADLINES = (("trec-dl", "ndcg@10_trec"), ("trec-rag24", "ndcg@10"), ("wikiqa", "map"))
 ORDER = ("random", "bm25", "first-stage", "teacher", "labels_only", "pointwise_only", "margin_only", "hybrid",
-         "hybrid_labels")
+         "hybrid_labels", "cross_hybrid", "seg_zero", "seg_labels_only", "seg_pointwise_only", "seg_margin_only",
+         "seg_hybrid", "seg_hybrid_lw2")
 LABELS = {
     "random": "random order",
     "bm25": "BM25 over the candidates (rank_bm25)",
@@ -43,6 +42,13 @@ LABELS = {
     "margin_only": "student, margin-MSE only",
     "hybrid": "student, hybrid loss (fp32)",
     "hybrid_labels": "student, hybrid + labels (fp32)",
+    "cross_hybrid": "cross-encoder student, hybrid loss (the previous default, fp32)",
+    "seg_zero": "all-MiniLM-L6-v2 bi-encoder as it ships (zero-shot)",
+    "seg_labels_only": "segmented student, labels only (pairwise)",
+    "seg_pointwise_only": "segmented student, point-wise MSE only",
+    "seg_margin_only": "segmented student, margin-MSE only",
+    "seg_hybrid": "segmented student, hybrid loss (fp32)",
+    "seg_hybrid_lw2": "segmented student, hybrid + labels' pairwise term x2 (fp32)",
 }
 
 
@@ -62,12 +68,24 @@ def headlines(result: dict) -> dict[str, float]:
     return out
 
 
-def pick(evals: dict, wanted: str) -> str:
+def student_config(run: Path, name: str) -> dict:
+    """The settings a student was distilled with (``train_config.json``, written by distillation)."""
+    path = run / "students" / name / "train_config.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def shippable(run: Path, name: str) -> bool:
+    """The recipe's product: a student distilled with the whole hybrid loss (point-wise and margin terms)."""
+    sc = student_config(run, name)
+    return sc.get("loss") == "hybrid" and sc.get("alpha", 0) > 0 and sc.get("beta", 0) > 0
+
+
+def pick(evals: dict, wanted: str, run: Path) -> str:
     if wanted != "auto":
         if wanted not in evals:
             sys.exit(f"no evaluation of student {wanted!r} in the run (have {sorted(evals)})")
         return wanted
-    have = [s for s in SHIPPABLE if s in evals]
+    have = [s for s in evals if shippable(run, s)]
     if not have:
         sys.exit("the run has no evaluated hybrid-loss student; evaluate one first (ranker eval --json > RUN/eval/hybrid.json)")
     return max(have, key=lambda s: sum(headlines(evals[s]).values()) / len(HEADLINES))
@@ -82,9 +100,18 @@ def speed(pkg: Path, out: Path, repeats: int) -> dict:
     return {"docs_per_s": row["docs_per_s"], "peak_rss_mb": row.get("peak_rss_mb")}
 
 
-def card(student: str, cfg: dict, pkg_cfg: dict, table_md: str, shipped: dict, fp32: dict, fused: dict,
+def describe(sc: dict) -> str:
+    """What the student is, in words, from its distillation settings."""
+    layers = sc.get("num_layers") or 6
+    if sc.get("architecture") == "segmented":
+        return (f"A {layers}-layer MiniLM bi-encoder (all-MiniLM-L6-v2 start) packed as a cross-encoder: the query and"
+                " the passage are encoded apart\ninside one graph (ranker_training.segmented) and scored by their cosine,"
+                " scaled; INT8. It scores a (query, passage) pair for")
+    return f"A {layers}-layer MiniLM cross-encoder (all-MiniLM-L6-v2 start), INT8, that scores a (query, passage) pair for"
+
+
+def card(student: str, sc: dict, how: str, pkg_cfg: dict, table_md: str, shipped: dict, fp32: dict, fused: dict,
          base: dict, teacher_report: dict, bench: dict) -> str:
-    sc = cfg["students"][student]
     tr = sc["train"]
     fus = pkg_cfg.get("fusion") or {}
     q = pkg_cfg.get("quantization", {})
@@ -93,13 +120,12 @@ def card(student: str, cfg: dict, pkg_cfg: dict, table_md: str, shipped: dict, f
     lines = [
         "# ranker-sdk default model",
         "",
-        "A 6-layer MiniLM cross-encoder (all-MiniLM-L6-v2 start), INT8, that scores a (query, passage) pair for",
+        describe(sc),
         "English web search and question answering. Higher is more relevant; the score is the raw logit,",
         "comparable within a query. Load it with `Ranker.load()` or `rk_open(NULL, ...)`.",
         "",
         "## How it was made",
-        "`ranker train recipe --config configs/recipe-cpu.yaml --out runs/dl`, then `python scripts/build_default.py`",
-        "(a 2-core CPU, no GPU).",
+        how,
         "",
         f"1. Teacher target (`ranker_training.external`): per query z-scored scores of external rankers ({runs}),",
         "   averaged, mapped onto the 0-3 grade scale by a least-squares fit on the judged pairs"
@@ -108,7 +134,9 @@ def card(student: str, cfg: dict, pkg_cfg: dict, table_md: str, shipped: dict, f
         "   queries no ranker covers (trec-rag24: UMBRELA grades, an LLM judge's; wikiqa) keep their labels.",
         f"   {teacher_report.get('pairs', '?')} training pairs, {teacher_report.get('queries_covered', '?')} of"
         f" {teacher_report.get('queries', '?')} queries covered by a ranker.",
-        f"2. Student: `{sc['loss']}` loss (alpha={sc['alpha']}, beta={sc['beta']}) on groups of {sc['group']['size']}"
+        f"2. Student: `{sc['loss']}` loss (alpha={sc['alpha']}, beta={sc['beta']}"
+        + (f", plus {sc['label_weight']} x the labels' pairwise RankNet term" if sc.get("label_weight") else "")
+        + f") on groups of {sc['group']['size']}"
         f" ({sc['group']['negatives']}), {tr['max_steps']} steps of {tr['batch_size']} groups, lr {tr['lr']},"
         f" max {sc['max_length']} tokens, pseudo-title augmentation {sc.get('title_augment', 0)}.",
         "   Data (source weight): " + ", ".join(f"{Path(d['path']).name} {d['split']} (x{d.get('weight', 1.0)})"
@@ -148,6 +176,8 @@ def card(student: str, cfg: dict, pkg_cfg: dict, table_md: str, shipped: dict, f
         "- The teacher is not a fine-tuned LLM here: on 2 CPU cores the LLM cannot be trained on tens of thousands",
         "  of pairs; it is RepLLaMA-7B / SPLADE++ / TAS-B / ada-002 scores where trec-dl has them. A GPU run of",
         "  configs/recipe.yaml adds the fine-tuned SmolLM2 teacher to the mix.",
+        "- Where no external ranker covers a query (trec-rag24, wikiqa) the target is the label, so distillation adds",
+        "  nothing there: the labels-only student is as good or better on those sets.",
         "- English only. Passages past the token budget are truncated.",
         "",
     ]
@@ -158,6 +188,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default=str(ROOT / "runs" / "dl"), help="a finished `ranker train recipe` output")
     ap.add_argument("--student", default="auto", help="student name, or auto (chosen on dev)")
+    ap.add_argument("--how", default="`ranker train recipe --config configs/recipe-cpu.yaml --out runs/dl`, then "
+                    "`python scripts/build_default.py` (a 2-core CPU, no GPU).",
+                    help="how the run was made, for the model card (markdown)")
     ap.add_argument("--out", default=str(ROOT / "sdk" / "ranker_sdk" / "default"))
     ap.add_argument("--repeats", type=int, default=5, help="bench_rank.py repeats")
     ap.add_argument("--force", action="store_true", help="ship even if INT8 costs more than half a point somewhere")
@@ -179,10 +212,9 @@ def main() -> None:
     from ranker_training.report import rows, write
 
     run = Path(args.run)
-    cfg = json.loads((run / "recipe_config.json").read_text(encoding="utf-8"))
     evals = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted((run / "eval").glob("*.json"))
              if not p.stem.startswith("shipped")}
-    student = pick(evals, args.student)
+    student = pick(evals, args.student, run)
     print(f"student: {student}", flush=True)
 
     pkg = run / "package"
@@ -238,7 +270,7 @@ def main() -> None:
 
     loaded = read_package(pkg)
     teacher_report = json.loads((run / "scores.json").read_text(encoding="utf-8")) if (run / "scores.json").is_file() else {}
-    text = card(student, cfg, loaded.config.to_dict(), table_md, shipped, fp32, fused, headlines(evals["first-stage"]),
+    text = card(student, student_config(run, student), args.how, loaded.config.to_dict(), table_md, shipped, fp32, fused, headlines(evals["first-stage"]),
                 teacher_report, bench)
     (run / "MODEL_CARD.md").write_text(text, encoding="utf-8")
     out = Path(args.out)

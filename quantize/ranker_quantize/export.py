@@ -177,7 +177,8 @@ def _export_segmented(ckpt: Checkpoint, opset: int) -> Any:
         def forward(self, input_ids, attention_mask, token_type_ids):
             return self.inner(input_ids, attention_mask, token_type_ids).logits
 
-    ids = torch.tensor([[101, 2054, 102, 1037, 3899, 102], [101, 2054, 102, 1037, 102, 0]])
+    cls = ckpt.model.cls_token_id  # any in-vocabulary ids trace the same graph
+    ids = torch.tensor([[cls, 5, 6, 7, 8, 6], [cls, 5, 6, 7, 6, 0]])
     args = (ids, (ids != 0).long(), torch.tensor([[0, 0, 0, 1, 1, 1], [0, 0, 0, 1, 1, 0]]))
     names = list(_RUNTIME_INPUTS)
     axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}

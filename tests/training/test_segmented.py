@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from .test_distill import _hybrid_loss_over, _teacher_file
 QUERY = "who wrote the declaration of independence"
 DOCS = ["Thomas Jefferson drafted the Declaration of Independence in 1776.",
         {"title": "Congress", "text": "The Continental Congress met in Philadelphia."},
-        "short", "a much longer passage about something else entirely, with many words " * 3]
+        "short", "a much longer passage about something else entirely, with many words"]
 
 
 def _encoder(model_dir, max_length=64):
@@ -76,7 +77,7 @@ def test_save_load_round_trip_and_detection(tiny_bert_dir, tmp_path):
     assert is_segmented(tmp_path) and (tmp_path / HEAD_FILE).is_file()
     back = load_student(str(tmp_path))  # detected from the head file
     assert isinstance(back, SegmentedBiEncoder)
-    assert float(back.weight) == 3.0 and float(back.bias) == 1.0
+    assert float(back.weight.detach()) == 3.0 and float(back.bias.detach()) == 1.0
     for a, b in zip(model.bert.state_dict().values(), back.bert.state_dict().values()):
         assert torch.equal(a, b)
     assert not any(p.suffix in (".bin", ".pt", ".pkl") for p in tmp_path.iterdir())
@@ -115,19 +116,15 @@ def test_segmented_distillation_learns_and_packages(tiny_bert_dir, wikiqa, tmp_p
     cfg = DistillConfig(student=str(tiny_bert_dir), architecture="segmented", teacher_scores=str(tmp_path / "scores.jsonl"),
                         max_length=64, query_max_tokens=16, data=(DataSource(str(wikiqa), "dev"),), max_queries=6,
                         group=GroupConfig(size=6),
-                        train=TrainConfig(lr=2e-3, batch_size=3, max_steps=30, warmup_ratio=0.0, log_every=0))
+                        train=TrainConfig(lr=2e-3, batch_size=3, max_steps=40, warmup_ratio=0.0, log_every=0))
     out = train_distill(cfg, tmp_path / "student")
     assert is_segmented(out)
     meta = json.loads((out / STUDENT_META).read_text())
     assert meta["architecture"] == "segmented" and meta["max_length"] == 64
     targets, _ = scale_teacher_scores(read_scores(tmp_path / "scores.jsonl"), groups, "global")
-    before = tmp_path / "before"
-    model = load_segmented(tiny_bert_dir)
-    save_segmented(model, before)  # the head as fitted would start closer; 1, 0 is the bare encoder
-    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(tiny_bert_dir / f, before / f)
-    (before / STUDENT_META).write_text(json.dumps({"max_length": 64, "query_max_tokens": 16}))
-    assert _hybrid_loss_over(out, groups, targets) < 0.5 * _hybrid_loss_over(before, groups, targets)
+    # The starting point: the same run with a learning rate that moves nothing (the head as fitted).
+    before = train_distill(replace(cfg, train=replace(cfg.train, lr=1e-12, max_steps=1)), tmp_path / "before")
+    assert _hybrid_loss_over(out, groups, targets) < 0.8 * _hybrid_loss_over(before, groups, targets)
 
     pkg = tmp_path / "pkg"
     build_package(out, pkg, PackageOptions(precision="fp32", verify=VerifyOptions(
