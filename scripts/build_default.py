@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 INT8_MAX_LOSS = 0.005  # what INT8 may cost against the fp32 student, per dev headline (half a point)
+HEADLINES = (("trec-dl", "ndcg@10_trec"), ("trec-rag24", "ndcg@10"), ("wikiqa", "map"))
 ORDER = ("random", "bm25", "first-stage", "teacher", "labels_only", "pointwise_only", "margin_only", "hybrid",
          "hybrid_labels", "cross_hybrid", "seg_zero", "seg_labels_only", "seg_pointwise_only", "seg_margin_only",
          "seg_hybrid", "seg_hybrid_lw2")
@@ -200,7 +201,7 @@ def main() -> None:
                     help="word table of an INT8 package (ranker package --embeddings; default: rows)")
     ap.add_argument("--fusion", action="append", default=None, metavar="DIR=SPLIT",
                     help="fit the fusion rule on these dev sets (default: trec-rag24=dev and trec-dl=train:dl21-)")
-    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "recipe_cpu_default"),
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "default"),
                     help="results table prefix (.md, .json, .png)")
     args = ap.parse_args()
 

@@ -23,6 +23,12 @@ def test_defaults_round_trip_through_json(cls, tmp_path):
     assert C.load_config(cls, tmp_path / "c.json") == cfg
 
 
+def test_segmented_distill_config_loads():
+    cfg = C.load_config(C.DistillConfig, CONFIGS / "distill-segmented.yaml")
+    assert cfg.architecture == "segmented" and cfg.loss == "hybrid" and cfg.num_layers is None
+    assert {Path(d.path).name: d.split for d in cfg.data}["trec-dl"] == "train:!dl21-"
+
+
 def test_unknown_keys_and_wrong_types_are_refused(tmp_path):
     with pytest.raises(C.ConfigError, match="unknown key"):
         C.from_dict(C.TeacherConfig, {"train": {"learning_rate": 1}})
