@@ -159,7 +159,7 @@ def _trained_settings(ckpt: Checkpoint) -> dict[str, Any]:
 def _distillation(ckpt: Checkpoint) -> dict[str, Any] | None:
     """How the student was trained (loss and weights; no local paths), if it says."""
     raw = _student_meta(ckpt)
-    keys = ("base_model", "loss", "alpha", "beta", "label_weight")
+    keys = ("architecture", "num_layers", "base_model", "loss", "alpha", "beta", "label_weight")
     out = {k: raw[k] for k in keys if raw.get(k) is not None}
     return out or None
 
@@ -200,7 +200,9 @@ def _provenance(ckpt: Checkpoint, options: PackageOptions) -> dict[str, Any]:
     cfg = ckpt.config
     return {
         "base_model": options.base_model or ckpt.path.resolve().name,
-        "architecture": (cfg.architectures or [type(ckpt.model).__name__])[0],
+        # a segmented student's config is a bare BertModel's; name the model that was exported
+        "architecture": type(ckpt.model).__name__ if (ckpt.path / "score_head.safetensors").is_file()
+        else (cfg.architectures or [type(ckpt.model).__name__])[0],
         "model_type": cfg.model_type,
         "checkpoint_sha256": checkpoint_sha256(ckpt.path),
         "training_data": options.training_data,

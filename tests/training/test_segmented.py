@@ -130,6 +130,8 @@ def test_segmented_distillation_learns_and_packages(tiny_bert_dir, wikiqa, tmp_p
     build_package(out, pkg, PackageOptions(precision="fp32", verify=VerifyOptions(
         calibration=str(wikiqa), split="dev", max_queries=3, max_ndcg_drop=1.0)))
     ranker = Ranker.load(pkg)
+    prov = ranker.config.provenance
+    assert prov["architecture"] == "SegmentedBiEncoder" and prov["distillation"]["architecture"] == "segmented"
     scorer = load_scorer(str(out))
     for g in groups[:3]:
         np.testing.assert_allclose(ranker.score(g.query, list(g.docs)), scorer(g), atol=1e-4, rtol=1e-4)
