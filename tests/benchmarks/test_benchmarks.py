@@ -77,3 +77,13 @@ def test_benchmarks_import_no_private_names():
     private = {p.name: [n for n in _imported_names(p) if any(part.startswith("_") for part in n.split("."))
                         and not n.startswith("__future__")] for p in scripts}
     assert not any(private.values()), private
+
+
+def test_bench_packages_reports_ratios_against_the_first(tiny_int8, tmp_path):
+    out = tmp_path / "packages.json"
+    text = _run("bench_packages.py", "--package", str(tiny_int8), "--package", str(tiny_int8), "--repeats", "1",
+                "--rounds", "1", "--json", str(out))
+    rows = json.loads(out.read_text())
+    assert len(rows) == 2 and rows[0]["speed_x"] == 1.0 and rows[0]["rss_x"] == 1.0
+    assert all(r["docs_per_s"] > 0 and r["threads"] == 1 and math.isfinite(r["speed_x"]) for r in rows)
+    assert "speed" in text
