@@ -87,3 +87,12 @@ def test_bench_packages_reports_ratios_against_the_first(tiny_int8, tmp_path):
     assert len(rows) == 2 and rows[0]["speed_x"] == 1.0 and rows[0]["rss_x"] == 1.0
     assert all(r["docs_per_s"] > 0 and r["threads"] == 1 and math.isfinite(r["speed_x"]) for r in rows)
     assert "speed" in text
+
+
+def test_profile_ops_shares_sum_to_one(tiny_int8):
+    sys.path.insert(0, str(BENCH))
+    from profile_ops import op_shares
+
+    shares = op_shares(str(tiny_int8), rows=2, runs=2)
+    assert shares and abs(sum(shares.values()) - 1.0) < 1e-6
+    assert any("MatMul" in op or "Attention" in op for op in shares)
