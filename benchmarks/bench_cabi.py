@@ -95,8 +95,17 @@ def main() -> int:
             build_library(lib_dir)
         exe = tmp / "bench_cabi"
         subprocess.run(
-            ["gcc", "-O2", str(HERE / "bench_cabi.c"), f"-I{lib_dir}", f"-L{lib_dir}", "-lranker",
-             f"-Wl,-rpath,{lib_dir.resolve()}", "-o", str(exe)],
+            [
+                "gcc",
+                "-O2",
+                str(HERE / "bench_cabi.c"),
+                f"-I{lib_dir}",
+                f"-L{lib_dir}",
+                "-lranker",
+                f"-Wl,-rpath,{lib_dir.resolve()}",
+                "-o",
+                str(exe),
+            ],
             check=True,
         )
         docs_file = tmp / "docs.txt"
@@ -124,8 +133,18 @@ def main() -> int:
     print(f"per-call overhead of the C ABI (median): {overhead:+.2f} ms; max |score difference| {diff:.2e}")
     if args.json:
         Path(args.json).write_text(
-            json.dumps({"package": args.package, "n_docs": len(docs), "repeats": args.repeats, "c_abi": c_res,
-                        "python_sdk": py_res, "score_max_abs_diff": diff}, indent=1) + "\n"
+            json.dumps(
+                {
+                    "package": args.package,
+                    "n_docs": len(docs),
+                    "repeats": args.repeats,
+                    "c_abi": c_res,
+                    "python_sdk": py_res,
+                    "score_max_abs_diff": diff,
+                },
+                indent=1,
+            )
+            + "\n"
         )
     return 0 if diff <= 1e-5 else 1
 

@@ -60,9 +60,20 @@ print(json.dumps({"peak_rss_mb": after / 1024, "growth_mb": (after - before) / 1
 
 def measure(package: str | None, n: int, chars: int, case: str, baseline: bool) -> dict:
     r = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(CHILD), package or "", str(n), str(chars), case,
-         "1" if baseline else "0", str(DATA)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(CHILD),
+            package or "",
+            str(n),
+            str(chars),
+            case,
+            "1" if baseline else "0",
+            str(DATA),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if r.returncode != 0:
         sys.exit(f"error: the {case} case failed:\n{r.stderr}")
@@ -83,14 +94,20 @@ def main() -> None:
     for case in ("docs", "query"):
         sdk = measure(args.package, args.docs, args.chars, case, baseline=False)
         base = measure(args.package, args.docs, args.chars, case, baseline=True)
-        results["cases"][case] = {"sdk": sdk, "baseline": base,
-                                  "growth_ratio": sdk["growth_mb"] / max(base["growth_mb"], 1e-9),
-                                  "time_ratio": sdk["seconds"] / max(base["seconds"], 1e-9)}
+        results["cases"][case] = {
+            "sdk": sdk,
+            "baseline": base,
+            "growth_ratio": sdk["growth_mb"] / max(base["growth_mb"], 1e-9),
+            "time_ratio": sdk["seconds"] / max(base["seconds"], 1e-9),
+        }
         what = f"{args.docs} docs in one call" if case == "docs" else "a 10 MB query"
-        print(f"{what}: peak RSS {sdk['peak_rss_mb']:.0f} MB (baseline {base['peak_rss_mb']:.0f} MB, "
-              f"{sdk['peak_rss_mb'] / base['peak_rss_mb']:.2f}x), growth during the call "
-              f"{sdk['growth_mb']:.1f} MB (baseline {base['growth_mb']:.1f} MB), {sdk['seconds']:.2f} s "
-              f"(baseline {base['seconds']:.2f} s, {results['cases'][case]['time_ratio']:.2f}x)", flush=True)
+        print(
+            f"{what}: peak RSS {sdk['peak_rss_mb']:.0f} MB (baseline {base['peak_rss_mb']:.0f} MB, "
+            f"{sdk['peak_rss_mb'] / base['peak_rss_mb']:.2f}x), growth during the call "
+            f"{sdk['growth_mb']:.1f} MB (baseline {base['growth_mb']:.1f} MB), {sdk['seconds']:.2f} s "
+            f"(baseline {base['seconds']:.2f} s, {results['cases'][case]['time_ratio']:.2f}x)",
+            flush=True,
+        )
     results["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

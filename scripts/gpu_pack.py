@@ -42,7 +42,7 @@ def pack(src: Path, out: Path, prefix: str) -> None:
     data = tmp.read_bytes()
     tmp.unlink()
     for i in range(0, len(data), PART):
-        (out / f"{prefix}.part{i // PART}").write_bytes(data[i:i + PART])
+        (out / f"{prefix}.part{i // PART}").write_bytes(data[i : i + PART])
     with tarfile.open(out / f"{prefix}.files.tar", "w") as t:
         for f in sorted(src.iterdir()):
             if f.is_file() and f.name != "model.safetensors" and f.suffix in (".json", ".txt", ".safetensors", ".yaml"):

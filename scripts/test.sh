@@ -4,6 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup_venv.sh
 status=0
+# Lint and format check first (pyproject's [tool.ruff]); a failure fails the run, the tests still run.
+python -m ruff check . || status=$?
+python -m ruff format --check . || status=$?
 python -m pytest "$@" || status=$?
 echo
 echo "Everything (ranker, the SDK, every extra, the C ABI build) is installed in $VENV:"

@@ -68,16 +68,26 @@ def tiny_bert_dir(tmp_path_factory, tiny_tokenizer) -> Path:
 
     torch.manual_seed(0)
     cfg = BertConfig(
-        vocab_size=tiny_tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128, num_labels=1,
+        vocab_size=tiny_tokenizer.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=1,
         initializer_range=0.3,  # wide init so a random model gives spread-out, rankable scores
     )
     model = BertForSequenceClassification(cfg).eval()
     out = tmp_path_factory.mktemp("tiny_bert")
     model.save_pretrained(out, safe_serialization=True)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tiny_tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]", model_max_length=128,
+        tokenizer_object=tiny_tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=128,
     )
     fast.save_pretrained(out)
     return out
@@ -102,8 +112,12 @@ def export_onnx_bytes(model_dir: Path) -> bytes:
     buf = io.BytesIO()
     axes = {0: "batch", 1: "seq"}
     torch.onnx.export(
-        Scores(model), (ids, torch.ones_like(ids), torch.zeros_like(ids)), buf, dynamo=False,
-        input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["scores"],
+        Scores(model),
+        (ids, torch.ones_like(ids), torch.zeros_like(ids)),
+        buf,
+        dynamo=False,
+        input_names=["input_ids", "attention_mask", "token_type_ids"],
+        output_names=["scores"],
         dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "scores": {0: "batch"}},
         opset_version=17,
     )
@@ -114,9 +128,15 @@ def tiny_config(**overrides):
     from ranker_sdk.package import PackageConfig
 
     base = dict(
-        format_version=1, max_length=64, query_max_tokens=16, doc_max_chars=640,
-        inputs=("input_ids", "attention_mask", "token_type_ids"), title_separator=" | ", pad_token_id=0,
-        provenance={"base_model": "random tiny BERT (tests)"}, quantization={"precision": "fp32"},
+        format_version=1,
+        max_length=64,
+        query_max_tokens=16,
+        doc_max_chars=640,
+        inputs=("input_ids", "attention_mask", "token_type_ids"),
+        title_separator=" | ",
+        pad_token_id=0,
+        provenance={"base_model": "random tiny BERT (tests)"},
+        quantization={"precision": "fp32"},
     )
     base.update(overrides)
     return PackageConfig(**base)

@@ -74,7 +74,6 @@ def _check_environment(info: dict[str, Any]) -> None:
 
 def _define_functions(ffi: Any, lib: Any) -> None:
     import numpy as np
-
     from ranker_sdk import InputError, PackageError, Ranker, RankerError
 
     rankers: dict[int, Ranker] = {}
@@ -112,7 +111,7 @@ def _define_functions(ffi: Any, lib: Any) -> None:
             shown = raw[:_MAX_TEXT_IN_MESSAGE]
             raise InputError(
                 f"{what} is not valid UTF-8 ({exc.reason} at byte {exc.start}: "
-                f"{raw[exc.start:exc.start + 4]!r}; starts {shown!r}); pass UTF-8 text"
+                f"{raw[exc.start : exc.start + 4]!r}; starts {shown!r}); pass UTF-8 text"
             ) from None
 
     def texts(query_ptr: Any, docs_ptr: Any, n: int) -> tuple[str, list[str]]:

@@ -137,9 +137,15 @@ def _c_string(s: str) -> str:
 def _build_macros(info: dict) -> str:
     lines = ["/* Recorded by ranker_bindings.build at build time: the Python this library embeds. */"]
     for name, key in [
-        ("VERSION", "version"), ("PY_VERSION", "python_version"), ("EXECUTABLE", "executable"),
-        ("PREFIX", "prefix"), ("EXEC_PREFIX", "exec_prefix"), ("BASE_PREFIX", "base_prefix"),
-        ("BASE_EXEC_PREFIX", "base_exec_prefix"), ("LIBPYTHON", "libpython"), ("STDLIB", "stdlib"),
+        ("VERSION", "version"),
+        ("PY_VERSION", "python_version"),
+        ("EXECUTABLE", "executable"),
+        ("PREFIX", "prefix"),
+        ("EXEC_PREFIX", "exec_prefix"),
+        ("BASE_PREFIX", "base_prefix"),
+        ("BASE_EXEC_PREFIX", "base_exec_prefix"),
+        ("LIBPYTHON", "libpython"),
+        ("STDLIB", "stdlib"),
         ("SITE_PACKAGES", "site_packages"),
     ]:
         lines.append(f"#define RK__BUILD_{name} {_c_string(info[key])}")
@@ -195,15 +201,28 @@ def build_library(out_dir: str | os.PathLike[str], *, cc: str | None = None) -> 
             ffi.emit_c_code(str(c_file))
         tmp_target = Path(tmp) / "libranker.so"
         cmd = [
-            cc, "-shared", "-fPIC", "-O2", "-pthread", "-fvisibility=hidden", "-Wall",
-            "-Wno-unused-function", "-Wno-unused-variable",
-            f"-I{out}", f"-I{info['include']}", str(c_file),
-            info["libpython"], "-ldl",
+            cc,
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-pthread",
+            "-fvisibility=hidden",
+            "-Wall",
+            "-Wno-unused-function",
+            "-Wno-unused-variable",
+            f"-I{out}",
+            f"-I{info['include']}",
+            str(c_file),
+            info["libpython"],
+            "-ldl",
             # RPATH, not RUNPATH: searched before LD_LIBRARY_PATH, so the host's loader path
             # cannot substitute another libpython.
-            f"-Wl,-rpath,{info['libdir']}", "-Wl,--disable-new-dtags",
-            "-Wl,-soname,libranker.so", "-Wl,--no-undefined",
-            "-o", str(tmp_target),
+            f"-Wl,-rpath,{info['libdir']}",
+            "-Wl,--disable-new-dtags",
+            "-Wl,-soname,libranker.so",
+            "-Wl,--no-undefined",
+            "-o",
+            str(tmp_target),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or proc.stderr.strip():

@@ -34,7 +34,10 @@ __all__ = ["calibration_feeds"]
 
 
 def calibration_feeds(
-    tokenizer_json: bytes, config: PackageConfig, groups: Sequence[Group], max_pairs: int,
+    tokenizer_json: bytes,
+    config: PackageConfig,
+    groups: Sequence[Group],
+    max_pairs: int,
 ) -> list[dict[str, np.ndarray]]:
     """At most ``max_pairs`` model feeds ``{input: int64 [1, seq]}``, one (query, doc) pair each.
 
@@ -46,8 +49,12 @@ def calibration_feeds(
     """
     encoder = PairEncoder(tokenizer_json, config, parallel=False)
     encoded = [encoder.encode(g.query, [doc_text(d, config.title_separator) for d in g.docs]) for g in groups]
-    order = [(gi, di) for di in range(max((len(e) for e in encoded), default=0))
-             for gi, e in enumerate(encoded) if di < len(e)]
+    order = [
+        (gi, di)
+        for di in range(max((len(e) for e in encoded), default=0))
+        for gi, e in enumerate(encoded)
+        if di < len(e)
+    ]
     if not order:
         raise InputError("no calibration pairs: the calibration groups hold no documents")
     feeds = []

@@ -34,49 +34,97 @@ def register(subparsers: Any) -> None:
             "+ manifest.json."
         ),
     )
-    p.add_argument("--model", required=True, metavar="HF_DIR", help="local checkpoint directory (save_pretrained output)")
-    p.add_argument("--out", required=True, metavar="PKG", help="package directory to create (must not exist or be empty)")
-    p.add_argument("--precision", choices=("int8", "dynamic", "fp32"), default="int8",
-                   help="int8: static INT8, activation scales calibrated once, so a document's score never "
-                        "depends on its batch neighbours (default); dynamic: INT8 with activation scales "
-                        "per batch (the old default, for comparison); fp32: no quantization")
-    p.add_argument("--max-length", type=int, default=None, metavar="N",
-                   help="tokens per (query, doc) pair (default: min(256, model limit))")
-    p.add_argument("--query-max-tokens", type=int, default=None, metavar="N", help="query token budget (default: max-length/4)")
-    p.add_argument("--doc-max-chars", type=int, default=None, metavar="N", help="doc characters kept (default: max-length*12)")
+    p.add_argument(
+        "--model", required=True, metavar="HF_DIR", help="local checkpoint directory (save_pretrained output)"
+    )
+    p.add_argument(
+        "--out", required=True, metavar="PKG", help="package directory to create (must not exist or be empty)"
+    )
+    p.add_argument(
+        "--precision",
+        choices=("int8", "dynamic", "fp32"),
+        default="int8",
+        help="int8: static INT8, activation scales calibrated once, so a document's score never "
+        "depends on its batch neighbours (default); dynamic: INT8 with activation scales "
+        "per batch (the old default, for comparison); fp32: no quantization",
+    )
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        metavar="N",
+        help="tokens per (query, doc) pair (default: min(256, model limit))",
+    )
+    p.add_argument(
+        "--query-max-tokens", type=int, default=None, metavar="N", help="query token budget (default: max-length/4)"
+    )
+    p.add_argument(
+        "--doc-max-chars", type=int, default=None, metavar="N", help="doc characters kept (default: max-length*12)"
+    )
     g = p.add_argument_group("verification")
-    g.add_argument("--calibration", default=None, metavar="DATA_DIR",
-                   help="BEIR folder of real queries and candidates: static INT8 scales are calibrated "
-                        "and the package verified on them (default: generated text, no labels)")
+    g.add_argument(
+        "--calibration",
+        default=None,
+        metavar="DATA_DIR",
+        help="BEIR folder of real queries and candidates: static INT8 scales are calibrated "
+        "and the package verified on them (default: generated text, no labels)",
+    )
     g.add_argument("--split", default="dev", help="qrels split of --calibration (default: dev)")
-    g.add_argument("--calibration-queries", type=int, default=32, metavar="N",
-                   help="verify on at most N queries (default: 32)")
+    g.add_argument(
+        "--calibration-queries", type=int, default=32, metavar="N", help="verify on at most N queries (default: 32)"
+    )
     g.add_argument("--min-spearman", type=float, default=0.9, help="minimum mean per-query Spearman (default: 0.9)")
-    g.add_argument("--max-ndcg-drop", type=float, default=0.01, help="maximum nDCG@10 drop when labelled (default: 0.01)")
-    g.add_argument("--threads", type=int, default=None, help="onnxruntime threads for verification (default: all cores)")
+    g.add_argument(
+        "--max-ndcg-drop", type=float, default=0.01, help="maximum nDCG@10 drop when labelled (default: 0.01)"
+    )
+    g.add_argument(
+        "--threads", type=int, default=None, help="onnxruntime threads for verification (default: all cores)"
+    )
     g.add_argument("--force", action="store_true", help="package even if verification fails (the report says so)")
     q = p.add_argument_group("quantization")
     q.add_argument("--per-tensor", action="store_true", help="one scale per weight tensor instead of per channel")
     q.add_argument("--reduce-range", action="store_true", help="7-bit weights, for CPUs without VNNI")
-    q.add_argument("--embeddings", choices=("rows", "tensor", "fp32"), default=None,
-                   help="word table: rows = int8 with a scale per row (default), tensor = int8 with one "
-                        "scale (dynamic only), fp32 = kept fp32 (larger package)")
+    q.add_argument(
+        "--embeddings",
+        choices=("rows", "tensor", "fp32"),
+        default=None,
+        help="word table: rows = int8 with a scale per row (default), tensor = int8 with one "
+        "scale (dynamic only), fp32 = kept fp32 (larger package)",
+    )
     q.add_argument("--fp32-embeddings", action="store_true", help="the same as --embeddings fp32")
-    q.add_argument("--calibration-pairs", type=int, default=512, metavar="N",
-                   help="static INT8: calibrate on at most N (query, doc) pairs of the verification "
-                        "queries (default: 512)")
+    q.add_argument(
+        "--calibration-pairs",
+        type=int,
+        default=512,
+        metavar="N",
+        help="static INT8: calibrate on at most N (query, doc) pairs of the verification queries (default: 512)",
+    )
     f = p.add_argument_group("first-stage fusion")
-    f.add_argument("--fit-fusion", action="append", nargs="+", default=[], metavar=("DATA_DIR", "SPLIT"),
-                   help="fit the weight of the first-stage scores (Ranker.score(..., first_stage=)) on this "
-                        "labelled BEIR folder with a candidates.run (its SPLIT, default --fusion-split), and "
-                        "record it in ranker.json; repeat to fit on the union of several folders "
-                        "(default: no fusion rule)")
-    f.add_argument("--fusion-split", default="dev", help="qrels split of a --fit-fusion folder given without one (default: dev)")
+    f.add_argument(
+        "--fit-fusion",
+        action="append",
+        nargs="+",
+        default=[],
+        metavar=("DATA_DIR", "SPLIT"),
+        help="fit the weight of the first-stage scores (Ranker.score(..., first_stage=)) on this "
+        "labelled BEIR folder with a candidates.run (its SPLIT, default --fusion-split), and "
+        "record it in ranker.json; repeat to fit on the union of several folders "
+        "(default: no fusion rule)",
+    )
+    f.add_argument(
+        "--fusion-split", default="dev", help="qrels split of a --fit-fusion folder given without one (default: dev)"
+    )
     r = p.add_argument_group("provenance")
-    r.add_argument("--base-model", default=None, help="base model name to record (default: the checkpoint folder's name)")
+    r.add_argument(
+        "--base-model", default=None, help="base model name to record (default: the checkpoint folder's name)"
+    )
     r.add_argument("--training-data", default=None, help="training data to record (free text)")
-    r.add_argument("--model-card", default=None, metavar="FILE.md",
-                   help="a Markdown model card to ship in the package as MODEL_CARD.md")
+    r.add_argument(
+        "--model-card",
+        default=None,
+        metavar="FILE.md",
+        help="a Markdown model card to ship in the package as MODEL_CARD.md",
+    )
     p.add_argument("--tar", action="store_true", help="also write PKG.tar.gz")
     p.add_argument("-v", "--verbose", action="store_true", help="log each step's details to stderr")
     p.set_defaults(func=_cmd_package)
@@ -95,8 +143,14 @@ class _Bars:
         if stage != self.stage:
             self.close()
             self.stage = stage
-            self.bar = tqdm(total=total, desc=f"{stage:<8}", unit="step", file=sys.stderr, leave=True,
-                            bar_format="{desc} {bar} {n_fmt}/{total_fmt} [{elapsed}]")
+            self.bar = tqdm(
+                total=total,
+                desc=f"{stage:<8}",
+                unit="step",
+                file=sys.stderr,
+                leave=True,
+                bar_format="{desc} {bar} {n_fmt}/{total_fmt} [{elapsed}]",
+            )
         if self.bar.total != total:
             self.bar.total = total
         self.bar.n = done
@@ -134,9 +188,12 @@ def _cmd_package(args: argparse.Namespace) -> int:
     if args.fp32_embeddings and args.embeddings not in (None, "fp32"):
         print(f"error: --fp32-embeddings contradicts --embeddings {args.embeddings}", file=sys.stderr)
         return 2
-    for name, value in (("--calibration-queries", args.calibration_queries), ("--max-length", args.max_length),
-                        ("--calibration-pairs", args.calibration_pairs),
-                        ("--threads", args.threads)):
+    for name, value in (
+        ("--calibration-queries", args.calibration_queries),
+        ("--max-length", args.max_length),
+        ("--calibration-pairs", args.calibration_pairs),
+        ("--threads", args.threads),
+    ):
         if value is not None and value < 1:
             print(f"error: {name} must be a positive integer, got {value}", file=sys.stderr)
             return 2
@@ -150,11 +207,17 @@ def _cmd_package(args: argparse.Namespace) -> int:
         quantize=QuantizeOptions(
             activations="dynamic" if args.precision == "dynamic" else "static",
             embeddings="fp32" if args.fp32_embeddings else (args.embeddings or "rows"),
-            per_channel=not args.per_tensor, reduce_range=args.reduce_range, calibration_pairs=args.calibration_pairs,
+            per_channel=not args.per_tensor,
+            reduce_range=args.reduce_range,
+            calibration_pairs=args.calibration_pairs,
         ),
         verify=VerifyOptions(
-            calibration=args.calibration, split=args.split, max_queries=args.calibration_queries,
-            min_spearman=args.min_spearman, max_ndcg_drop=args.max_ndcg_drop, threads=args.threads,
+            calibration=args.calibration,
+            split=args.split,
+            max_queries=args.calibration_queries,
+            min_spearman=args.min_spearman,
+            max_ndcg_drop=args.max_ndcg_drop,
+            threads=args.threads,
         ),
         force=args.force,
         base_model=args.base_model,
@@ -181,12 +244,16 @@ def _print_summary(result: Any) -> None:
     print(f"ok: wrote {result.path}" + (f" and {result.tarball}" if result.tarball else ""))
     qz = cfg.quantization
     kind = f" ({qz['activations']} activations, {qz['embeddings']} embeddings)" if "activations" in qz else ""
-    print(f"    precision {qz['precision']}{kind}, model {result.sizes['model_bytes'] / mb:.1f} MiB "
-          f"(fp32 {result.sizes['fp32_model_bytes'] / mb:.1f} MiB), max_length {cfg.max_length}, inputs {list(cfg.inputs)}")
+    print(
+        f"    precision {qz['precision']}{kind}, model {result.sizes['model_bytes'] / mb:.1f} MiB "
+        f"(fp32 {result.sizes['fp32_model_bytes'] / mb:.1f} MiB), max_length {cfg.max_length}, inputs {list(cfg.inputs)}"
+    )
     print("    time " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
-    line = (f"    fidelity vs {fid['reference']} on {fid['queries']} queries of {fid['data']}: "
-            f"Spearman mean {fid['spearman']['mean']} (min {fid['spearman']['min']}), "
-            f"top-10 overlap {fid['top10_overlap']['mean']}")
+    line = (
+        f"    fidelity vs {fid['reference']} on {fid['queries']} queries of {fid['data']}: "
+        f"Spearman mean {fid['spearman']['mean']} (min {fid['spearman']['min']}), "
+        f"top-10 overlap {fid['top10_overlap']['mean']}"
+    )
     if "ndcg@10" in fid:
         nd = fid["ndcg@10"]
         line += f", nDCG@10 {nd[fid['reference']]} -> {nd[fid['candidate']]}"
@@ -197,6 +264,8 @@ def _print_summary(result: Any) -> None:
         print("    warning: below the fidelity thresholds, packaged because of --force")
     if cfg.fusion is not None:
         dev = cfg.fusion.info.get("dev", {})
-        print(f"    fusion: first-stage weight {cfg.fusion.weight:g} fitted on {dev.get('queries')} queries of "
-              f"{', '.join(cfg.fusion.info.get('fitted_on', []))}: nDCG@10 model {dev.get('model')}, "
-              f"first stage {dev.get('first_stage')}, fused {dev.get('fused')}")
+        print(
+            f"    fusion: first-stage weight {cfg.fusion.weight:g} fitted on {dev.get('queries')} queries of "
+            f"{', '.join(cfg.fusion.info.get('fitted_on', []))}: nDCG@10 model {dev.get('model')}, "
+            f"first stage {dev.get('first_stage')}, fused {dev.get('fused')}"
+        )

@@ -101,8 +101,12 @@ def load_checkpoint(model_dir: str | Path) -> Checkpoint:
         return _load_segmented(path)
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
-            path, attn_implementation="eager", output_loading_info=True, local_files_only=True,
-            use_safetensors=True, dtype=torch.float32,  # never unpickle a pytorch_model.bin
+            path,
+            attn_implementation="eager",
+            output_loading_info=True,
+            local_files_only=True,
+            use_safetensors=True,
+            dtype=torch.float32,  # never unpickle a pytorch_model.bin
         )
     except (OSError, ValueError, KeyError) as exc:
         raise ExportError(f"--model {path}: transformers cannot load it as a sequence classifier: {exc}") from exc
@@ -115,8 +119,7 @@ def load_checkpoint(model_dir: str | Path) -> Checkpoint:
     n = int(model.config.num_labels)
     if n != 1:
         raise ExportError(
-            f"--model {path}: the head has {n} outputs; a ranker needs one score per (query, doc) "
-            "pair (num_labels=1)"
+            f"--model {path}: the head has {n} outputs; a ranker needs one score per (query, doc) pair (num_labels=1)"
         )
     model.eval()
     try:
@@ -161,7 +164,9 @@ def _load_segmented(path: Path) -> Checkpoint:
     except (OSError, ValueError, KeyError) as exc:
         raise ExportError(f"--model {path}: cannot load it as a segmented student: {exc}") from exc
     tokenizer = _tokenizer(path)
-    return Checkpoint(path=path, model=model, tokenizer=tokenizer, tokenizer_json=(path / "tokenizer.json").read_bytes())
+    return Checkpoint(
+        path=path, model=model, tokenizer=tokenizer, tokenizer_json=(path / "tokenizer.json").read_bytes()
+    )
 
 
 def _export_segmented(ckpt: Checkpoint, opset: int) -> Any:
@@ -186,8 +191,16 @@ def _export_segmented(ckpt: Checkpoint, opset: int) -> Any:
         warnings.simplefilter("ignore")
         out = Path(tmp) / "model.onnx"
         try:
-            torch.onnx.export(_Logits(ckpt.model).eval(), args, str(out), input_names=names, output_names=["logits"],
-                              dynamic_axes=axes, opset_version=opset, dynamo=False)
+            torch.onnx.export(
+                _Logits(ckpt.model).eval(),
+                args,
+                str(out),
+                input_names=names,
+                output_names=["logits"],
+                dynamic_axes=axes,
+                opset_version=opset,
+                dynamo=False,
+            )
         except Exception as exc:  # one boundary converts the exporter's many error types
             raise ExportError(f"exporting the segmented student to ONNX failed: {type(exc).__name__}: {exc}") from exc
         return onnx.load(str(out), load_external_data=True)

@@ -45,7 +45,15 @@ from ranker_sdk.package import CONFIG, MANIFEST, PackageConfig, read_package
 
 from .package import config_bytes, manifest_bytes
 
-__all__ = ["DEFAULT_WEIGHTS", "FusionQuery", "check_fusion_data", "score_queries", "fit_weight", "fit_fusion", "add_fusion"]
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "FusionQuery",
+    "check_fusion_data",
+    "score_queries",
+    "fit_weight",
+    "fit_fusion",
+    "add_fusion",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +62,16 @@ KIND = "zscore-linear"
 # weight at which the model only breaks the first stage's ties: a fit landing there says the
 # model adds nothing to this first stage, and the fused score is then no worse than it.
 DEFAULT_WEIGHTS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(61)) + (
-    4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0, 100.0,
+    4.0,
+    5.0,
+    6.0,
+    8.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    50.0,
+    100.0,
 )
 Progress = Callable[[int, int], None]
 

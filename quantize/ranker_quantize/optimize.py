@@ -45,7 +45,12 @@ class OptimizedGraph:
 
 
 def optimize_onnx(
-    model: Any, *, num_heads: int, hidden_size: int, separate_qkv: bool = False, fuse_embeddings: bool = True,
+    model: Any,
+    *,
+    num_heads: int,
+    hidden_size: int,
+    separate_qkv: bool = False,
+    fuse_embeddings: bool = True,
 ) -> OptimizedGraph:
     """Fuse attention, LayerNorm and GELU subgraphs of an exported BERT-family graph.
 
@@ -71,8 +76,13 @@ def optimize_onnx(
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     opt = optimize_model(
-        copy, model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
-        optimization_options=options, opt_level=0, use_gpu=False,
+        copy,
+        model_type="bert",
+        num_heads=num_heads,
+        hidden_size=hidden_size,
+        optimization_options=options,
+        opt_level=0,
+        use_gpu=False,
     )
     stats = {k: int(v) for k, v in sorted(opt.get_fused_operator_statistics().items()) if v}
     if not stats.get("Attention") and not stats.get("MultiHeadAttention"):

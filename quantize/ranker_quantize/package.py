@@ -32,10 +32,12 @@ def config_bytes(config: PackageConfig) -> bytes:
 
 def manifest_bytes(files: Mapping[str, bytes]) -> bytes:
     """``manifest.json`` sealing ``files`` (name -> bytes): the sha256 and size of each."""
-    return _json_bytes({
-        "format_version": FORMAT_VERSION,
-        "files": {n: {"sha256": sha256_hex(b), "size": len(b)} for n, b in sorted(files.items())},
-    })
+    return _json_bytes(
+        {
+            "format_version": FORMAT_VERSION,
+            "files": {n: {"sha256": sha256_hex(b), "size": len(b)} for n, b in sorted(files.items())},
+        }
+    )
 
 
 def write_package(out_dir: str | os.PathLike[str], files: Mapping[str, bytes], config: PackageConfig) -> Path:

@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import json
-
 import logging
 import tempfile
 import time
@@ -31,10 +30,10 @@ from typing import Any
 from ranker_sdk.errors import InputError
 from ranker_sdk.package import FORMAT_VERSION, PackageConfig
 
+from .calibrate import calibration_feeds
 from .errors import FidelityError
 from .export import DEFAULT_OPSET, Checkpoint, export_onnx, load_checkpoint
 from .fusion import add_fusion, check_fusion_data, fit_fusion
-from .calibrate import calibration_feeds
 from .optimize import optimize_onnx
 from .package import tar_package, write_package
 from .provenance import checkpoint_sha256, code_commit, tool_versions
@@ -167,12 +166,15 @@ def _distillation(ckpt: Checkpoint) -> dict[str, Any] | None:
 def _package_config(ckpt: Checkpoint, inputs: tuple[str, ...], options: PackageOptions) -> PackageConfig:
     limit = _model_limit(ckpt)
     trained = _trained_settings(ckpt)
-    max_length = next((v for v in (options.max_length, trained.get("max_length")) if v is not None),
-                      min(DEFAULT_MAX_LENGTH, limit))
+    max_length = next(
+        (v for v in (options.max_length, trained.get("max_length")) if v is not None), min(DEFAULT_MAX_LENGTH, limit)
+    )
     if max_length > limit:
         raise InputError(f"--max-length {max_length} exceeds what the model allows ({limit} tokens)")
-    query_max = next((v for v in (options.query_max_tokens, trained.get("query_max_tokens")) if v is not None),
-                     max(1, max_length // 4))
+    query_max = next(
+        (v for v in (options.query_max_tokens, trained.get("query_max_tokens")) if v is not None),
+        max(1, max_length // 4),
+    )
     if max_length < 8 or not 1 <= query_max < max_length - 3:
         raise InputError(
             f"need --max-length >= 8 and 1 <= --query-max-tokens < max-length - 3 (room for the "
@@ -201,7 +203,8 @@ def _provenance(ckpt: Checkpoint, options: PackageOptions) -> dict[str, Any]:
     return {
         "base_model": options.base_model or ckpt.path.resolve().name,
         # a segmented student's config is a bare BertModel's; name the model that was exported
-        "architecture": type(ckpt.model).__name__ if (ckpt.path / "score_head.safetensors").is_file()
+        "architecture": type(ckpt.model).__name__
+        if (ckpt.path / "score_head.safetensors").is_file()
         else (cfg.architectures or [type(ckpt.model).__name__])[0],
         "model_type": cfg.model_type,
         "checkpoint_sha256": checkpoint_sha256(ckpt.path),
@@ -276,8 +279,9 @@ def build_package(
     q = options.quantize
     # An INT8 package is verified against the very fp32 graph it was quantized from, so the
     # graph is fused the way the quantization needs (see QuantizeOptions.fusion).
-    optimized = optimize_onnx(exported.model, num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size,
-                              **(q.fusion() if int8 else {}))
+    optimized = optimize_onnx(
+        exported.model, num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size, **(q.fusion() if int8 else {})
+    )
     fp32_bytes = optimized.model.SerializeToString()
     timings["optimize"] = time.perf_counter() - t0
     tick("optimize", 1, 1)
@@ -300,11 +304,19 @@ def build_package(
     }
     if int8:
         quantization.update(
-            method=q.method(), activations=q.activations, embeddings=q.embeddings,
-            per_channel=q.per_channel, reduce_range=q.reduce_range, op_types=list(q.quantized_ops()),
+            method=q.method(),
+            activations=q.activations,
+            embeddings=q.embeddings,
+            per_channel=q.per_channel,
+            reduce_range=q.reduce_range,
+            op_types=list(q.quantized_ops()),
         )
         if q.static:
-            quantization["calibration"] = {"data": data, "pairs": len(feeds or ()), "method": "MinMax, one unpadded pair a feed"}
+            quantization["calibration"] = {
+                "data": data,
+                "pairs": len(feeds or ()),
+                "method": "MinMax, one unpadded pair a feed",
+            }
     config = replace(config, quantization=quantization, provenance=_provenance(ckpt, options))
 
     t0 = time.perf_counter()
@@ -323,14 +335,21 @@ def build_package(
     if options.fusion_data:
         # Fitted on the package as written (what ships is what is fitted), then sealed into it.
         t0 = time.perf_counter()
-        fusion = fit_fusion(path, options.fusion_data, threads=options.verify.threads,
-                            progress=lambda done, total: tick("fusion", done, total))
+        fusion = fit_fusion(
+            path,
+            options.fusion_data,
+            threads=options.verify.threads,
+            progress=lambda done, total: tick("fusion", done, total),
+        )
         config = add_fusion(path, fusion)
         timings["fusion"] = time.perf_counter() - t0
     tarball = tar_package(path) if options.tar else None
     log.info("wrote %s (%d bytes of model)", path, len(shipped))
     return PackageResult(
-        path=path, tarball=tarball, config=config, timings=timings,
+        path=path,
+        tarball=tarball,
+        config=config,
+        timings=timings,
         sizes={"fp32_model_bytes": len(fp32_bytes), "model_bytes": len(shipped)},
     )
 
@@ -344,8 +363,14 @@ def _groups(vo: VerifyOptions) -> tuple[list[Any], str]:
 
 
 def _verify(
-    ckpt: Checkpoint, config: PackageConfig, fp32_bytes: bytes, shipped: bytes,
-    options: PackageOptions, tick: Progress, groups: list[Any], data: str,
+    ckpt: Checkpoint,
+    config: PackageConfig,
+    fp32_bytes: bytes,
+    shipped: bytes,
+    options: PackageOptions,
+    tick: Progress,
+    groups: list[Any],
+    data: str,
 ) -> dict[str, Any]:
     """Score through the SDK's Ranker, compare, and enforce the thresholds (see :mod:`.verify`)."""
     from ranker_sdk import Ranker
@@ -382,12 +407,16 @@ def _verify(
             for g in groups:
                 reference.append(torch_scores(ckpt.model, ckpt.tokenizer_json, config, g.query, g.docs))
                 step(0, 0)
-            report = fidelity_report(reference, candidate, groups, data=data, reference_name="torch", candidate_name="fp32")
+            report = fidelity_report(
+                reference, candidate, groups, data=data, reference_name="torch", candidate_name="fp32"
+            )
             pairs = list(zip(reference, candidate))
     diff = max((float(abs(want - got).max()) for want, got in pairs), default=0.0)
     report["export_check"] = {"reference": "torch", "queries": len(pairs), "max_abs_diff": rounded(diff)}
     report["thresholds"] = {
-        "min_spearman": vo.min_spearman, "max_ndcg_drop": vo.max_ndcg_drop, "max_export_diff": vo.max_export_diff,
+        "min_spearman": vo.min_spearman,
+        "max_ndcg_drop": vo.max_ndcg_drop,
+        "max_export_diff": vo.max_export_diff,
     }
     missed = failures(report, vo)
     report["passed"] = not missed

@@ -23,7 +23,8 @@ def checkpoint_sha256(model_dir: Path) -> str:
     """
     model_dir = Path(model_dir)
     names = sorted(
-        p.name for p in model_dir.iterdir()
+        p.name
+        for p in model_dir.iterdir()
         if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name in ("config.json", "tokenizer.json"))
     )
     h = hashlib.sha256()

@@ -126,16 +126,23 @@ class QuantizeOptions:
 
     def method(self) -> str:
         """One line for ``ranker.json``'s quantization details."""
-        acts = ("static QDQ: uint8 activations with fixed scales calibrated (MinMax) on real pairs"
-                if self.static else "dynamic: uint8 activations quantized per batch")
-        emb = {"rows": "int8 word table with a scale per row", "tensor": "int8 word table, one scale",
-               "fp32": "fp32 embeddings"}[self.embeddings]
+        acts = (
+            "static QDQ: uint8 activations with fixed scales calibrated (MinMax) on real pairs"
+            if self.static
+            else "dynamic: uint8 activations quantized per batch"
+        )
+        emb = {
+            "rows": "int8 word table with a scale per row",
+            "tensor": "int8 word table, one scale",
+            "fp32": "fp32 embeddings",
+        }[self.embeddings]
         chan = "per-channel" if self.per_channel else "per-tensor"
         return f"onnxruntime {acts}; int8 {chan} weights; {emb}"
 
 
 def quantize_int8(
-    model: Any, options: QuantizeOptions = QuantizeOptions(),
+    model: Any,
+    options: QuantizeOptions = QuantizeOptions(),
     calibration: Iterable[Mapping[str, np.ndarray]] | None = None,
 ) -> Any:
     """Return an INT8 copy of ``model`` (an ``onnx.ModelProto`` fused as ``options.fusion()`` says).
@@ -151,7 +158,12 @@ def quantize_int8(
     """
     import onnx
     from onnxruntime.quantization import (
-        CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static,
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
     )
 
     extra: dict[str, Any] = {"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True}
@@ -174,17 +186,27 @@ def quantize_int8(
 
             reader = _Reader()
             quantize_static(
-                src, dst, reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(options.quantized_ops()),
-                per_channel=options.per_channel, reduce_range=options.reduce_range,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                src,
+                dst,
+                reader,
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(options.quantized_ops()),
+                per_channel=options.per_channel,
+                reduce_range=options.reduce_range,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
                 extra_options={**extra, "OpTypesToExcludeOutputQuantization": ["MatMul"]},
             )
             log.info("static scales calibrated on %d pairs", reader.count)
         else:
             quantize_dynamic(
-                src, dst, weight_type=QuantType.QInt8, per_channel=options.per_channel,
-                reduce_range=options.reduce_range, op_types_to_quantize=list(options.quantized_ops()),
+                src,
+                dst,
+                weight_type=QuantType.QInt8,
+                per_channel=options.per_channel,
+                reduce_range=options.reduce_range,
+                op_types_to_quantize=list(options.quantized_ops()),
                 extra_options=extra,
             )
         quantized = onnx.load(str(dst), load_external_data=True)
@@ -200,7 +222,9 @@ def _typed(model: Any) -> Any:
     try:
         return SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
     except Exception as exc:  # noqa: BLE001 - it raises bare Exceptions on graphs it cannot follow
-        raise ExportError(f"cannot type the fused graph for static quantization ({exc}); try --precision dynamic") from exc
+        raise ExportError(
+            f"cannot type the fused graph for static quantization ({exc}); try --precision dynamic"
+        ) from exc
 
 
 def int8_embedding_rows(model: Any) -> Any:
@@ -222,12 +246,16 @@ def int8_embedding_rows(model: Any) -> Any:
     from onnx import helper, numpy_helper
 
     inits = {t.name: t for t in model.graph.initializer}
-    tables = [n for n in model.graph.node if n.op_type == "Gather" and len(n.input) == 2
-              and n.input[0] in inits and len(inits[n.input[0]].dims) == 2]
+    tables = [
+        n
+        for n in model.graph.node
+        if n.op_type == "Gather" and len(n.input) == 2 and n.input[0] in inits and len(inits[n.input[0]].dims) == 2
+    ]
     # The table gathered by input_ids itself; else (a graph that rewrites the ids first, like the
     # segmented student's inserted [CLS]) the largest gathered table, which is the vocabulary.
     node = next((n for n in tables if n.input[1] == _IDS), None) or max(
-        tables, key=lambda n: inits[n.input[0]].dims[0], default=None)
+        tables, key=lambda n: inits[n.input[0]].dims[0], default=None
+    )
     if node is None:
         raise ExportError(
             "no Gather of the word-embedding table by input_ids in the graph; per-row int8 "
@@ -244,8 +272,9 @@ def int8_embedding_rows(model: Any) -> Any:
     kept = [t for t in out.graph.initializer if t.name != name]
     del out.graph.initializer[:]
     out.graph.initializer.extend(kept)
-    out.graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
-                                  numpy_helper.from_array(scales, f"{name}_row_scale")])
+    out.graph.initializer.extend(
+        [numpy_helper.from_array(q, f"{name}_int8"), numpy_helper.from_array(scales, f"{name}_row_scale")]
+    )
     p = node.name or "word_embeddings"
     ids = node.input[1]
     new = [
@@ -257,7 +286,7 @@ def int8_embedding_rows(model: Any) -> Any:
     nodes = list(out.graph.node)
     i = next(k for k, n in enumerate(nodes) if n.name == node.name and list(n.output) == list(node.output))
     del out.graph.node[:]
-    out.graph.node.extend(nodes[:i] + new + nodes[i + 1:])
+    out.graph.node.extend(nodes[:i] + new + nodes[i + 1 :])
     return out
 
 

@@ -167,8 +167,13 @@ def generated_groups(max_queries: int, seed: int = 0) -> list[Group]:
             rng.shuffle(docs)
             ids = tuple(f"gen-{i}" for i in range(len(docs)))
             groups.append(
-                Group(qid=f"{topic}-{j}", query=query, doc_ids=ids,
-                      docs=tuple({"title": "", "text": d} for d in docs), labels=(None,) * len(docs))
+                Group(
+                    qid=f"{topic}-{j}",
+                    query=query,
+                    doc_ids=ids,
+                    docs=tuple({"title": "", "text": d} for d in docs),
+                    labels=(None,) * len(docs),
+                )
             )
     return groups[:max_queries]
 
@@ -183,7 +188,9 @@ def score_groups(ranker: Any, groups: Sequence[Group], progress: Progress | None
     return out
 
 
-def torch_scores(model: Any, tokenizer_json: bytes, config: PackageConfig, query: str, docs: Sequence[Any]) -> np.ndarray:
+def torch_scores(
+    model: Any, tokenizer_json: bytes, config: PackageConfig, query: str, docs: Sequence[Any]
+) -> np.ndarray:
     """Scores of ``docs`` from the torch ``model``, on the token ids the SDK would feed the ONNX model.
 
     The pairs are encoded by the SDK's :class:`~ranker_sdk.tokenize.PairEncoder` with the
@@ -212,8 +219,13 @@ def _sig(x: float) -> float:
 
 
 def fidelity_report(
-    reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray], groups: Sequence[Group], *,
-    data: str, reference_name: str = "fp32", candidate_name: str = "int8",
+    reference: Sequence[np.ndarray],
+    candidate: Sequence[np.ndarray],
+    groups: Sequence[Group],
+    *,
+    data: str,
+    reference_name: str = "fp32",
+    candidate_name: str = "int8",
 ) -> dict[str, Any]:
     """Compare two scorings of ``groups`` (see the module docstring); a JSON-able dict."""
     rho, overlap, diff = [], [], 0.0
@@ -247,7 +259,9 @@ def fidelity_report(
     return report
 
 
-def batch_invariance(package: str | Path, groups: Sequence[Group], *, threads: int | None = 1, seed: int = 0) -> dict[str, Any]:
+def batch_invariance(
+    package: str | Path, groups: Sequence[Group], *, threads: int | None = 1, seed: int = 0
+) -> dict[str, Any]:
     """Does a document's score depend on its batch neighbours? Score each group three ways.
 
     1. **alone**: one pair per model call (``batch_size=1``), the reference;

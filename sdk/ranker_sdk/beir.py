@@ -102,8 +102,9 @@ def _keep(qid: str, prefix: str | None, exclude: bool) -> bool:
     return prefix is None or qid.startswith(prefix) != exclude
 
 
-def load_groups(root: str | Path, split: str, *, max_queries: int | None = None,
-                unjudged_queries: bool = False) -> list[Group]:
+def load_groups(
+    root: str | Path, split: str, *, max_queries: int | None = None, unjudged_queries: bool = False
+) -> list[Group]:
     """The candidate groups of the queries in ``qrels/<split>.tsv``, sorted by qid.
 
     Candidates come from ``candidates.run`` when present (judged or not), else from the qrels.
@@ -128,7 +129,10 @@ def load_groups(root: str | Path, split: str, *, max_queries: int | None = None,
         judged = qrels.get(q, {})
         groups.append(
             Group(
-                qid=q, query=queries[q], doc_ids=ids, docs=tuple(corpus[d] for d in ids),
+                qid=q,
+                query=queries[q],
+                doc_ids=ids,
+                docs=tuple(corpus[d] for d in ids),
                 labels=tuple(judged.get(d) for d in ids),
             )
         )

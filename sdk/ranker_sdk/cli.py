@@ -77,7 +77,7 @@ def read_scored_docs(stream: TextIO, fmt: str = "auto", *, name: str = "<stdin>"
     """
     lines = [ln for ln in (ln.rstrip("\r\n") for ln in stream) if ln.strip()]
     if fmt == "text" or (fmt == "auto" and lines and not lines[0].lstrip().startswith("{")):
-        raise InputError(f"{name}: --first-stage needs JSONL docs, one {{\"text\": ..., \"score\": ...}} object a line")
+        raise InputError(f'{name}: --first-stage needs JSONL docs, one {{"text": ..., "score": ...}} object a line')
     docs, scores = [], []
     for i, obj in _jsonl_objects(lines, name):
         score = obj.get("score")
@@ -91,7 +91,9 @@ def read_scored_docs(stream: TextIO, fmt: str = "auto", *, name: str = "<stdin>"
     return docs, scores
 
 
-def _read_rank_input(stream: TextIO, args: argparse.Namespace, fmt: str, name: str) -> tuple[list[Any], list[float] | None]:
+def _read_rank_input(
+    stream: TextIO, args: argparse.Namespace, fmt: str, name: str
+) -> tuple[list[Any], list[float] | None]:
     if args.first_stage:
         return read_scored_docs(stream, fmt, name=name)
     return read_docs(stream, fmt, name=name), None
@@ -108,7 +110,9 @@ def decode_text(data: bytes, name: str) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{name}: not UTF-8 text (byte {exc.start}); convert it (iconv -t UTF-8) or pass a text file") from exc
+        raise InputError(
+            f"{name}: not UTF-8 text (byte {exc.start}); convert it (iconv -t UTF-8) or pass a text file"
+        ) from exc
     nul = text.find("\0")
     if nul >= 0:
         raise InputError(f"{name}: not UTF-8 text (byte {len(text[:nul].encode())} is NUL: a binary file?)")
@@ -118,8 +122,11 @@ def decode_text(data: bytes, name: str) -> str:
 def _cmd_rank(args: argparse.Namespace) -> int:
     if args.docs == "-":
         if sys.stdin.isatty():  # nobody is piping docs in: say so instead of waiting silently
-            print("error: no docs: pass --docs FILE, or pipe them in: cat docs.txt | ranker rank --query ...\n"
-                  "       (ranker rank --help shows the formats)", file=sys.stderr)
+            print(
+                "error: no docs: pass --docs FILE, or pipe them in: cat docs.txt | ranker rank --query ...\n"
+                "       (ranker rank --help shows the formats)",
+                file=sys.stderr,
+            )
             return 2
         text = decode_text(sys.stdin.buffer.read(), "<stdin>")
         docs, first_stage = _read_rank_input(io.StringIO(text), args, args.format, "<stdin>")
@@ -135,8 +142,11 @@ def _cmd_rank(args: argparse.Namespace) -> int:
         docs, first_stage = _read_rank_input(io.StringIO(decode_text(data, str(path))), args, fmt, str(path))
     ranker = Ranker.load(args.package, threads=args.threads)
     if first_stage is not None and ranker.config.fusion is None:
-        print(f"note: {ranker.source} has no fusion rule (ranker package --fit-fusion): the first-stage "
-              "scores are ignored and the docs are ranked by the model alone", file=sys.stderr)
+        print(
+            f"note: {ranker.source} has no fusion rule (ranker package --fit-fusion): the first-stage "
+            "scores are ignored and the docs are ranked by the model alone",
+            file=sys.stderr,
+        )
     hits = ranker.rank(args.query, docs, top_k=args.top_k, first_stage=first_stage)
     out = sys.stdout
     if args.json:
@@ -175,8 +185,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     ranker = Ranker.load(args.package, threads=1)
     cfg = ranker.config
     print(f"package {ranker.source}")
-    print(f"    precision {cfg.quantization.get('precision', 'unknown')}, max_length {cfg.max_length}, "
-          f"query_max_tokens {cfg.query_max_tokens}, inputs {list(cfg.inputs)}")
+    print(
+        f"    precision {cfg.quantization.get('precision', 'unknown')}, max_length {cfg.max_length}, "
+        f"query_max_tokens {cfg.query_max_tokens}, inputs {list(cfg.inputs)}"
+    )
     prov = cfg.provenance or {}
     for key in ("base_model", "training_data", "distillation", "code_commit"):
         if prov.get(key):
@@ -189,8 +201,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         dev = info.get("dev") if isinstance(info.get("dev"), dict) else {}
         fitted = info.get("fitted_on")
         where = ", ".join(map(str, fitted)) if isinstance(fitted, list) else str(fitted or "?")
-        print(f"    fusion: {cfg.fusion.kind}, first-stage weight {cfg.fusion.weight:g}, fitted on {where}: "
-              f"nDCG@10 model {dev.get('model')}, first stage {dev.get('first_stage')}, fused {dev.get('fused')}")
+        print(
+            f"    fusion: {cfg.fusion.kind}, first-stage weight {cfg.fusion.weight:g}, fitted on {where}: "
+            f"nDCG@10 model {dev.get('model')}, first stage {dev.get('first_stage')}, fused {dev.get('fused')}"
+        )
     if ranker.model_card is None:
         print("    (no model card in this package)")
     else:
@@ -230,28 +244,42 @@ def _missing_extra(extra: str, module: str, err: Exception) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ranker", description="Train, package and run distilled cross-encoder rankers.")
+    parser = argparse.ArgumentParser(
+        prog="ranker", description="Train, package and run distilled cross-encoder rankers."
+    )
     parser.add_argument("--version", action="version", version=f"ranker-sdk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
-        "rank", help="rank documents for a query with a package",
-        description=_RANK_DESCRIPTION, epilog=_RANK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "rank",
+        help="rank documents for a query with a package",
+        description=_RANK_DESCRIPTION,
+        epilog=_RANK_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--package", default=None, help="package dir or .tar.gz (default: the package bundled with ranker-sdk)")
+    p.add_argument(
+        "--package", default=None, help="package dir or .tar.gz (default: the package bundled with ranker-sdk)"
+    )
     p.add_argument("--query", required=True, help="the query text (required)")
     p.add_argument("--docs", default="-", help="UTF-8 file of docs, or - to read them from stdin (default: -)")
-    p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto",
-                   help="jsonl: one {\"text\": ..., \"title\": ...} object a line; text: one doc a line; "
-                        "auto (default): jsonl for a .jsonl/.json file or when the first line starts with {")
+    p.add_argument(
+        "--format",
+        choices=("auto", "jsonl", "text"),
+        default="auto",
+        help='jsonl: one {"text": ..., "title": ...} object a line; text: one doc a line; '
+        "auto (default): jsonl for a .jsonl/.json file or when the first line starts with {",
+    )
     p.add_argument("--top-k", type=int, default=None, help="print only the best K (default: all)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="onnxruntime intra-op threads (default: one per core)")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object a hit: index, score, doc (default: a table)")
-    p.add_argument("--first-stage", action="store_true",
-                   help="fuse each JSONL doc's 'score' field (the retriever's score, higher is better) with "
-                        "the model's score, by the package's fusion rule")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: one per core)")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object a hit: index, score, doc (default: a table)"
+    )
+    p.add_argument(
+        "--first-stage",
+        action="store_true",
+        help="fuse each JSONL doc's 'score' field (the retriever's score, higher is better) with "
+        "the model's score, by the package's fusion rule",
+    )
     p.set_defaults(func=_cmd_rank)
 
     p = sub.add_parser("verify", help="check a package's manifest, load it and score a smoke query")

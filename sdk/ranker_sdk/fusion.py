@@ -103,9 +103,7 @@ def check_first_stage(first_stage: object, n_docs: int) -> np.ndarray:
             first offending position.
     """
     if isinstance(first_stage, (str, bytes, Mapping)):
-        raise InputError(
-            f"first_stage must be a sequence of numbers (one per doc), got {type(first_stage).__name__}"
-        )
+        raise InputError(f"first_stage must be a sequence of numbers (one per doc), got {type(first_stage).__name__}")
     try:
         arr = np.asarray(first_stage)
     except (TypeError, ValueError) as exc:

@@ -169,8 +169,10 @@ class PackageConfig:
             )
         if cfg.doc_max_chars < 1:
             raise PackageError(f"ranker.json: doc_max_chars must be positive, got {cfg.doc_max_chars}")
-        if "input_ids" not in cfg.inputs or "attention_mask" not in cfg.inputs or any(
-            name not in _ALLOWED_INPUTS for name in cfg.inputs
+        if (
+            "input_ids" not in cfg.inputs
+            or "attention_mask" not in cfg.inputs
+            or any(name not in _ALLOWED_INPUTS for name in cfg.inputs)
         ):
             raise PackageError(
                 f"ranker.json: inputs must include input_ids and attention_mask and may add "
@@ -310,15 +312,12 @@ def _read_exactly(fh: IO[bytes], name: str, size: int, source: str) -> bytes:
     data = fh.read(size)
     if len(data) != size or fh.read(1):
         raise PackageError(
-            f"{source}: {name} changed size while it was read (expected {size} bytes); "
-            "re-create the package"
+            f"{source}: {name} changed size while it was read (expected {size} bytes); re-create the package"
         )
     return data
 
 
-def _read_verified(
-    open_member: Callable[[str], IO[bytes]], sizes: Mapping[str, int], source: str
-) -> dict[str, bytes]:
+def _read_verified(open_member: Callable[[str], IO[bytes]], sizes: Mapping[str, int], source: str) -> dict[str, bytes]:
     """Read the manifest, check the listing, then read and hash each listed file once."""
     if MANIFEST not in sizes:
         raise PackageError(f"{source}: no {MANIFEST}; this is not a ranker package (or it is incomplete)")

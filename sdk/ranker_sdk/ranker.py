@@ -75,7 +75,16 @@ class Ranker:
         0
     """
 
-    __slots__ = ("_config", "_encoder", "_session", "_batch_size", "_max_batch_tokens", "_sort", "_model_card", "_source")
+    __slots__ = (
+        "_config",
+        "_encoder",
+        "_session",
+        "_batch_size",
+        "_max_batch_tokens",
+        "_sort",
+        "_model_card",
+        "_source",
+    )
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         raise TypeError("use Ranker.load(path) to build a Ranker")
@@ -123,8 +132,7 @@ class Ranker:
         max_batch_tokens = _positive_int("max_batch_tokens", max_batch_tokens)
         if path is not None and not isinstance(path, (str, os.PathLike)):
             raise InputError(
-                f"path must be a str, an os.PathLike or None (the bundled default), got "
-                f"{type(path).__name__}: {path!r}"
+                f"path must be a str, an os.PathLike or None (the bundled default), got {type(path).__name__}: {path!r}"
             )
         if path is None:
             path = default_package_path()
@@ -178,9 +186,7 @@ class Ranker:
         if not query.strip():
             raise InputError("query is empty; pass the user's query text")
         if isinstance(docs, (str, bytes)) or not isinstance(docs, Sequence):
-            raise InputError(
-                f"docs must be a sequence (list or tuple) of str or mappings, got {type(docs).__name__}"
-            )
+            raise InputError(f"docs must be a sequence (list or tuple) of str or mappings, got {type(docs).__name__}")
         sep = self._config.title_separator
         return query, [doc_text(d, sep, index=i) for i, d in enumerate(docs)]
 

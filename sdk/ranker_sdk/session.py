@@ -75,9 +75,7 @@ class ModelSession:
             )
         for name, info in inputs.items():
             if info.type != "tensor(int64)" or len(info.shape) != 2:
-                raise PackageError(
-                    f"model.onnx input {name} must be int64 [batch, seq], got {info.type} {info.shape}"
-                )
+                raise PackageError(f"model.onnx input {name} must be int64 [batch, seq], got {info.type} {info.shape}")
         outputs = self._sess.get_outputs()
         if len(outputs) < 1:
             raise PackageError("model.onnx has no output")
@@ -121,7 +119,6 @@ class ModelSession:
         out = np.asarray(out, dtype=np.float32)
         if out.size != batch:
             raise PackageError(
-                f"model.onnx returned {out.shape} for a batch of {batch}; a ranker model must "
-                "return one score per row"
+                f"model.onnx returned {out.shape} for a batch of {batch}; a ranker model must return one score per row"
             )
         return out.reshape(batch)

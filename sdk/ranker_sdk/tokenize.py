@@ -69,10 +69,7 @@ def doc_text(doc: Doc, title_separator: str, *, index: int | None = None) -> str
         if not isinstance(title, str):
             raise InputError(f"{where}['title'] must be a str or absent, got {type(title).__name__}")
         return title + title_separator + text if text else title
-    raise InputError(
-        f"{where} must be a str or a mapping with 'text' (and optional 'title'), got "
-        f"{type(doc).__name__}"
-    )
+    raise InputError(f"{where} must be a str or a mapping with 'text' (and optional 'title'), got {type(doc).__name__}")
 
 
 class EncodedPairs:

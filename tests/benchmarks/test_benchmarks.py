@@ -23,8 +23,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 def tiny_int8(tiny_bert_dir, data_dir, tmp_path_factory):
     from ranker_quantize import PackageOptions, VerifyOptions, build_package
 
-    options = PackageOptions(verify=VerifyOptions(calibration=str(data_dir / "trec-rag24"), max_queries=2),
-                             force=True)
+    options = PackageOptions(verify=VerifyOptions(calibration=str(data_dir / "trec-rag24"), max_queries=2), force=True)
     return build_package(tiny_bert_dir, tmp_path_factory.mktemp("bench") / "int8", options).path
 
 
@@ -37,8 +36,19 @@ def _run(script: str, *args: str) -> str:
 @pytest.mark.slow
 def test_bench_vs_torch_reports_ratios_and_spearman(tiny_int8, tiny_bert_dir, tmp_path):
     out = tmp_path / "vs.json"
-    text = _run("bench_vs_torch.py", "--model", str(tiny_bert_dir), "--package", f"static={tiny_int8}",
-                "--threads", "1", "--repeats", "2", "--json", str(out))
+    text = _run(
+        "bench_vs_torch.py",
+        "--model",
+        str(tiny_bert_dir),
+        "--package",
+        f"static={tiny_int8}",
+        "--threads",
+        "1",
+        "--repeats",
+        "2",
+        "--json",
+        str(out),
+    )
     rows = json.loads(out.read_text())["rows"]
     assert [r["name"] for r in rows] == ["static", "torch fp32 (batches of 32)"]
     mine, torch = rows
@@ -54,8 +64,22 @@ def test_bench_vs_torch_reports_ratios_and_spearman(tiny_int8, tiny_bert_dir, tm
 @pytest.mark.slow
 def test_bench_rank_paths_and_torch_baseline(tiny_int8, tiny_bert_dir, tmp_path):
     out = tmp_path / "rank.json"
-    _run("bench_rank.py", "--package", str(tiny_int8), "--model", str(tiny_bert_dir), "--threads", "1",
-         "--repeats", "1", "--paths", "sorted", "unbatched", "--json", str(out))
+    _run(
+        "bench_rank.py",
+        "--package",
+        str(tiny_int8),
+        "--model",
+        str(tiny_bert_dir),
+        "--threads",
+        "1",
+        "--repeats",
+        "1",
+        "--paths",
+        "sorted",
+        "unbatched",
+        "--json",
+        str(out),
+    )
     rows = json.loads(out.read_text())["rows"]
     assert [r["path"] for r in rows] == ["sorted", "unbatched", "torch"]
     assert all(r["threads"] == 1 and "speed_x" in r and r["peak_rss_mb"] == r["peak_rss_mib"] for r in rows)
@@ -74,15 +98,32 @@ def _imported_names(path: Path) -> list[str]:
 def test_benchmarks_import_no_private_names():
     scripts = sorted(BENCH.glob("*.py"))
     assert {"workload.py", "bench_rank.py", "bench_vs_torch.py"} <= {p.name for p in scripts}
-    private = {p.name: [n for n in _imported_names(p) if any(part.startswith("_") for part in n.split("."))
-                        and not n.startswith("__future__")] for p in scripts}
+    private = {
+        p.name: [
+            n
+            for n in _imported_names(p)
+            if any(part.startswith("_") for part in n.split(".")) and not n.startswith("__future__")
+        ]
+        for p in scripts
+    }
     assert not any(private.values()), private
 
 
 def test_bench_packages_reports_ratios_against_the_first(tiny_int8, tmp_path):
     out = tmp_path / "packages.json"
-    text = _run("bench_packages.py", "--package", str(tiny_int8), "--package", str(tiny_int8), "--repeats", "1",
-                "--rounds", "1", "--json", str(out))
+    text = _run(
+        "bench_packages.py",
+        "--package",
+        str(tiny_int8),
+        "--package",
+        str(tiny_int8),
+        "--repeats",
+        "1",
+        "--rounds",
+        "1",
+        "--json",
+        str(out),
+    )
     rows = json.loads(out.read_text())
     assert len(rows) == 2 and rows[0]["speed_x"] == 1.0 and rows[0]["rss_x"] == 1.0
     assert all(r["docs_per_s"] > 0 and r["threads"] == 1 and math.isfinite(r["speed_x"]) for r in rows)

@@ -14,7 +14,19 @@ HERE = Path(__file__).resolve().parent
 
 def _compile_c(source: Path, out: Path, lib_dir: Path, *extra: str) -> Path:
     """Compile a C program against ``lib_dir``'s ranker.h (and libranker.so unless ``extra`` says otherwise)."""
-    cmd = ["gcc", "-O1", "-Wall", "-Wextra", "-Werror", "-std=gnu11", str(source), f"-I{lib_dir}", "-o", str(out), *extra]
+    cmd = [
+        "gcc",
+        "-O1",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-std=gnu11",
+        str(source),
+        f"-I{lib_dir}",
+        "-o",
+        str(out),
+        *extra,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stderr}"
     return out

@@ -51,13 +51,15 @@ def test_header_compiles_as_strict_c_and_cpp(cabi_dir, tmp_path):
     src.write_text('#include "ranker.h"\nint main(void) { return rk_abi_version() == RK_ABI_VERSION ? RK_OK : 1; }\n')
     c = subprocess.run(
         ["gcc", "-fsyntax-only", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", f"-I{cabi_dir}", str(src)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert c.returncode == 0, c.stderr
     if shutil.which("g++"):
         cpp = subprocess.run(
             ["g++", "-fsyntax-only", "-Wall", "-Werror", "-x", "c++", f"-I{cabi_dir}", str(src)],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         assert cpp.returncode == 0, cpp.stderr
 
@@ -174,9 +176,13 @@ def test_ignores_the_hosts_python_environment(rank_example, docs_file, tiny_pack
         ["gcc", "-shared", "-fPIC", str(stub), f"-Wl,-soname,{soname}", "-o", str(lib_dir / soname)], check=True
     )
     hostile = {
-        "PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHONHOME": str(tmp_path / "nohome"),
-        "PYTHONPATH": str(tmp_path / "nopath"), "LD_LIBRARY_PATH": str(lib_dir),
-        "PYTHONSAFEPATH": "0", "PYTHONNOUSERSITE": "0", "LC_ALL": "C",
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "PYTHONHOME": str(tmp_path / "nohome"),
+        "PYTHONPATH": str(tmp_path / "nopath"),
+        "LD_LIBRARY_PATH": str(lib_dir),
+        "PYTHONSAFEPATH": "0",
+        "PYTHONNOUSERSITE": "0",
+        "LC_ALL": "C",
     }
     proc = run([rank_example, tiny_package, query, path], env=hostile)
     assert proc.returncode == 0, proc.stderr
@@ -211,7 +217,10 @@ def test_refuses_an_environment_that_is_gone(docs_file, tiny_package, tmp_path, 
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=TIMEOUT)
     vpy = venv / "bin" / "python"
     site_packages = subprocess.run(
-        [vpy, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True
+        [vpy, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     # reach this environment's cffi and ranker packages (editable finders included)
     ours = [p for p in site.getsitepackages() if os.path.isdir(p)]
@@ -219,7 +228,9 @@ def test_refuses_an_environment_that_is_gone(docs_file, tiny_package, tmp_path, 
     lib_dir = tmp_path / "lib"
     subprocess.run(
         [vpy, "-c", f"from ranker_bindings import build_library; build_library({str(lib_dir)!r})"],
-        check=True, timeout=TIMEOUT, cwd=tmp_path,
+        check=True,
+        timeout=TIMEOUT,
+        cwd=tmp_path,
     )
     prog = compile_c(ROOT / "examples" / "c" / "rank.c", tmp_path / "rank", lib_dir, *link_flags(lib_dir))
     query, _, path = docs_file
@@ -237,5 +248,8 @@ def test_refuses_an_environment_that_is_gone(docs_file, tiny_package, tmp_path, 
     shutil.rmtree(venv)
     proc = run([prog, tiny_package, query, path])
     assert proc.returncode == 1
-    assert f"error {RK_E_INTERNAL}: libranker could not start Python: the environment it was built from is gone" in proc.stderr
+    assert (
+        f"error {RK_E_INTERNAL}: libranker could not start Python: the environment it was built from is gone"
+        in proc.stderr
+    )
     assert proc.stdout == ""

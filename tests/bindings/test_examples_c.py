@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from ranker_sdk import Ranker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,7 +17,9 @@ EXAMPLE = ROOT / "examples" / "c"
 def make():
     if shutil.which("make") is None or shutil.which("gcc") is None:
         pytest.skip("no make/gcc here")
-    return lambda *args: subprocess.run(["make", "-C", str(EXAMPLE), *args], capture_output=True, text=True, timeout=600)
+    return lambda *args: subprocess.run(
+        ["make", "-C", str(EXAMPLE), *args], capture_output=True, text=True, timeout=600
+    )
 
 
 def test_make_run_ranks_the_sample_docs_with_the_bundled_package(make, cabi_dir, tmp_path):
@@ -44,8 +45,9 @@ def test_make_without_ranker_says_what_to_activate(make, tmp_path):
 def test_the_build_folder_is_git_ignored():
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    r = subprocess.run(["git", "check-ignore", "build/rank", "build/cabi/libranker.so"], cwd=ROOT,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["git", "check-ignore", "build/rank", "build/cabi/libranker.so"], cwd=ROOT, capture_output=True, text=True
+    )
     assert r.stdout.split() == ["build/rank", "build/cabi/libranker.so"], r.stdout + r.stderr
 
 
@@ -56,8 +58,13 @@ def test_a_c_host_writes_nothing_to_home_or_tmp(rank_example, docs_file, tiny_pa
     home.mkdir()
     tmp.mkdir()
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(tmp), "XDG_CACHE_HOME": str(home / ".cache")}
-    proc = subprocess.run([str(rank_example), str(tiny_package), query, str(path), "3"], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(rank_example), str(tiny_package), query, str(path), "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.splitlines()) == 3
     assert [p.name for p in home.rglob("*")] == [] and [p.name for p in tmp.rglob("*")] == []

@@ -26,8 +26,15 @@ def _fast_tokenizer(tok, *, roberta: bool):
         # RoBERTa pairs are "<s> A </s></s> B </s>" with type id 0 throughout.
         tok.post_processor = processors.RobertaProcessing(sep=("[SEP]", sep_id), cls=("[CLS]", cls_id))
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        mask_token="[MASK]", bos_token="[CLS]", eos_token="[SEP]", model_max_length=128,
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        bos_token="[CLS]",
+        eos_token="[SEP]",
+        model_max_length=128,
     )
 
 
@@ -52,9 +59,17 @@ def build_family_checkpoint(family: str, tok, out: Path, *, num_labels: int = 1)
     elif family in ("roberta", "xlm-roberta"):
         cls = tf.RobertaConfig if family == "roberta" else tf.XLMRobertaConfig
         # Positions start at pad_token_id + 1, so the table needs max_length + 2 rows.
-        cfg = cls(max_position_embeddings=130, type_vocab_size=1, pad_token_id=0,
-                  bos_token_id=tok.token_to_id("[CLS]"), eos_token_id=tok.token_to_id("[SEP]"), **bert_like)
-        model = (tf.RobertaForSequenceClassification if family == "roberta" else tf.XLMRobertaForSequenceClassification)(cfg)
+        cfg = cls(
+            max_position_embeddings=130,
+            type_vocab_size=1,
+            pad_token_id=0,
+            bos_token_id=tok.token_to_id("[CLS]"),
+            eos_token_id=tok.token_to_id("[SEP]"),
+            **bert_like,
+        )
+        model = (
+            tf.RobertaForSequenceClassification if family == "roberta" else tf.XLMRobertaForSequenceClassification
+        )(cfg)
     elif family == "electra":
         cfg = tf.ElectraConfig(embedding_size=32, max_position_embeddings=128, **bert_like)
         model = tf.ElectraForSequenceClassification(cfg)
@@ -81,7 +96,8 @@ def int8_package(tmp_path_factory, tiny_bert_dir, data_dir) -> Path:
 
     # A random model's nDCG is noise: only the ranking agreement is held to the real threshold.
     options = PackageOptions(
-        training_data="tests", tar=True,
+        training_data="tests",
+        tar=True,
         verify=VerifyOptions(calibration=str(data_dir / "trec-rag24"), max_queries=4, max_ndcg_drop=1.0),
     )
     return build_package(tiny_bert_dir, tmp_path_factory.mktemp("int8") / "tiny-int8", options).path

@@ -14,12 +14,30 @@ def test_package_then_verify(tiny_bert_dir, data_dir, tmp_path, capsys):
     out = tmp_path / "pkg"
     card = tmp_path / "card.md"
     card.write_text("# Tiny ranker\n\nA test model: ranks nothing well.\n", encoding="utf-8")
-    rc = main([
-        "package", "--model", str(tiny_bert_dir), "--out", str(out),
-        "--calibration", str(data_dir / "trec-rag24"), "--split", "dev", "--calibration-queries", "3",
-        "--max-ndcg-drop", "1", "--max-length", "96", "--training-data", "trec-rag24 train", "--tar",
-        "--model-card", str(card),
-    ])
+    rc = main(
+        [
+            "package",
+            "--model",
+            str(tiny_bert_dir),
+            "--out",
+            str(out),
+            "--calibration",
+            str(data_dir / "trec-rag24"),
+            "--split",
+            "dev",
+            "--calibration-queries",
+            "3",
+            "--max-ndcg-drop",
+            "1",
+            "--max-length",
+            "96",
+            "--training-data",
+            "trec-rag24 train",
+            "--tar",
+            "--model-card",
+            str(card),
+        ]
+    )
     cap = capsys.readouterr()
     assert rc == 0, cap.err
     assert f"ok: wrote {out}" in cap.out and "fidelity vs fp32 on 3 queries of trec-rag24/dev" in cap.out
@@ -77,11 +95,26 @@ def test_errors_are_one_line_and_non_zero(tiny_bert_dir, make_checkpoint, tmp_pa
     assert main(["package", "--model", str(two), "--out", str(tmp_path / "o")]) == 1
     assert "error: " in capsys.readouterr().err and not (tmp_path / "o").exists()
 
-    assert main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "o"),
-                 "--model-card", str(tmp_path / "no-card.md")]) == 1
+    assert (
+        main(
+            [
+                "package",
+                "--model",
+                str(tiny_bert_dir),
+                "--out",
+                str(tmp_path / "o"),
+                "--model-card",
+                str(tmp_path / "no-card.md"),
+            ]
+        )
+        == 1
+    )
     assert "--model-card" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
-    assert main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "o"), "--calibration-queries", "0"]) == 2
+    assert (
+        main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "o"), "--calibration-queries", "0"])
+        == 2
+    )
     assert "--calibration-queries must be a positive integer" in capsys.readouterr().err
 
 
@@ -96,9 +129,24 @@ def test_cli_module_imports_nothing_heavy():
 
 def test_precision_dynamic_and_embeddings_flags(tiny_bert_dir, data_dir, tmp_path, capsys):
     out = tmp_path / "dyn"
-    rc = main(["package", "--model", str(tiny_bert_dir), "--out", str(out), "--precision", "dynamic",
-               "--fp32-embeddings", "--calibration", str(data_dir / "trec-rag24"), "--calibration-queries", "2",
-               "--max-ndcg-drop", "1"])
+    rc = main(
+        [
+            "package",
+            "--model",
+            str(tiny_bert_dir),
+            "--out",
+            str(out),
+            "--precision",
+            "dynamic",
+            "--fp32-embeddings",
+            "--calibration",
+            str(data_dir / "trec-rag24"),
+            "--calibration-queries",
+            "2",
+            "--max-ndcg-drop",
+            "1",
+        ]
+    )
     cap = capsys.readouterr()
     assert rc == 0, cap.err
     assert "precision int8 (dynamic activations, fp32 embeddings)" in cap.out
@@ -106,9 +154,23 @@ def test_precision_dynamic_and_embeddings_flags(tiny_bert_dir, data_dir, tmp_pat
     assert (q["precision"], q["activations"], q["embeddings"]) == ("int8", "dynamic", "fp32")
     assert "calibration" not in q  # dynamic scales are not calibrated
 
-    assert main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "x"), "--fp32-embeddings",
-                 "--embeddings", "rows"]) == 2
+    assert (
+        main(
+            [
+                "package",
+                "--model",
+                str(tiny_bert_dir),
+                "--out",
+                str(tmp_path / "x"),
+                "--fp32-embeddings",
+                "--embeddings",
+                "rows",
+            ]
+        )
+        == 2
+    )
     assert "contradicts" in capsys.readouterr().err and not (tmp_path / "x").exists()
-    assert main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "x"),
-                 "--embeddings", "tensor"]) == 1  # one scale for the whole table is dynamic-only
+    assert (
+        main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "x"), "--embeddings", "tensor"]) == 1
+    )  # one scale for the whole table is dynamic-only
     assert "dynamic" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -6,10 +6,9 @@ import shutil
 
 import onnx
 import pytest
-from ranker_sdk.errors import InputError
-
 from ranker_quantize.errors import ExportError
 from ranker_quantize.export import export_onnx, load_checkpoint
+from ranker_sdk.errors import InputError
 
 
 def test_graph_contract_per_family(family_dirs):

@@ -7,8 +7,15 @@ import shutil
 
 import numpy as np
 import pytest
-
-from ranker_quantize.fusion import DEFAULT_WEIGHTS, FusionQuery, add_fusion, check_fusion_data, fit_fusion, fit_weight, score_queries
+from ranker_quantize.fusion import (
+    DEFAULT_WEIGHTS,
+    FusionQuery,
+    add_fusion,
+    check_fusion_data,
+    fit_fusion,
+    fit_weight,
+    score_queries,
+)
 from ranker_sdk import InputError, PackageError, Ranker
 from ranker_sdk.beir import load_groups
 from ranker_sdk.cli import main
@@ -46,8 +53,10 @@ def test_fit_weight_recovers_a_known_weight(true_weight):
 def test_fit_weight_ignores_unjudged_and_unanswerable_queries():
     good = synthetic_queries(1.0, n_queries=100)
     # queries with no relevant judged candidate cannot pull the weight anywhere
-    noise = [FusionQuery("x", q.model, -q.first_stage, tuple(0 if y is not None else None for y in q.labels))
-             for q in synthetic_queries(0.0, n_queries=100, seed=1)]
+    noise = [
+        FusionQuery("x", q.model, -q.first_stage, tuple(0 if y is not None else None for y in q.labels))
+        for q in synthetic_queries(0.0, n_queries=100, seed=1)
+    ]
     assert fit_weight(good + noise) == fit_weight(good)
 
 
@@ -128,8 +137,11 @@ def test_add_fusion_refuses_bad_input_and_leaves_the_package_alone(tiny_package,
 def test_score_queries_pools_several_folders(tiny_package, data_dir):
     ranker = Ranker.load(tiny_package, threads=1)
     seen = []
-    queries = score_queries(ranker, [(str(data_dir / "trec-rag24"), "dev"), (str(data_dir / "wikiqa"), "dev")],
-                            progress=lambda done, total: seen.append((done, total)))
+    queries = score_queries(
+        ranker,
+        [(str(data_dir / "trec-rag24"), "dev"), (str(data_dir / "wikiqa"), "dev")],
+        progress=lambda done, total: seen.append((done, total)),
+    )
     names = [q.source for q in queries]
     assert names.count("trec-rag24/dev") == 45 and names.count("wikiqa/dev") > 100
     assert seen[-1] == (len(queries), len(queries))
@@ -139,20 +151,49 @@ def test_score_queries_pools_several_folders(tiny_package, data_dir):
 
 def test_package_cli_fits_fusion(tiny_bert_dir, data_dir, tmp_path, capsys):
     out = tmp_path / "pkg"
-    rc = main([
-        "package", "--model", str(tiny_bert_dir), "--out", str(out), "--precision", "fp32",
-        "--calibration-queries", "2", "--tar", "--fit-fusion", str(data_dir / "trec-rag24"), "dev",
-    ])
+    rc = main(
+        [
+            "package",
+            "--model",
+            str(tiny_bert_dir),
+            "--out",
+            str(out),
+            "--precision",
+            "fp32",
+            "--calibration-queries",
+            "2",
+            "--tar",
+            "--fit-fusion",
+            str(data_dir / "trec-rag24"),
+            "dev",
+        ]
+    )
     cap = capsys.readouterr()
     assert rc == 0, cap.err
     assert "fusion: first-stage weight" in cap.out and "trec-rag24/dev" in cap.out and "fusion" in cap.err
     for pkg in (out, tmp_path / "pkg.tar.gz"):  # the tarball is made after the fusion is sealed in
         assert Ranker.load(pkg, threads=1).config.fusion.info["fitted_on"] == ["trec-rag24/dev"]
-    assert main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "x"),
-                 "--fit-fusion", str(tmp_path)]) == 1
+    assert (
+        main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "x"), "--fit-fusion", str(tmp_path)])
+        == 1
+    )
     assert "no candidates.run" in capsys.readouterr().err
-    assert main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "y"),
-                 "--fit-fusion", str(data_dir / "trec-rag24"), "dev", "extra"]) == 2
+    assert (
+        main(
+            [
+                "package",
+                "--model",
+                str(tiny_bert_dir),
+                "--out",
+                str(tmp_path / "y"),
+                "--fit-fusion",
+                str(data_dir / "trec-rag24"),
+                "dev",
+                "extra",
+            ]
+        )
+        == 2
+    )
 
 
 def test_ranker_eval_first_stage_reports_the_fitted_figure(fitted, tiny_package, data_dir, tmp_path, capsys):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
-
 from ranker_quantize.export import export_onnx, load_checkpoint
 from ranker_quantize.optimize import optimize_onnx
 

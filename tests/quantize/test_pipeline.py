@@ -7,13 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from ranker_quantize import FidelityError, PackageOptions, VerifyOptions, build_package
 from ranker_sdk import Ranker
 from ranker_sdk.errors import InputError
 from ranker_sdk.metrics import spearman
 from ranker_sdk.package import read_package
 from ranker_sdk.tokenize import PairEncoder
-
-from ranker_quantize import FidelityError, PackageOptions, VerifyOptions, build_package
 
 
 def torch_reference(model_dir, package, query, docs) -> np.ndarray:
@@ -95,7 +94,9 @@ def test_no_external_data_or_pickle(int8_package):
 
 
 def test_same_checkpoint_gives_byte_identical_package(tiny_bert_dir, data_dir, tmp_path):
-    options = PackageOptions(tar=True, verify=VerifyOptions(calibration=str(data_dir / "trec-rag24"), max_queries=2, max_ndcg_drop=1.0))
+    options = PackageOptions(
+        tar=True, verify=VerifyOptions(calibration=str(data_dir / "trec-rag24"), max_queries=2, max_ndcg_drop=1.0)
+    )
     a = build_package(tiny_bert_dir, tmp_path / "a" / "pkg", options)
     b = build_package(tiny_bert_dir, tmp_path / "b" / "pkg", options)
     files_a = {p.name: p.read_bytes() for p in a.path.iterdir()}

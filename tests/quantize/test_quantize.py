@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
-
-import onnxruntime as ort
 from ranker_quantize.calibrate import calibration_feeds
 from ranker_quantize.errors import ExportError
 from ranker_quantize.export import export_onnx, load_checkpoint
@@ -120,7 +119,9 @@ def test_option_errors():
 
 
 def test_embedding_rows_keep_each_row_within_half_a_step(fused_static):
-    table_name = next(n.input[0] for n in fused_static.graph.node if n.op_type == "Gather" and n.input[1] == "input_ids")
+    table_name = next(
+        n.input[0] for n in fused_static.graph.node if n.op_type == "Gather" and n.input[1] == "input_ids"
+    )
     table = numpy_helper.to_array(next(t for t in fused_static.graph.initializer if t.name == table_name))
     q = int8_embedding_rows(fused_static)
     inits = {t.name: numpy_helper.to_array(t) for t in q.graph.initializer}
@@ -169,6 +170,9 @@ def test_static_graph_runs_on_integer_kernels(fused_static, feeds, tmp_path):
     ops = [n.op_type for n in ran.graph.node]
     assert ops.count("MatMulIntegerToFloat") >= 2 * 6, sorted(set(ops))
     inits = {t.name: t for t in ran.graph.initializer}
-    weight_dq = [n.name for n in ran.graph.node
-                 if n.op_type == "DequantizeLinear" and n.input[0] in inits and len(inits[n.input[0]].dims) == 2]
+    weight_dq = [
+        n.name
+        for n in ran.graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits and len(inits[n.input[0]].dims) == 2
+    ]
     assert not weight_dq, f"weights dequantized at run time: {weight_dq}"

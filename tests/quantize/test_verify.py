@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ranker_sdk.beir import Group
-from ranker_sdk.errors import InputError
-
 from ranker_quantize.verify import (
     VerifyOptions,
     calibration_groups,
@@ -15,12 +12,19 @@ from ranker_quantize.verify import (
     generated_groups,
     torch_scores,
 )
+from ranker_sdk.beir import Group
+from ranker_sdk.errors import InputError
 
 
 def _group(labels):
     n = len(labels)
-    return Group(qid="q", query="q", doc_ids=tuple(map(str, range(n))),
-                 docs=tuple({"title": "", "text": str(i)} for i in range(n)), labels=tuple(labels))
+    return Group(
+        qid="q",
+        query="q",
+        doc_ids=tuple(map(str, range(n))),
+        docs=tuple({"title": "", "text": str(i)} for i in range(n)),
+        labels=tuple(labels),
+    )
 
 
 def test_identical_scores_are_perfectly_faithful():

@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 from ranker_quantize.verify import batch_invariance
 from ranker_sdk.beir import load_groups
-from ranker_sdk.ranker import default_package_path
 from ranker_sdk.package import read_package
+from ranker_sdk.ranker import default_package_path
 
 DEFAULT = default_package_path()
 
@@ -23,8 +23,12 @@ DEFAULT = default_package_path()
 @pytest.mark.skipif(DEFAULT is None, reason="no default package bundled")
 def test_default_scores_do_not_depend_on_batch_neighbours(data_dir, request):
     if read_package(DEFAULT).config.quantization.get("activations") != "static":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="the bundled default is dynamically quantized: its scores follow the batch (issue 11)"))
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="the bundled default is dynamically quantized: its scores follow the batch (issue 11)",
+            )
+        )
     groups = load_groups(data_dir / "trec-rag24", "dev")
     report = batch_invariance(DEFAULT, groups)
     assert report["queries"] == 45

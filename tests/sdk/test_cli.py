@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from ranker_sdk.cli import main, read_docs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +26,10 @@ def test_read_docs_formats():
 def test_rank_jsonl_file_json_output(tiny_package, tiny_ranker, tmp_path, capsys):
     f = tmp_path / "docs.jsonl"
     f.write_text('{"text": "paris is in france", "title": "Paris"}\n{"text": "bananas"}\n{"text": "lunch"}\n')
-    assert main(["rank", "--package", str(tiny_package), "--query", "capital", "--docs", str(f), "--json", "--top-k", "2"]) == 0
+    assert (
+        main(["rank", "--package", str(tiny_package), "--query", "capital", "--docs", str(f), "--json", "--top-k", "2"])
+        == 0
+    )
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     expected = tiny_ranker.rank("capital", read_docs(open(f)), top_k=2)
     assert [r["index"] for r in rows] == [h.index for h in expected]
@@ -37,7 +39,9 @@ def test_rank_jsonl_file_json_output(tiny_package, tiny_ranker, tmp_path, capsys
 def test_rank_text_from_stdin(tiny_package):
     r = subprocess.run(
         [sys.executable, "-m", "ranker_sdk", "rank", "--package", str(tiny_package), "--query", "q"],
-        input="first doc\nsecond doc\n", capture_output=True, text=True,
+        input="first doc\nsecond doc\n",
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.splitlines()) == 2 and "doc" in r.stdout
@@ -65,8 +69,12 @@ def test_verify_ok_and_names_the_corrupt_file(tiny_package, tmp_path, capsys):
 
 
 def test_quickstart_runs(tiny_package):
-    r = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"), str(tiny_package)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py"), str(tiny_package)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 4 and lines[-1].startswith("scores in input order:")
@@ -74,9 +82,17 @@ def test_quickstart_runs(tiny_package):
 
 def test_rank_trec_example_runs(tiny_package, data_dir):
     r = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "rank_trec.py"), "--package", str(tiny_package),
-         "--data", str(data_dir / "trec-rag24")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(ROOT / "examples" / "rank_trec.py"),
+            "--package",
+            str(tiny_package),
+            "--data",
+            str(data_dir / "trec-rag24"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
@@ -86,8 +102,11 @@ def test_rank_trec_example_runs(tiny_package, data_dir):
     assert any(ln.startswith("grade: ") for ln in lines) and any(ln.startswith("was: ") for ln in lines)
     assert lines[-2].startswith("this query: nDCG@10 first-stage order")
     # the dev-wide comparison, computed now: the counts cover every dev query
-    m = re.fullmatch(r"all (\d+) dev queries: mean nDCG@10 first-stage order (0\.\d{3}), reranked (0\.\d{3}); "
-                     r"reranking is better on (\d+), worse on (\d+), tied on (\d+)", lines[-1])
+    m = re.fullmatch(
+        r"all (\d+) dev queries: mean nDCG@10 first-stage order (0\.\d{3}), reranked (0\.\d{3}); "
+        r"reranking is better on (\d+), worse on (\d+), tied on (\d+)",
+        lines[-1],
+    )
     assert m, lines[-1]
     n, better, worse, tied = (int(m.group(i)) for i in (1, 4, 5, 6))
     assert n == 45 and better + worse + tied == n
@@ -96,9 +115,17 @@ def test_rank_trec_example_runs(tiny_package, data_dir):
 
 def test_rank_trec_example_without_the_data_says_so_in_one_line(tiny_package, tmp_path):
     r = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "rank_trec.py"), "--package", str(tiny_package),
-         "--data", str(tmp_path / "no-such-data")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(ROOT / "examples" / "rank_trec.py"),
+            "--package",
+            str(tiny_package),
+            "--data",
+            str(tmp_path / "no-such-data"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.strip().splitlines() == [
@@ -148,7 +175,9 @@ def test_gzip_docs_are_refused_with_a_hint(tiny_package, tmp_path):
     f.write_bytes(gzip.compress(b"first doc\nsecond doc\n"))
     r = _ranker_cli(["rank", "--package", str(tiny_package), "--query", "q", "--docs", str(f)])
     assert r.returncode == 1
-    assert _one_error_line(r) == f"error: {f}: gzip-compressed, not text; decompress it first (zcat {f} | ranker rank ...)"
+    assert (
+        _one_error_line(r) == f"error: {f}: gzip-compressed, not text; decompress it first (zcat {f} | ranker rank ...)"
+    )
 
 
 def test_utf8_bom_is_not_part_of_the_first_doc():
@@ -162,8 +191,13 @@ def test_a_terminal_on_stdin_gets_a_usage_hint_instead_of_a_wait(tiny_package):
 
     parent, child = pty.openpty()
     try:
-        r = subprocess.run([sys.executable, "-m", "ranker_sdk", "rank", "--package", str(tiny_package), "--query", "q"],
-                           stdin=child, capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-m", "ranker_sdk", "rank", "--package", str(tiny_package), "--query", "q"],
+            stdin=child,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         os.close(child)
         os.close(parent)
@@ -175,6 +209,13 @@ def test_rank_help_teaches(capsys):
     with pytest.raises(SystemExit):
         main(["rank", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    for phrase in ("Higher scores are better", "examples:", "ranker rank --query", "(default: -)",
-                   "(default: all)", "(default: one per core)", "the package bundled with ranker-sdk"):
+    for phrase in (
+        "Higher scores are better",
+        "examples:",
+        "ranker rank --query",
+        "(default: -)",
+        "(default: all)",
+        "(default: one per core)",
+        "the package bundled with ranker-sdk",
+    ):
         assert phrase in out, phrase

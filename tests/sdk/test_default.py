@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 import numpy as np
-
 from ranker_sdk import Ranker
 from ranker_sdk.beir import load_groups
 from ranker_sdk.cli import main

@@ -8,7 +8,6 @@ import re
 
 import numpy as np
 import pytest
-
 from ranker_sdk import InputError, PackageError, Ranker
 from ranker_sdk.fusion import Fusion, check_first_stage, fuse, zscore
 from ranker_sdk.package import PackageConfig
@@ -35,6 +34,7 @@ def first_stage_of(n: int) -> np.ndarray:
 
 
 # -- validation ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "bad,match",
@@ -73,6 +73,7 @@ def test_empty_docs_with_empty_first_stage(fused_ranker):
 
 # -- identity when the package has no rule ---------------------------------------------------
 
+
 def test_unfitted_package_returns_model_scores_unchanged(tiny_ranker, trec_query_docs):
     q, docs = trec_query_docs
     assert tiny_ranker.config.fusion is None
@@ -85,6 +86,7 @@ def test_unfitted_package_returns_model_scores_unchanged(tiny_ranker, trec_query
 
 
 # -- the fused score -------------------------------------------------------------------------
+
 
 def test_fused_scores_match_a_hand_computation(fused_ranker, tiny_ranker, trec_query_docs):
     q, docs = trec_query_docs
@@ -131,6 +133,7 @@ def test_zscore_of_a_constant_list_is_zero():
 
 # -- ranker.json ------------------------------------------------------------------------------
 
+
 def test_config_round_trips_fusion_and_omits_it_when_absent():
     plain = tiny_config()
     assert "fusion" not in plain.to_dict()  # old packages stay byte-identical
@@ -162,6 +165,7 @@ def test_bad_fusion_in_ranker_json_is_a_package_error(fusion, match):
 
 # -- ranker rank --first-stage ----------------------------------------------------------------
 
+
 def _write_jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
@@ -173,8 +177,22 @@ def test_cli_first_stage_fuses_the_score_field(fused_ranker, tiny_package, tmp_p
     texts = ["paris is the capital of france", "bananas are yellow", "lunch prices rose", "the seine flows"]
     fs = [-1, -2, -3, -4]
     f = _write_jsonl(tmp_path / "docs.jsonl", [{"text": t, "score": s} for t, s in zip(texts, fs)])
-    assert main(["rank", "--package", fused_ranker.source, "--query", "capital", "--docs", str(f),
-                 "--json", "--first-stage"]) == 0
+    assert (
+        main(
+            [
+                "rank",
+                "--package",
+                fused_ranker.source,
+                "--query",
+                "capital",
+                "--docs",
+                str(f),
+                "--json",
+                "--first-stage",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     docs = [{"text": t, "title": ""} for t in texts]
     want = fused_ranker.rank("capital", docs, first_stage=fs)
@@ -182,12 +200,17 @@ def test_cli_first_stage_fuses_the_score_field(fused_ranker, tiny_package, tmp_p
     assert [r["score"] for r in rows] == pytest.approx([h.score for h in want], abs=1e-6)
     assert [r["first_stage"] for r in rows] == [fs[h.index] for h in want]
     # ... and the scores are the fused ones, not the model's
-    assert [r["score"] for r in rows] != pytest.approx([float(x) for x in sorted(
-        fused_ranker.score("capital", docs), reverse=True)], abs=1e-3)
+    assert [r["score"] for r in rows] != pytest.approx(
+        [float(x) for x in sorted(fused_ranker.score("capital", docs), reverse=True)], abs=1e-3
+    )
 
     # a package without a rule ranks by the model and says so
-    assert main(["rank", "--package", str(tiny_package), "--query", "capital", "--docs", str(f),
-                 "--json", "--first-stage"]) == 0
+    assert (
+        main(
+            ["rank", "--package", str(tiny_package), "--query", "capital", "--docs", str(f), "--json", "--first-stage"]
+        )
+        == 0
+    )
     cap = capsys.readouterr()
     assert "has no fusion rule" in cap.err
     plain = Ranker.load(tiny_package, threads=1).rank("capital", docs)

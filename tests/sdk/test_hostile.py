@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from ranker_quantize.package import manifest_bytes, tar_package, write_package
 from ranker_sdk import InputError, InternalError, PackageError, Ranker
 from ranker_sdk.package import read_package
-from ranker_quantize.package import manifest_bytes, tar_package, write_package
+
 from tests.conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,8 +42,12 @@ def _reseal(pkg: Path) -> None:
 def _child(code: str, *, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter with the repo on sys.path."""
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout,
-        cwd=ROOT, env=env if env is not None else {**os.environ},
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env if env is not None else {**os.environ},
     )
 
 
@@ -68,11 +72,15 @@ def test_deeply_nested_manifest_is_a_package_error(pkg_copy):
     "edit,match",
     [
         (lambda text, cfg: "[" * 100_000 + "]" * 100_000, r"ranker\.json is not valid JSON \(RecursionError"),
-        (lambda text, cfg: text.replace(f'"max_length": {cfg["max_length"]}', '"max_length": 1e400'),
-         r"ranker\.json is missing or has a malformed field: OverflowError"),
+        (
+            lambda text, cfg: text.replace(f'"max_length": {cfg["max_length"]}', '"max_length": 1e400'),
+            r"ranker\.json is missing or has a malformed field: OverflowError",
+        ),
         (lambda text, cfg: json.dumps({**cfg, "max_length": 10**9}), r"max_length <= 8192"),
-        (lambda text, cfg: json.dumps({**cfg, "score": {"kind": "sigmoid", "scale": float("nan")}}),
-         r"score\.scale and score\.bias must be finite"),
+        (
+            lambda text, cfg: json.dumps({**cfg, "score": {"kind": "sigmoid", "scale": float("nan")}}),
+            r"score\.scale and score\.bias must be finite",
+        ),
         (lambda text, cfg: json.dumps({**cfg, "score": "raw"}), r"ranker\.json is missing or has a malformed field"),
     ],
 )
@@ -95,7 +103,9 @@ def test_max_length_beyond_the_model_position_limit_is_refused_at_load(tmp_path,
     """The tiny model has 128 positions; a package promising 256 used to load and fail on the first long doc."""
     files = {"model.onnx": tiny_onnx, "tokenizer.json": (tiny_bert_dir / "tokenizer.json").read_bytes()}
     pkg = write_package(tmp_path / "long", files, tiny_config(max_length=256, doc_max_chars=4000))
-    with pytest.raises(PackageError, match=r"model\.onnx fails on a 256-token probe batch \(ranker\.json max_length 256\)"):
+    with pytest.raises(
+        PackageError, match=r"model\.onnx fails on a 256-token probe batch \(ranker\.json max_length 256\)"
+    ):
         Ranker.load(pkg)
 
 
@@ -103,8 +113,10 @@ def _sqrt_model(offset: float) -> bytes:
     """An ONNX model scoring every row ``sqrt(seq_len - offset)``: NaN for batches narrower than ``offset``."""
     from onnx import TensorProto, helper
 
-    ins = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"])
-           for n in ("input_ids", "attention_mask", "token_type_ids")]
+    ins = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"])
+        for n in ("input_ids", "attention_mask", "token_type_ids")
+    ]
     out = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch"])
     nodes = [
         helper.make_node("Shape", ["input_ids"], ["shape"]),
@@ -114,16 +126,22 @@ def _sqrt_model(offset: float) -> bytes:
         helper.make_node("Sqrt", ["d"], ["root"]),
     ]
     for n in ("input_ids", "attention_mask", "token_type_ids"):  # use every input, times zero
-        nodes += [helper.make_node("Cast", [n], [n + "_f"], to=TensorProto.FLOAT),
-                  helper.make_node("ReduceSum", [n + "_f", "axis1"], [n + "_s"], keepdims=0),
-                  helper.make_node("Mul", [n + "_s", "zero"], [n + "_z"])]
-    nodes += [helper.make_node("Add", ["input_ids_z", "attention_mask_z"], ["a"]),
-              helper.make_node("Add", ["a", "token_type_ids_z"], ["b"]),
-              helper.make_node("Add", ["b", "root"], ["scores"])]
-    inits = [helper.make_tensor("one", TensorProto.INT64, [], [1]),
-             helper.make_tensor("axis1", TensorProto.INT64, [1], [1]),
-             helper.make_tensor("offset", TensorProto.FLOAT, [], [offset]),
-             helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])]
+        nodes += [
+            helper.make_node("Cast", [n], [n + "_f"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceSum", [n + "_f", "axis1"], [n + "_s"], keepdims=0),
+            helper.make_node("Mul", [n + "_s", "zero"], [n + "_z"]),
+        ]
+    nodes += [
+        helper.make_node("Add", ["input_ids_z", "attention_mask_z"], ["a"]),
+        helper.make_node("Add", ["a", "token_type_ids_z"], ["b"]),
+        helper.make_node("Add", ["b", "root"], ["scores"]),
+    ]
+    inits = [
+        helper.make_tensor("one", TensorProto.INT64, [], [1]),
+        helper.make_tensor("axis1", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("offset", TensorProto.FLOAT, [], [offset]),
+        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+    ]
     graph = helper.make_graph(nodes, "sqrt_len", ins, [out], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -297,10 +315,13 @@ def test_loading_and_scoring_write_nothing_to_home_or_tmp(tiny_package, tmp_path
     tmp.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
     env.update(HOME=str(home), TMPDIR=str(tmp), XDG_CACHE_HOME=str(home / ".cache"))
-    r = _child(f"""
+    r = _child(
+        f"""
         from ranker_sdk import Ranker
         print(Ranker.load({str(tiny_package)!r}, threads=1).score("q", ["a doc", "another"]))
-    """, env=env)
+    """,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in home.rglob("*")) == [] and sorted(p.name for p in tmp.rglob("*")) == []
 

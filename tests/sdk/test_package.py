@@ -8,9 +8,8 @@ import shutil
 import tarfile
 
 import pytest
-
-from ranker_sdk import PackageError, Ranker
 from ranker_quantize.package import manifest_bytes
+from ranker_sdk import PackageError, Ranker
 from ranker_sdk.package import read_package
 
 
@@ -139,10 +138,10 @@ def test_missing_path_and_no_default(tmp_path):
 
 
 def test_model_with_two_outputs_per_row_is_refused_at_load(tmp_path, tiny_bert_dir):
+    from ranker_quantize.package import write_package
     from transformers import AutoModelForSequenceClassification
 
     from tests.conftest import export_onnx_bytes, tiny_config
-    from ranker_quantize.package import write_package
 
     two = tmp_path / "two_labels"
     AutoModelForSequenceClassification.from_pretrained(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from ranker_sdk import InputError
 
 texts = st.text(alphabet=st.characters(codec=None, categories=None), max_size=300)

@@ -7,7 +7,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from ranker_sdk import Hit, InputError, Ranker
 
 
@@ -31,14 +30,17 @@ def test_score_shape_dtype_and_rank_order(tiny_ranker, trec_query_docs):
 
 
 @pytest.mark.parametrize(
-    "batch_size,max_tokens,sort", [(1, 4096, True), (3, 4096, False), (7, 4096, True), (64, 4096, False), (64, 100, True)]
+    "batch_size,max_tokens,sort",
+    [(1, 4096, True), (3, 4096, False), (7, 4096, True), (64, 4096, False), (64, 100, True)],
 )
 def test_scores_do_not_depend_on_batching(tiny_package, tiny_ranker, trec_query_docs, batch_size, max_tokens, sort):
     q, docs = trec_query_docs
     docs = varied_lengths(docs)
     assert len({len(r) for r in tiny_ranker._encoder.encode(q, docs).ids}) >= 5  # batches really get padded
     ref = tiny_ranker.score(q, docs)
-    other = Ranker.load(tiny_package, threads=1, batch_size=batch_size, max_batch_tokens=max_tokens, sort_by_length=sort)
+    other = Ranker.load(
+        tiny_package, threads=1, batch_size=batch_size, max_batch_tokens=max_tokens, sort_by_length=sort
+    )
     np.testing.assert_allclose(other.score(q, docs), ref, atol=1e-5, rtol=1e-5)
 
 
@@ -88,7 +90,9 @@ def test_huge_doc_is_cut_by_characters_before_tokenizing(tiny_ranker):
     huge = "word " * 2_000_000  # 10 MB
     s = tiny_ranker.score("word", [huge, "word"])
     assert np.isfinite(s).all()
-    np.testing.assert_allclose(s[0], tiny_ranker.score("word", [huge[: tiny_ranker.config.doc_max_chars]])[0], atol=1e-6)
+    np.testing.assert_allclose(
+        s[0], tiny_ranker.score("word", [huge[: tiny_ranker.config.doc_max_chars]])[0], atol=1e-6
+    )
 
 
 def test_does_not_mutate_docs(tiny_ranker):

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from ranker_sdk.beir import read_qrels
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +43,9 @@ def test_the_python_sdk_block_prints_its_hits():
     lines = r.stdout.splitlines()
     assert len(lines) == 2 and {ln.split()[0] for ln in lines} == {"0", "1"}, r.stdout + r.stderr
     # the first-stage fusion block: a ranking of the three docs, then the package's fusion weight
-    r = subprocess.run([sys.executable, "-c", fusion], cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env())
+    r = subprocess.run(
+        [sys.executable, "-c", fusion], cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env()
+    )
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     order, _, weight = r.stdout.strip().partition("] ")
     assert sorted(int(i) for i in order.strip("[").split(",")) == [0, 1, 2], r.stdout

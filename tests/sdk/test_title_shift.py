@@ -10,7 +10,6 @@ shifts the scores of a query's candidates by less than a quarter of their spread
 from __future__ import annotations
 
 import numpy as np
-
 from ranker_sdk import Ranker
 from ranker_sdk.beir import load_groups
 

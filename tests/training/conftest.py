@@ -42,8 +42,9 @@ def causal_tokenizer(data_dir):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<pad>", END],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<pad>", END], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(_passages(data_dir), trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token=END, model_max_length=512)
 
@@ -63,9 +64,17 @@ def _save_lm(out: Path, config, tokenizer) -> Path:
 def tiny_llama_dir(tmp_path_factory, causal_tokenizer) -> Path:
     from transformers import LlamaConfig
 
-    cfg = LlamaConfig(vocab_size=len(causal_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      pad_token_id=causal_tokenizer.pad_token_id, tie_word_embeddings=False)
+    cfg = LlamaConfig(
+        vocab_size=len(causal_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=causal_tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
     return _save_lm(tmp_path_factory.mktemp("tiny_llama"), cfg, causal_tokenizer)
 
 
@@ -73,9 +82,17 @@ def tiny_llama_dir(tmp_path_factory, causal_tokenizer) -> Path:
 def tiny_qwen2_dir(tmp_path_factory, causal_tokenizer) -> Path:
     from transformers import Qwen2Config
 
-    cfg = Qwen2Config(vocab_size=len(causal_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      pad_token_id=causal_tokenizer.pad_token_id, tie_word_embeddings=True)
+    cfg = Qwen2Config(
+        vocab_size=len(causal_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=causal_tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
     return _save_lm(tmp_path_factory.mktemp("tiny_qwen2"), cfg, causal_tokenizer)
 
 

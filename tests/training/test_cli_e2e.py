@@ -11,7 +11,6 @@ import sys
 
 import pytest
 import yaml
-
 from ranker_sdk.cli import main
 
 pytestmark = pytest.mark.slow
@@ -29,25 +28,92 @@ def _small_train(steps=3, **kw):
 def test_every_stage_through_the_cli(tmp_path, tiny_llama_dir, tiny_bert_dir, tiny_package, wikiqa, capsys):
     d = tmp_path
     data = ["--data", str(wikiqa), "--split", "dev", "--max-queries", "5"]
-    cpt = _yaml(d / "cpt.yaml", {"model": str(tiny_llama_dir), "max_length": 64, "query_max_tokens": 16,
-                                 "train": _small_train()})
+    cpt = _yaml(
+        d / "cpt.yaml",
+        {"model": str(tiny_llama_dir), "max_length": 64, "query_max_tokens": 16, "train": _small_train()},
+    )
     assert main(["train", "cpt", "--config", cpt, "--out", str(d / "cpt"), *data]) == 0
-    teacher = _yaml(d / "teacher.yaml", {"model": "unused", "max_length": 64, "query_max_tokens": 16,
-                                         "lora": {"r": 4, "alpha": 8}, "group": {"size": 4},
-                                         "train": _small_train(bf16=True)})
-    assert main(["train", "teacher", "--config", teacher, "--model", str(d / "cpt"), "--out", str(d / "teacher"),
-                 "--loss", "listwise", *data]) == 0
-    assert main(["train", "label", "--teacher", str(d / "teacher"), "--out", str(d / "scores.tsv"), "--batch-size", "4",
-                 *data]) == 0
+    teacher = _yaml(
+        d / "teacher.yaml",
+        {
+            "model": "unused",
+            "max_length": 64,
+            "query_max_tokens": 16,
+            "lora": {"r": 4, "alpha": 8},
+            "group": {"size": 4},
+            "train": _small_train(bf16=True),
+        },
+    )
+    assert (
+        main(
+            [
+                "train",
+                "teacher",
+                "--config",
+                teacher,
+                "--model",
+                str(d / "cpt"),
+                "--out",
+                str(d / "teacher"),
+                "--loss",
+                "listwise",
+                *data,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                "label",
+                "--teacher",
+                str(d / "teacher"),
+                "--out",
+                str(d / "scores.tsv"),
+                "--batch-size",
+                "4",
+                *data,
+            ]
+        )
+        == 0
+    )
     n_pairs = len((d / "scores.tsv").read_text().splitlines())
-    distill = _yaml(d / "distill.yaml", {"student": str(tiny_bert_dir), "max_length": 64, "query_max_tokens": 16,
-                                         "alpha": 0.5, "beta": 2.0, "teacher_scale": "query", "train": _small_train()})
-    assert main(["train", "distill", "--config", distill, "--teacher-scores", str(d / "scores.tsv"),
-                 "--out", str(d / "student"), *data]) == 0
+    distill = _yaml(
+        d / "distill.yaml",
+        {
+            "student": str(tiny_bert_dir),
+            "max_length": 64,
+            "query_max_tokens": 16,
+            "alpha": 0.5,
+            "beta": 2.0,
+            "teacher_scale": "query",
+            "train": _small_train(),
+        },
+    )
+    assert (
+        main(
+            [
+                "train",
+                "distill",
+                "--config",
+                distill,
+                "--teacher-scores",
+                str(d / "scores.tsv"),
+                "--out",
+                str(d / "student"),
+                *data,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     results = {}
     for model in (str(d / "student"), str(d / "teacher"), str(tiny_package), "first-stage", "bm25"):
-        assert main(["eval", "--model", model, "--data", str(wikiqa), "--split", "dev", "--max-queries", "5", "--json"]) == 0
+        assert (
+            main(["eval", "--model", model, "--data", str(wikiqa), "--split", "dev", "--max-queries", "5", "--json"])
+            == 0
+        )
         results[model] = json.loads(capsys.readouterr().out)["sources"][0]
     queries = {r["queries"] for r in results.values()}
     assert len(queries) == 1 and queries.pop() >= 1
@@ -60,26 +126,52 @@ def test_every_stage_through_the_cli(tmp_path, tiny_llama_dir, tiny_bert_dir, ti
 
 def test_recipe_runs_every_stage_and_skips_finished_ones(tmp_path, tiny_llama_dir, tiny_bert_dir, wikiqa, capsys):
     data = [{"path": str(wikiqa), "split": "dev"}]
-    student = {"student": str(tiny_bert_dir), "max_length": 64, "query_max_tokens": 16, "data": data,
-               "train": _small_train()}
-    recipe = _yaml(tmp_path / "recipe.yaml", {
-        "cpt": {"model": str(tiny_llama_dir), "max_length": 64, "query_max_tokens": 16, "data": data, "train": _small_train()},
-        "teacher": {"max_length": 64, "query_max_tokens": 16, "lora": {"r": 4, "alpha": 8}, "data": data,
-                    "train": _small_train()},
-        "label": {"data": data, "batch_size": 8},
-        "students": {"hybrid": student, "labels_only": {**student, "loss": "pairwise"},
-                     "margin_only": {**student, "alpha": 0.0}},
-        "eval": {"data": data, "k": 5},
-    })
+    student = {
+        "student": str(tiny_bert_dir),
+        "max_length": 64,
+        "query_max_tokens": 16,
+        "data": data,
+        "train": _small_train(),
+    }
+    recipe = _yaml(
+        tmp_path / "recipe.yaml",
+        {
+            "cpt": {
+                "model": str(tiny_llama_dir),
+                "max_length": 64,
+                "query_max_tokens": 16,
+                "data": data,
+                "train": _small_train(),
+            },
+            "teacher": {
+                "max_length": 64,
+                "query_max_tokens": 16,
+                "lora": {"r": 4, "alpha": 8},
+                "data": data,
+                "train": _small_train(),
+            },
+            "label": {"data": data, "batch_size": 8},
+            "students": {
+                "hybrid": student,
+                "labels_only": {**student, "loss": "pairwise"},
+                "margin_only": {**student, "alpha": 0.0},
+            },
+            "eval": {"data": data, "k": 5},
+        },
+    )
     out = tmp_path / "run"
-    assert main(["train", "recipe", "--config", recipe, "--out", str(out), "--max-queries", "4", "--max-steps", "2"]) == 0
+    assert (
+        main(["train", "recipe", "--config", recipe, "--out", str(out), "--max-queries", "4", "--max-steps", "2"]) == 0
+    )
     res = json.loads((out / "eval.json").read_text())
     assert set(res) == {"first-stage", "bm25", "random", "teacher", "hybrid", "labels_only", "margin_only"}
     assert "ndcg@5" in res["hybrid"]["sources"][0]
     assert json.loads((out / "students" / "margin_only" / "train_state.json").read_text())["losses"]
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("model.safetensors")}
     assert len(stamps) == 5  # cpt, teacher, 3 students
-    assert main(["train", "recipe", "--config", recipe, "--out", str(out), "--max-queries", "4", "--max-steps", "2"]) == 0
+    assert (
+        main(["train", "recipe", "--config", recipe, "--out", str(out), "--max-queries", "4", "--max-steps", "2"]) == 0
+    )
     assert {p: p.stat().st_mtime_ns for p in out.rglob("model.safetensors")} == stamps
     assert "hybrid" in capsys.readouterr().out
 
@@ -93,19 +185,46 @@ def _free_port() -> int:
 def test_two_cpu_processes_under_torchrun(tmp_path, tiny_llama_dir):
     """DDP over gloo: the teacher trainer runs unchanged in 2 processes, checkpoints, and finishes once."""
     log = tmp_path / "clicks.jsonl"
-    log.write_text("".join(
-        json.dumps({"query": f"question {q}", "title": "T", "summary": text, "clicks": int(k == 0)}) + "\n"
-        for q in range(8) for k, text in enumerate(["the relevant answer", "filler one", "filler two"])),
-        encoding="utf-8")
-    cfg = _yaml(tmp_path / "teacher.yaml", {
-        "model": str(tiny_llama_dir), "max_length": 48, "query_max_tokens": 8, "lora": {"r": 4, "alpha": 8},
-        "data": [{"path": str(log)}], "group": {"size": 3},
-        "train": {"lr": 1e-3, "batch_size": 2, "grad_accum": 2, "max_steps": 4, "save_every": 2, "log_every": 1}})
+    log.write_text(
+        "".join(
+            json.dumps({"query": f"question {q}", "title": "T", "summary": text, "clicks": int(k == 0)}) + "\n"
+            for q in range(8)
+            for k, text in enumerate(["the relevant answer", "filler one", "filler two"])
+        ),
+        encoding="utf-8",
+    )
+    cfg = _yaml(
+        tmp_path / "teacher.yaml",
+        {
+            "model": str(tiny_llama_dir),
+            "max_length": 48,
+            "query_max_tokens": 8,
+            "lora": {"r": 4, "alpha": 8},
+            "data": [{"path": str(log)}],
+            "group": {"size": 3},
+            "train": {"lr": 1e-3, "batch_size": 2, "grad_accum": 2, "max_steps": 4, "save_every": 2, "log_every": 1},
+        },
+    )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     # torchrun (accelerate launch --cpu runs a single process unless MPI is set up); Accelerator reads
     # the launcher's environment and uses DDP over gloo on CPUs, NCCL on GPUs.
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           "-m", "ranker_sdk.cli", "train", "teacher", "--config", cfg, "--out", str(tmp_path / "t")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "ranker_sdk.cli",
+        "train",
+        "teacher",
+        "--config",
+        cfg,
+        "--out",
+        str(tmp_path / "t"),
+    ]
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     state = json.loads((tmp_path / "t" / "train_state.json").read_text())

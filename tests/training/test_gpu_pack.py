@@ -25,7 +25,11 @@ def test_pack_unpack_round_trip(tiny_bert_dir, tmp_path):
         assert b[k].dtype == v.dtype and b[k].shape == v.shape, k
         if v.dtype == np.float32:
             # int8 rows (fp16 scales): within one step of the row's scale; fp16: relative 1e-3
-            tol = np.abs(v).max(axis=1, keepdims=True) / 127 + 1e-6 if k.endswith("word_embeddings.weight") else np.abs(v) * 1e-3 + 1e-4
+            tol = (
+                np.abs(v).max(axis=1, keepdims=True) / 127 + 1e-6
+                if k.endswith("word_embeddings.weight")
+                else np.abs(v) * 1e-3 + 1e-4
+            )
             assert np.all(np.abs(b[k] - v) <= tol), k
     names = {p.name for p in (tmp_path / "back").iterdir()}
     assert {"config.json", "tokenizer.json", "model.safetensors"} <= names

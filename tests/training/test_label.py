@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from ranker_training.config import DataSource, LabelConfig, LoraSettings, TeacherConfig
 from ranker_training.label import label, read_scores, shard_path
 from ranker_training.teacher import Teacher
@@ -16,16 +15,23 @@ from ranker_training.teacher import Teacher
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory, tiny_llama_dir):
     torch.manual_seed(0)
-    t = Teacher.build(TeacherConfig(model=str(tiny_llama_dir), lora=LoraSettings(enabled=False), max_length=96,
-                                    query_max_tokens=16))
+    t = Teacher.build(
+        TeacherConfig(model=str(tiny_llama_dir), lora=LoraSettings(enabled=False), max_length=96, query_max_tokens=16)
+    )
     out = tmp_path_factory.mktemp("teacher")
     t.save(out)
     return out
 
 
 def _cfg(teacher_dir, wikiqa, out, **kw) -> LabelConfig:
-    return LabelConfig(teacher=str(teacher_dir), data=(DataSource(str(wikiqa), "dev"),), max_queries=4, out=str(out),
-                       batch_size=8, **kw)
+    return LabelConfig(
+        teacher=str(teacher_dir),
+        data=(DataSource(str(wikiqa), "dev"),),
+        max_queries=4,
+        out=str(out),
+        batch_size=8,
+        **kw,
+    )
 
 
 def test_labels_every_candidate_and_resumes_after_a_torn_write(teacher_dir, wikiqa, tmp_path):

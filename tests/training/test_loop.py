@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-
 from ranker_training.config import TrainConfig
 from ranker_training.loop import lr_at, train_loop
 
@@ -41,7 +40,12 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
         train_loop(_model(), _loss(fail_at=5), cfg, tmp_path / "b")
     ckpt = tmp_path / "b" / "checkpoint"
     assert json.loads((ckpt / "state.json").read_text())["step"] == 4
-    assert sorted(p.name for p in ckpt.iterdir()) == ["model.safetensors", "optimizer.json", "optimizer.safetensors", "state.json"]
+    assert sorted(p.name for p in ckpt.iterdir()) == [
+        "model.safetensors",
+        "optimizer.json",
+        "optimizer.safetensors",
+        "state.json",
+    ]
     got, hist, _ = train_loop(_model(), _loss(), cfg, tmp_path / "b")
     assert hist == pytest.approx(ref_hist, rel=1e-5)
     for a, b in zip(ref.parameters(), got.parameters(), strict=True):

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from ranker_training import losses
 
 

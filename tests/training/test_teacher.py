@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-
 from ranker_training.config import DataSource, GroupConfig, LoraSettings, TeacherConfig, TrainConfig
 from ranker_training.teacher import Teacher, collate, last_token_index
 
@@ -14,14 +13,22 @@ PAIRS = [
     ("who wrote hamlet", {"title": "Hamlet", "text": "Hamlet is a tragedy written by William Shakespeare."}),
     ("how tall is the eiffel tower", "The tower is 330 metres tall, about the same height as an 81-storey building."),
     ("bm25", {"title": "", "text": "BM25 ranks documents."}),
-    ("what causes rain", "Rain is liquid water in the form of droplets that have condensed from atmospheric water "
-     "vapor and then become heavy enough to fall under gravity. " * 3),
+    (
+        "what causes rain",
+        "Rain is liquid water in the form of droplets that have condensed from atmospheric water "
+        "vapor and then become heavy enough to fall under gravity. " * 3,
+    ),
 ]
 
 
 def _cfg(model_dir, **kw) -> TeacherConfig:
-    base = dict(model=str(model_dir), lora=LoraSettings(enabled=False), max_length=96, query_max_tokens=16,
-                end_token="<|im_end|>")
+    base = dict(
+        model=str(model_dir),
+        lora=LoraSettings(enabled=False),
+        max_length=96,
+        query_max_tokens=16,
+        end_token="<|im_end|>",
+    )
     base.update(kw)
     return TeacherConfig(**base)
 
@@ -99,7 +106,9 @@ def write_separable_clicklog(path, n_queries: int = 8) -> None:
         query = f"question number {q} about topic {q % 3}"
         rows.append({"query": query, "title": "Answer", "summary": "the relevant answer to the question", "clicks": 2})
         for k in range(3):
-            rows.append({"query": query, "title": "Other", "summary": f"unrelated filler text {k} of page", "clicks": 0})
+            rows.append(
+                {"query": query, "title": "Other", "summary": f"unrelated filler text {k} of page", "clicks": 0}
+            )
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
@@ -110,14 +119,23 @@ def test_training_reduces_the_rank_loss(loss, tiny_llama_dir, tmp_path):
 
     log = tmp_path / "clicks.jsonl"
     write_separable_clicklog(log)
-    cfg = _cfg(tiny_llama_dir, loss=loss, lora=LoraSettings(r=8, alpha=16, dropout=0.0),
-               data=(DataSource(str(log)),), group=GroupConfig(size=4),
-               train=TrainConfig(lr=5e-3, batch_size=4, max_steps=30, warmup_ratio=0.0, log_every=0))
+    cfg = _cfg(
+        tiny_llama_dir,
+        loss=loss,
+        lora=LoraSettings(r=8, alpha=16, dropout=0.0),
+        data=(DataSource(str(log)),),
+        group=GroupConfig(size=4),
+        train=TrainConfig(lr=5e-3, batch_size=4, max_steps=30, warmup_ratio=0.0, log_every=0),
+    )
     out = train_teacher(cfg, tmp_path / "teacher")
     losses = json.loads((out / "train_state.json").read_text())["losses"]
     assert len(losses) == 30
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5, losses
     t = Teacher.load(out)
-    s = t.score_pairs([("question number 3 about topic 0", "the relevant answer to the question"),
-                       ("question number 3 about topic 0", "unrelated filler text 1 of page")])
+    s = t.score_pairs(
+        [
+            ("question number 3 about topic 0", "the relevant answer to the question"),
+            ("question number 3 about topic 0", "unrelated filler text 1 of page"),
+        ]
+    )
     assert s[0] > s[1]

@@ -40,7 +40,9 @@ def embed(model, tokenizer, texts: Sequence[str], *, max_length: int = 256, batc
     order = np.argsort([len(t) for t in texts])  # similar lengths share a batch: less padding
     for s in range(0, len(texts), batch_size):
         idx = order[s : s + batch_size]
-        b = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        b = tokenizer(
+            [texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
         with torch.no_grad():
             h = model(**b).last_hidden_state
         m = b["attention_mask"].unsqueeze(-1).to(h.dtype)
@@ -52,17 +54,23 @@ def embed(model, tokenizer, texts: Sequence[str], *, max_length: int = 256, batc
     return emb
 
 
-def write_runs(model_path: str, sources: Sequence[DataSource], out_dir: str | Path, *, max_queries: int | None = None,
-               progress=None) -> list[Path]:
+def write_runs(
+    model_path: str,
+    sources: Sequence[DataSource],
+    out_dir: str | Path,
+    *,
+    max_queries: int | None = None,
+    progress=None,
+) -> list[Path]:
     """Cosine of every (query, candidate) of ``sources`` into ``out_dir/<source>/BI_ENCODER.run``.
 
     A source whose run file exists is skipped (delete it to recompute). qids are the source's own.
     """
+    from ranker_sdk.tokenize import doc_text
     from transformers import AutoModel, AutoTokenizer
 
     from .config import hf_load_kwargs
     from .data import load_sourced
-    from ranker_sdk.tokenize import doc_text
 
     written = []
     model = tokenizer = None

@@ -83,8 +83,15 @@ def _cmd_teacher(args) -> int:
     from .config import TeacherConfig
     from .teacher import train_teacher
 
-    cfg = _load(TeacherConfig, args, model=args.model, data=_sources(args), max_queries=args.max_queries,
-                loss=args.loss, train_max_steps=args.max_steps)
+    cfg = _load(
+        TeacherConfig,
+        args,
+        model=args.model,
+        data=_sources(args),
+        max_queries=args.max_queries,
+        loss=args.loss,
+        train_max_steps=args.max_steps,
+    )
     cfg = _model_override(cfg, args)
     print(train_teacher(cfg, args.out, progress=_progress))
     return 0
@@ -104,8 +111,17 @@ def _cmd_label(args) -> int:
     from .config import LabelConfig
     from .label import label
 
-    cfg = _load(LabelConfig, args, teacher=args.teacher, data=_sources(args), out=args.out, shard=args.shard,
-                num_shards=args.num_shards, batch_size=args.batch_size, max_queries=args.max_queries)
+    cfg = _load(
+        LabelConfig,
+        args,
+        teacher=args.teacher,
+        data=_sources(args),
+        out=args.out,
+        shard=args.shard,
+        num_shards=args.num_shards,
+        batch_size=args.batch_size,
+        max_queries=args.max_queries,
+    )
     print(label(cfg, progress=_progress))
     return 0
 
@@ -115,8 +131,16 @@ def _cmd_distill(args) -> int:
     from .config import DistillConfig
     from .distill import train_distill
 
-    cfg = _load(DistillConfig, args, student=args.student, teacher_scores=args.teacher_scores, loss=args.loss,
-                data=_sources(args), max_queries=args.max_queries, train_max_steps=args.max_steps)
+    cfg = _load(
+        DistillConfig,
+        args,
+        student=args.student,
+        teacher_scores=args.teacher_scores,
+        loss=args.loss,
+        data=_sources(args),
+        max_queries=args.max_queries,
+        train_max_steps=args.max_steps,
+    )
     print(train_distill(cfg, args.out, progress=_progress))
     return 0
 
@@ -127,8 +151,14 @@ def _cmd_recipe(args) -> int:
     from .recipe import run_recipe
 
     cfg = load_config(RecipeConfig, args.config)
-    res = run_recipe(cfg, args.out, max_queries=args.max_queries, max_steps=args.max_steps,
-                     run_eval=not args.no_eval, progress=_progress)
+    res = run_recipe(
+        cfg,
+        args.out,
+        max_queries=args.max_queries,
+        max_steps=args.max_steps,
+        run_eval=not args.no_eval,
+        progress=_progress,
+    )
     if res:
         _print_table(res)
     return 0
@@ -142,17 +172,25 @@ def _print_table(results: dict) -> None:
     for name, where, s in rows:
         nd = next(k for k in s if k.startswith("ndcg@") and not k.endswith("_trec"))
         trec = f"  {nd}_trec {s[nd + '_trec']:.4f}" if nd + "_trec" in s else ""
-        print(f"{name:<24} {where:<40} {nd} {s[nd]:.4f}{trec}  map {s['map']:.4f}  mrr {s['mrr']:.4f}  "
-              f"pnr {s['pnr']:.3f}  queries {s['queries']}")
+        print(
+            f"{name:<24} {where:<40} {nd} {s[nd]:.4f}{trec}  map {s['map']:.4f}  mrr {s['mrr']:.4f}  "
+            f"pnr {s['pnr']:.3f}  queries {s['queries']}"
+        )
 
 
 @_guard
 def _cmd_eval(args) -> int:
     from .evaluate import evaluate_model
 
-    res = evaluate_model(args.model, _sources(args), k=args.k, max_queries=args.max_queries,
-                         batch_size=args.batch_size, progress=None if args.json else _progress,
-                         first_stage=args.first_stage)
+    res = evaluate_model(
+        args.model,
+        _sources(args),
+        k=args.k,
+        max_queries=args.max_queries,
+        batch_size=args.batch_size,
+        progress=None if args.json else _progress,
+        first_stage=args.first_stage,
+    )
     if args.json:
         print(json.dumps(res))
     else:
@@ -163,7 +201,12 @@ def _cmd_eval(args) -> int:
 def _common(p: argparse.ArgumentParser, *, out_help: str, out_default: str | None, steps: bool = True) -> None:
     p.add_argument("--config", help="YAML or JSON config file (defaults: the dataclass defaults)")
     p.add_argument("--out", default=out_default, help=out_help)
-    p.add_argument("--data", action="append", metavar="DIR", help="BEIR folder or click-log .jsonl (repeatable; replaces the config's data)")
+    p.add_argument(
+        "--data",
+        action="append",
+        metavar="DIR",
+        help="BEIR folder or click-log .jsonl (repeatable; replaces the config's data)",
+    )
     p.add_argument("--split", default="train", help="qrels split of --data (default: train)")
     p.add_argument("--max-queries", type=int, help="use the first N queries of each source")
     if steps:
@@ -212,16 +255,29 @@ def register(subparsers) -> None:
     p.set_defaults(func=_cmd_recipe)
 
     p = subparsers.add_parser("eval", help="nDCG@k, MAP, MRR, PNR of a model or baseline on candidate groups")
-    p.add_argument("--model", required=True, help="package, teacher folder, HF cross-encoder folder, first-stage or bm25")
-    p.add_argument("--data", action="append", required=True, metavar="DIR[=SPLIT]",
-                   help="BEIR folder (repeatable); DIR=SPLIT gives it its own split, e.g. ../shared/data/trec-dl=train:dl21-")
-    p.add_argument("--split", default="dev",
-                   help="qrels split (default: dev); NAME:PREFIX keeps qids starting with PREFIX, NAME:!PREFIX drops "
-                        "them (trec-dl's dev: train:dl21-)")
+    p.add_argument(
+        "--model", required=True, help="package, teacher folder, HF cross-encoder folder, first-stage or bm25"
+    )
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        metavar="DIR[=SPLIT]",
+        help="BEIR folder (repeatable); DIR=SPLIT gives it its own split, e.g. ../shared/data/trec-dl=train:dl21-",
+    )
+    p.add_argument(
+        "--split",
+        default="dev",
+        help="qrels split (default: dev); NAME:PREFIX keeps qids starting with PREFIX, NAME:!PREFIX drops "
+        "them (trec-dl's dev: train:dl21-)",
+    )
     p.add_argument("--k", type=int, default=10, help="nDCG cut-off (default: 10)")
     p.add_argument("--max-queries", type=int, help="first N queries of each source")
     p.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
-    p.add_argument("--first-stage", action="store_true",
-                   help="score a package fused with the first stage (-rank in candidates.run) by its fusion rule")
+    p.add_argument(
+        "--first-stage",
+        action="store_true",
+        help="score a package fused with the first stage (-rank in candidates.run) by its fusion rule",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_eval)

@@ -35,9 +35,22 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "ConfigError", "DataSource", "GroupConfig", "TrainConfig", "LoraSettings", "CPTConfig",
-    "TeacherConfig", "LabelConfig", "DistillConfig", "EvalConfig", "RecipeConfig",
-    "from_dict", "to_dict", "load_config", "save_config", "resolve_path",
+    "ConfigError",
+    "DataSource",
+    "GroupConfig",
+    "TrainConfig",
+    "LoraSettings",
+    "CPTConfig",
+    "TeacherConfig",
+    "LabelConfig",
+    "DistillConfig",
+    "EvalConfig",
+    "RecipeConfig",
+    "from_dict",
+    "to_dict",
+    "load_config",
+    "save_config",
+    "resolve_path",
 ]
 
 
@@ -359,7 +372,7 @@ def apply_overrides(cfg: Any, **overrides: Any):
         if v is None:
             continue
         if k.startswith("train_") and hasattr(cfg, "train"):
-            train[k[len("train_"):]] = v
+            train[k[len("train_") :]] = v
         else:
             top[k] = _convert(hints[k], v, f"--{k}")
     if train:
@@ -395,8 +408,10 @@ def local_model_dir(p: str, what: str) -> str:
     """
     path = resolve_path(p)
     if not Path(path).is_dir():
-        raise ConfigError(f"{what}: {p!r} is not a local checkpoint folder (nothing is downloaded); "
-                          "pass the directory that save_pretrained wrote, or pkg:NAME/sub")
+        raise ConfigError(
+            f"{what}: {p!r} is not a local checkpoint folder (nothing is downloaded); "
+            "pass the directory that save_pretrained wrote, or pkg:NAME/sub"
+        )
     return path
 
 

@@ -40,8 +40,9 @@ class CPTExamples:
     """Tokenized (prompt, target) examples from the clicked candidates of groups."""
 
     def __init__(self, tokenizer, cfg: CPTConfig) -> None:
-        self.prompt = PromptEncoder(tokenizer, cfg.prompt, cfg.end_token, cfg.max_length, cfg.query_max_tokens,
-                                    append_end=False)
+        self.prompt = PromptEncoder(
+            tokenizer, cfg.prompt, cfg.end_token, cfg.max_length, cfg.query_max_tokens, append_end=False
+        )
         self.tokenizer = tokenizer
         self.max_length = cfg.max_length
         self.end_id = self.prompt.end_id
@@ -114,16 +115,25 @@ def train_cpt(cfg: CPTConfig, out: str | Path, *, progress=None) -> Path:
     t = cfg.train
 
     def loss_fn(m, step, micro):
-        idx = schedule(len(pairs), t.batch_size, t.seed, step, micro, t.grad_accum,
-                       accelerator.process_index, accelerator.num_processes)
+        idx = schedule(
+            len(pairs),
+            t.batch_size,
+            t.seed,
+            step,
+            micro,
+            t.grad_accum,
+            accelerator.process_index,
+            accelerator.num_processes,
+        )
         for i in idx:
             if i not in cache:
                 cache[i] = examples.encode(*pairs[i])
         batch = {k: v.to(accelerator.device) for k, v in examples.collate([cache[i] for i in idx]).items()}
         return m(**batch).loss
 
-    model, history, accelerator = train_loop(model, loss_fn, cfg.train, out, accelerator=accelerator,
-                                             progress=progress, desc="cpt")
+    model, history, accelerator = train_loop(
+        model, loss_fn, cfg.train, out, accelerator=accelerator, progress=progress, desc="cpt"
+    )
     if accelerator.is_main_process:
         model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)

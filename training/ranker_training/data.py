@@ -23,14 +23,24 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from ranker_sdk.beir import Group, load_groups
 
 from .config import ConfigError, DataSource
 
-__all__ = ["Group", "load_clicklog", "load_sources", "load_sourced", "weighted_items", "sample_group", "sample_scored", "schedule", "judged"]
+__all__ = [
+    "Group",
+    "load_clicklog",
+    "load_sources",
+    "load_sourced",
+    "weighted_items",
+    "sample_group",
+    "sample_scored",
+    "schedule",
+    "judged",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +76,13 @@ def load_clicklog(path: str | Path, *, max_queries: int | None = None) -> list[G
     for query, items in rows.items():
         qid = str(items[0]["qid"] or _hid("q", query))
         groups.append(
-            Group(qid=qid, query=query, doc_ids=tuple(i["docid"] for i in items),
-                  docs=tuple(i["doc"] for i in items), labels=tuple(i["label"] for i in items))
+            Group(
+                qid=qid,
+                query=query,
+                doc_ids=tuple(i["docid"] for i in items),
+                docs=tuple(i["doc"] for i in items),
+                labels=tuple(i["label"] for i in items),
+            )
         )
     groups.sort(key=lambda g: g.qid)
     return groups[:max_queries] if max_queries is not None else groups
@@ -87,7 +102,9 @@ def load_sources(sources: Sequence[DataSource], *, max_queries: int | None = Non
     return [g for g, _, _ in load_sourced(sources, max_queries=max_queries)]
 
 
-def load_sourced(sources: Sequence[DataSource], *, max_queries: int | None = None) -> list[tuple[Group, DataSource, str]]:
+def load_sourced(
+    sources: Sequence[DataSource], *, max_queries: int | None = None
+) -> list[tuple[Group, DataSource, str]]:
     """Like :func:`load_sources`, with each group's source and its qid as the source spells it."""
     if not sources:
         raise ConfigError("no data: give at least one source (data: [{path: DIR, split: train}])")
@@ -163,8 +180,9 @@ def sample_group(group: Group, size: int, negatives: str, rng: random.Random) ->
     return [pos] + neg[: size - 1]
 
 
-def sample_scored(candidates: Sequence[int], size: int, rng: random.Random,
-                  targets: Sequence[float] | None = None) -> list[int]:
+def sample_scored(
+    candidates: Sequence[int], size: int, rng: random.Random, targets: Sequence[float] | None = None
+) -> list[int]:
     """Up to ``size`` of ``candidates`` (distillation: every scored candidate counts).
 
     Uniform when ``targets`` is None. With ``targets`` (the teacher's score of each candidate,
@@ -184,8 +202,9 @@ def sample_scored(candidates: Sequence[int], size: int, rng: random.Random,
     return [cands[i] for i in chosen]
 
 
-def schedule(n_items: int, batch_size: int, seed: int, step: int, micro: int, grad_accum: int,
-             rank: int, world: int) -> list[int]:
+def schedule(
+    n_items: int, batch_size: int, seed: int, step: int, micro: int, grad_accum: int, rank: int, world: int
+) -> list[int]:
     """Item indices of one process's micro-batch: a pure function of the position in training.
 
     Items are visited in a fresh permutation per epoch (seeded by ``seed + epoch``); global

@@ -58,8 +58,15 @@ STUDENT_META = "ranker_student.json"
 class StudentEncoder:
     """The runtime's pair encoding for a student checkpoint folder (``tokenizer.json`` + settings)."""
 
-    def __init__(self, model_dir: str | Path, *, max_length: int, query_max_tokens: int, doc_max_chars: int,
-                 title_separator: str = " | ") -> None:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        max_length: int,
+        query_max_tokens: int,
+        doc_max_chars: int,
+        title_separator: str = " | ",
+    ) -> None:
         from ranker_sdk.package import PackageConfig
         from ranker_sdk.tokenize import PairEncoder
 
@@ -70,15 +77,23 @@ class StudentEncoder:
         else:  # a slow-tokenizer checkpoint: convert once, the runtime needs tokenizer.json anyway
             from transformers import AutoTokenizer
 
-            raw = AutoTokenizer.from_pretrained(model_dir, use_fast=True, **hf_load_kwargs(weights=False)).backend_tokenizer.to_str().encode("utf-8")
+            raw = (
+                AutoTokenizer.from_pretrained(model_dir, use_fast=True, **hf_load_kwargs(weights=False))
+                .backend_tokenizer.to_str()
+                .encode("utf-8")
+            )
         from tokenizers import Tokenizer
 
         tok = Tokenizer.from_str(raw.decode("utf-8"))
         pad = tok.padding["pad_id"] if tok.padding else (tok.token_to_id("[PAD]") or 0)
         self.tokenizer_json = raw
         self.config = PackageConfig(
-            format_version=1, max_length=max_length, query_max_tokens=query_max_tokens, doc_max_chars=doc_max_chars,
-            inputs=("input_ids", "attention_mask", "token_type_ids"), title_separator=title_separator,
+            format_version=1,
+            max_length=max_length,
+            query_max_tokens=query_max_tokens,
+            doc_max_chars=doc_max_chars,
+            inputs=("input_ids", "attention_mask", "token_type_ids"),
+            title_separator=title_separator,
             pad_token_id=int(pad),
         )
         self.encoder = PairEncoder(raw, self.config)
@@ -111,7 +126,9 @@ def model_inputs(model, arrays: dict[str, np.ndarray], device) -> dict[str, Any]
     return {k: torch.from_numpy(v).to(device) for k, v in arrays.items() if k in params}
 
 
-def scale_teacher_scores(scores: dict[tuple[str, str], float], groups, mode: str) -> tuple[dict[tuple[str, str], float], dict]:
+def scale_teacher_scores(
+    scores: dict[tuple[str, str], float], groups, mode: str
+) -> tuple[dict[tuple[str, str], float], dict]:
     """Scaled copies of the teacher scores of ``groups`` (see the module docstring) and the statistics used."""
     keys = [(g.qid, d) for g in groups for d in g.doc_ids if (g.qid, d) in scores]
     if mode == "none":
@@ -168,8 +185,9 @@ def load_student(path: str, *, num_labels: int = 1, architecture: str | None = N
         raise ConfigError(f"student architecture must be 'cross' or {ARCHITECTURE!r}, got {architecture!r}")
     if architecture == ARCHITECTURE or (architecture is None and is_segmented(path)):
         return load_segmented(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, dtype=torch.float32,
-                                                               **hf_load_kwargs())
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=num_labels, dtype=torch.float32, **hf_load_kwargs()
+    )
     # sentence-transformers' CrossEncoder reads this: the score is the raw logit.
     model.config.sbert_ce_default_activation_function = "torch.nn.modules.linear.Identity"
     return model
@@ -193,8 +211,9 @@ def drop_layers(model, num_layers: int) -> None:
         model.config.num_hidden_layers = num_layers
 
 
-def _fit_segmented_head(model, encoder: StudentEncoder, items, targets, cfg: DistillConfig, seed: int,
-                        n_pairs: int = 256) -> None:
+def _fit_segmented_head(
+    model, encoder: StudentEncoder, items, targets, cfg: DistillConfig, seed: int, n_pairs: int = 256
+) -> None:
     """Set the segmented student's ``weight``/``bias`` so that its initial scores on up to
     ``n_pairs`` training pairs have the targets' mean and spread: the encoder starts from a
     bi-encoder whose cosines already rank, so only their scale onto the target needs fitting."""
@@ -205,7 +224,7 @@ def _fit_segmented_head(model, encoder: StudentEncoder, items, targets, cfg: Dis
     rng = random.Random(seed)
     pairs, ys = [], []
     for g, cands, _ in items:
-        for c in (cands or range(len(g.doc_ids))):
+        for c in cands or range(len(g.doc_ids)):
             y = targets.get((g.qid, g.doc_ids[c])) if cfg.loss == "hybrid" else g.labels[c]
             if y is not None:
                 pairs.append((g.query, g.docs[c]))
@@ -216,7 +235,7 @@ def _fit_segmented_head(model, encoder: StudentEncoder, items, targets, cfg: Dis
     cos = []
     with torch.no_grad():
         for s in range(0, len(pick), 32):
-            arrays = encoder.batch_pairs([pairs[i] for i in pick[s:s + 32]])
+            arrays = encoder.batch_pairs([pairs[i] for i in pick[s : s + 32]])
             q, d = model.embed_pair(**{k: torch.from_numpy(v) for k, v in arrays.items()})
             cos.extend((q * d).sum(-1).tolist())
     x, y = np.array(cos), np.array([ys[i] for i in pick])
@@ -238,8 +257,8 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
 
     from .data import load_sourced, sample_group, sample_scored, schedule, step_rng, trainable, weighted_items
     from .label import read_scores
-    from .losses import RANK_LOSSES, hybrid_distill, pairwise_logistic, rank_loss
     from .loop import finish, make_accelerator, train_loop
+    from .losses import RANK_LOSSES, hybrid_distill, pairwise_logistic, rank_loss
 
     if cfg.loss not in ("hybrid",) + RANK_LOSSES:
         raise ConfigError(f"distill loss must be 'hybrid' or one of {RANK_LOSSES}, got {cfg.loss!r}")
@@ -256,7 +275,9 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
     if cfg.loss == "hybrid":
         raw = read_scores(cfg.teacher_scores)
         targets, stats = scale_teacher_scores(raw, groups, cfg.teacher_scale)
-        items = [(g, [i for i, d in enumerate(g.doc_ids) if (g.qid, d) in targets], src.weight) for g, src, _ in sourced]
+        items = [
+            (g, [i for i, d in enumerate(g.doc_ids) if (g.qid, d) in targets], src.weight) for g, src, _ in sourced
+        ]
         items = [(g, c, w) for g, c, w in items if len(c) >= 2]
         missing = sum(len(g.doc_ids) for g in groups) - sum(len(c) for _, c, _ in items)
         if missing:
@@ -269,8 +290,13 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
     visits = weighted_items([w for _, _, w in items], cfg.train.seed)  # one epoch, source weights applied
     log.info("distill: %d training groups, %d visits an epoch (loss %s)", len(items), len(visits), cfg.loss)
     student_path = resolve_path(cfg.student)
-    encoder = StudentEncoder(student_path, max_length=cfg.max_length, query_max_tokens=cfg.query_max_tokens,
-                             doc_max_chars=cfg.doc_max_chars, title_separator=cfg.title_separator)
+    encoder = StudentEncoder(
+        student_path,
+        max_length=cfg.max_length,
+        query_max_tokens=cfg.query_max_tokens,
+        doc_max_chars=cfg.doc_max_chars,
+        title_separator=cfg.title_separator,
+    )
     t = cfg.train
     torch.manual_seed(t.seed)  # the fresh score head's initial weights: same config, same student
     model = load_student(student_path, architecture=cfg.architecture)
@@ -305,7 +331,9 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
                     labels[b, j] = float(g.labels[c])
                     judged_mask[b, j] = True
         dev = accelerator.device
-        flat = m(**model_inputs(accelerator.unwrap_model(m), encoder.batch_pairs(pairs), dev)).logits.squeeze(-1).float()
+        flat = (
+            m(**model_inputs(accelerator.unwrap_model(m), encoder.batch_pairs(pairs), dev)).logits.squeeze(-1).float()
+        )
         scores = torch.zeros(mask.shape, device=dev).masked_scatter(mask.to(dev), flat)
         if cfg.loss == "hybrid":
             loss = hybrid_distill(scores, target.to(dev), mask.to(dev), cfg.alpha, cfg.beta)
@@ -314,8 +342,9 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
             return loss
         return rank_loss(cfg.loss, scores, target.to(dev), mask.to(dev))
 
-    model, history, accelerator = train_loop(model, loss_fn, cfg.train, out, accelerator=accelerator,
-                                             progress=progress, desc=f"distill[{cfg.loss}]")
+    model, history, accelerator = train_loop(
+        model, loss_fn, cfg.train, out, accelerator=accelerator, progress=progress, desc=f"distill[{cfg.loss}]"
+    )
     if accelerator.is_main_process:
         if cfg.architecture == "segmented":
             from .segmented import save_segmented
@@ -325,11 +354,24 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
             model.save_pretrained(out, safe_serialization=True)
         AutoTokenizer.from_pretrained(student_path, **hf_load_kwargs(weights=False)).save_pretrained(out)
         (out / "tokenizer.json").write_bytes(encoder.tokenizer_json)  # the exact file the runtime will read
-        meta = {k: v for k, v in encoder.config.to_dict().items()
-                if k in ("max_length", "query_max_tokens", "doc_max_chars", "title_separator", "pad_token_id")}
-        meta.update(architecture=cfg.architecture, num_layers=cfg.num_layers, base_model=cfg.student, loss=cfg.loss, alpha=cfg.alpha, beta=cfg.beta, label_weight=cfg.label_weight,
-                    teacher_scores=cfg.teacher_scores, teacher_scale=stats, title_augment=cfg.title_augment,
-                    data=[{"path": d.path, "split": d.split, "weight": d.weight} for d in cfg.data])
+        meta = {
+            k: v
+            for k, v in encoder.config.to_dict().items()
+            if k in ("max_length", "query_max_tokens", "doc_max_chars", "title_separator", "pad_token_id")
+        }
+        meta.update(
+            architecture=cfg.architecture,
+            num_layers=cfg.num_layers,
+            base_model=cfg.student,
+            loss=cfg.loss,
+            alpha=cfg.alpha,
+            beta=cfg.beta,
+            label_weight=cfg.label_weight,
+            teacher_scores=cfg.teacher_scores,
+            teacher_scale=stats,
+            title_augment=cfg.title_augment,
+            data=[{"path": d.path, "split": d.split, "weight": d.weight} for d in cfg.data],
+        )
         report = Path(cfg.teacher_scores).with_suffix(".json") if cfg.teacher_scores else None
         if report is not None and report.is_file():  # the external teacher's recipe, for provenance
             meta["teacher"] = json.loads(report.read_text(encoding="utf-8"))

@@ -45,7 +45,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-
 from ranker_sdk import metrics
 from ranker_sdk.beir import Group
 
@@ -87,9 +86,15 @@ def evaluate_groups(groups: Sequence[Group], scores: Sequence[np.ndarray], k: in
         trec_qrels += [(g.qid, g.doc_ids[i], int(g.labels[i])) for i in keep]
         trec_run += [(g.qid, d, float(v)) for d, v in zip(g.doc_ids, np.asarray(s, dtype=np.float64))]
     mean = lambda v: float(np.mean(v)) if v else 0.0  # noqa: E731
-    out = {f"ndcg@{k}": mean(nd), f"ndcg@{k}_trec": trec_ndcg(trec_qrels, trec_run, k), "map": mean(ap),
-           "mrr": mean(rr), "pnr": conc / disc if disc else float("inf") if conc else 0.0,
-           "queries": len(nd), "skipped": skipped}
+    out = {
+        f"ndcg@{k}": mean(nd),
+        f"ndcg@{k}_trec": trec_ndcg(trec_qrels, trec_run, k),
+        "map": mean(ap),
+        "mrr": mean(rr),
+        "pnr": conc / disc if disc else float("inf") if conc else 0.0,
+        "queries": len(nd),
+        "skipped": skipped,
+    }
     if uncovered:
         out["uncovered"] = uncovered
     return out
@@ -110,8 +115,9 @@ def trec_ndcg(qrels: Sequence[tuple[str, str, int]], run: Sequence[tuple[str, st
     import ir_measures
 
     measure = ir_measures.nDCG @ k
-    res = ir_measures.calc_aggregate([measure], [ir_measures.Qrel(q, d, r) for q, d, r in qrels],
-                                     [ir_measures.ScoredDoc(q, d, s) for q, d, s in run])
+    res = ir_measures.calc_aggregate(
+        [measure], [ir_measures.Qrel(q, d, r) for q, d, r in qrels], [ir_measures.ScoredDoc(q, d, s) for q, d, s in run]
+    )
     return float(res[measure])
 
 
@@ -155,10 +161,13 @@ def _checkpoint_scorer(path: Path, batch_size: int) -> Scorer:
 
     meta_path = path / STUDENT_META
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
-    enc = StudentEncoder(path, max_length=int(meta.get("max_length", 256)),
-                         query_max_tokens=int(meta.get("query_max_tokens", 64)),
-                         doc_max_chars=int(meta.get("doc_max_chars", 4096)),
-                         title_separator=meta.get("title_separator", " | "))
+    enc = StudentEncoder(
+        path,
+        max_length=int(meta.get("max_length", 256)),
+        query_max_tokens=int(meta.get("query_max_tokens", 64)),
+        doc_max_chars=int(meta.get("doc_max_chars", 4096)),
+        title_separator=meta.get("title_separator", " | "),
+    )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_student(str(path)).to(device).eval()
 
@@ -173,8 +182,14 @@ def _checkpoint_scorer(path: Path, batch_size: int) -> Scorer:
     return score
 
 
-def load_scorer(model: str, groups: Sequence[Group] = (), *, batch_size: int = 32, threads: int | None = None,
-                first_stage: bool = False) -> Scorer:
+def load_scorer(
+    model: str,
+    groups: Sequence[Group] = (),
+    *,
+    batch_size: int = 32,
+    threads: int | None = None,
+    first_stage: bool = False,
+) -> Scorer:
     """A function ``group -> scores`` for a package, teacher folder, HF cross-encoder or baseline name.
 
     ``first_stage``: a package scores with its fusion rule, the first stage being ``-rank`` in
@@ -183,7 +198,9 @@ def load_scorer(model: str, groups: Sequence[Group] = (), *, batch_size: int = 3
     if model == "first-stage":
         return lambda g: -np.arange(len(g.doc_ids), dtype=np.float32)
     if model == "random":
-        return lambda g: np.random.default_rng(zlib.crc32(g.qid.encode("utf-8"))).permutation(len(g.doc_ids)).astype(np.float32)
+        return lambda g: (
+            np.random.default_rng(zlib.crc32(g.qid.encode("utf-8"))).permutation(len(g.doc_ids)).astype(np.float32)
+        )
     if model == "bm25":
         return _bm25_scorer(groups)
     path = Path(resolve_path(model))
@@ -209,11 +226,21 @@ def load_scorer(model: str, groups: Sequence[Group] = (), *, batch_size: int = 3
         return lambda g: teacher.score_pairs([(g.query, d) for d in g.docs], batch_size=batch_size, device=device)
     if (path / "config.json").is_file():
         return _checkpoint_scorer(path, batch_size)
-    raise FileNotFoundError(f"--model {model!r}: expected a package, a teacher or HF cross-encoder folder, or one of {BASELINES}")
+    raise FileNotFoundError(
+        f"--model {model!r}: expected a package, a teacher or HF cross-encoder folder, or one of {BASELINES}"
+    )
 
 
-def evaluate_model(model: str, sources: Sequence[DataSource], *, k: int = 10, max_queries: int | None = None,
-                   batch_size: int = 32, progress=None, first_stage: bool = False) -> dict:
+def evaluate_model(
+    model: str,
+    sources: Sequence[DataSource],
+    *,
+    k: int = 10,
+    max_queries: int | None = None,
+    batch_size: int = 32,
+    progress=None,
+    first_stage: bool = False,
+) -> dict:
     """Load ``model`` and evaluate it on ``sources`` (each source separately, plus their union when several).
 
     ``first_stage``: score a package fused with the first stage (``-rank`` in ``candidates.run``).

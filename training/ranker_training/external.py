@@ -107,10 +107,17 @@ def _least_squares_fit(x: np.ndarray, y: np.ndarray, where: str) -> tuple[float,
     return a, b, len(x)
 
 
-def combine_targets(sourced: Sequence[tuple], runs: dict[str, float], *, llm: dict | None = None,
-                    llm_weight: float = 1.0, label_mix: float = 0.0,
-                    grade_fallback: bool = True, run_dirs: Sequence[str | Path] = (),
-                    calibration: str = "moments") -> tuple[dict[tuple[str, str], float], dict]:
+def combine_targets(
+    sourced: Sequence[tuple],
+    runs: dict[str, float],
+    *,
+    llm: dict | None = None,
+    llm_weight: float = 1.0,
+    label_mix: float = 0.0,
+    grade_fallback: bool = True,
+    run_dirs: Sequence[str | Path] = (),
+    calibration: str = "moments",
+) -> tuple[dict[tuple[str, str], float], dict]:
     """Teacher targets for ``sourced`` (``(group, DataSource, raw qid)`` from ``data.load_sourced``).
 
     ``runs``: run name -> weight; ``llm``: ``(qid, docid) -> score`` of an LLM teacher or None;
@@ -176,9 +183,15 @@ def combine_targets(sourced: Sequence[tuple], runs: dict[str, float], *, llm: di
                 targets[(g.qid, d)] = label_mix * y + (1 - label_mix) * t if y is not None else t
             elif y is not None and grade_fallback:
                 targets[(g.qid, d)] = float(y)
-    report = {"runs": dict(runs), "llm_weight": llm_weight if llm is not None else 0.0, "label_mix": label_mix,
-              "fit": {Path(p).name: {"slope": a, "intercept": b, "judged_pairs": n} for p, (a, b, n) in fits.items()},
-              "queries": len(sourced), "queries_covered": len(combined), "queries_per_signal": used,
-              "pairs": len(targets)}
+    report = {
+        "runs": dict(runs),
+        "llm_weight": llm_weight if llm is not None else 0.0,
+        "label_mix": label_mix,
+        "fit": {Path(p).name: {"slope": a, "intercept": b, "judged_pairs": n} for p, (a, b, n) in fits.items()},
+        "queries": len(sourced),
+        "queries_covered": len(combined),
+        "queries_per_signal": used,
+        "pairs": len(targets),
+    }
     log.info("external teacher: %s", json.dumps(report))
     return targets, report

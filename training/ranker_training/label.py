@@ -80,9 +80,15 @@ def _read_one(path: Path) -> dict[tuple[str, str], float]:
 def read_scores(path: str | Path) -> dict[tuple[str, str], float]:
     """``(qid, docid) -> score`` of a scores file, or of all its shards when the file itself is absent."""
     path = Path(path)
-    files = [path] if path.is_file() else sorted(Path(p) for p in glob.glob(str(path.with_name(f"{path.stem}.shard*of*{path.suffix}"))))
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(Path(p) for p in glob.glob(str(path.with_name(f"{path.stem}.shard*of*{path.suffix}"))))
+    )
     if not files:
-        raise FileNotFoundError(f"no scores at {path} (nor shards {path.stem}.shard<i>of<n>{path.suffix}); run `ranker train label`")
+        raise FileNotFoundError(
+            f"no scores at {path} (nor shards {path.stem}.shard<i>of<n>{path.suffix}); run `ranker train label`"
+        )
     out: dict[tuple[str, str], float] = {}
     for f in files:
         out.update(_read_one(f))
@@ -117,8 +123,10 @@ def label(cfg: LabelConfig, *, progress=None, device: str | None = None) -> Path
     from .external import combine_targets
 
     if cfg.num_shards > 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("label: combining runs needs every shard's LLM scores; label the shards, then run "
-                          "again with num_shards 1 in one process to combine")
+        raise ConfigError(
+            "label: combining runs needs every shard's LLM scores; label the shards, then run "
+            "again with num_shards 1 in one process to combine"
+        )
     run_dirs = []
     if cfg.bi_encoder:
         from .biencoder import write_runs
@@ -127,9 +135,16 @@ def label(cfg: LabelConfig, *, progress=None, device: str | None = None) -> Path
         write_runs(cfg.bi_encoder, cfg.data, run_dirs[0], max_queries=cfg.max_queries)
     sourced = load_sourced(cfg.data, max_queries=cfg.max_queries)
     llm = read_scores(llm_path) if llm_path is not None else None
-    targets, report = combine_targets(sourced, dict(cfg.runs), llm=llm, llm_weight=cfg.llm_weight,
-                                      label_mix=cfg.label_mix, grade_fallback=cfg.grade_fallback,
-                                      run_dirs=run_dirs, calibration=cfg.calibration)
+    targets, report = combine_targets(
+        sourced,
+        dict(cfg.runs),
+        llm=llm,
+        llm_weight=cfg.llm_weight,
+        label_mix=cfg.label_mix,
+        grade_fallback=cfg.grade_fallback,
+        run_dirs=run_dirs,
+        calibration=cfg.calibration,
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -159,8 +174,12 @@ def _label_llm(cfg: LabelConfig, out: Path, *, progress=None, device: str | None
     groups = [g for i, g in enumerate(load_sources(cfg.data, max_queries=cfg.max_queries)) if i % num == shard]
     _cut_torn_tail(path)
     done = _read_one(path) if path.is_file() else {}
-    todo = [(g.qid, g.doc_ids[c], g.query, g.docs[c]) for g in groups for c in range(len(g.doc_ids))
-            if (g.qid, g.doc_ids[c]) not in done]
+    todo = [
+        (g.qid, g.doc_ids[c], g.query, g.docs[c])
+        for g in groups
+        for c in range(len(g.doc_ids))
+        if (g.qid, g.doc_ids[c]) not in done
+    ]
     log.info("label: shard %d/%d, %d pairs done, %d to score -> %s", shard, num, len(done), len(todo), path)
     if not todo:
         return path
@@ -172,8 +191,9 @@ def _label_llm(cfg: LabelConfig, out: Path, *, progress=None, device: str | None
     with open(path, "a", encoding="utf-8") as fh:
         for s in range(0, len(todo), chunk):
             part = todo[s : s + chunk]
-            scores = teacher.score_pairs([(q, d) for _, _, q, d in part], batch_size=cfg.batch_size, bf16=cfg.bf16,
-                                         device=device)
+            scores = teacher.score_pairs(
+                [(q, d) for _, _, q, d in part], batch_size=cfg.batch_size, bf16=cfg.bf16, device=device
+            )
             fh.writelines(_row(qid, did, sc, fmt) for (qid, did, _, _), sc in zip(part, scores))
             fh.flush()
             if bar is not None:

@@ -99,8 +99,12 @@ def _save_checkpoint(accelerator, model, optimizer, step: int, ckpt: Path, histo
         weights = {n: p.detach().cpu().contiguous() for n, p in inner.named_parameters() if p.requires_grad}
         save_file(weights, str(tmp / "model.safetensors"))
         sd = optimizer.optimizer.state_dict() if hasattr(optimizer, "optimizer") else optimizer.state_dict()
-        tensors = {f"{i}.{k}": v.detach().cpu().contiguous().reshape(v.shape)
-                   for i, st in sd["state"].items() for k, v in st.items() if torch.is_tensor(v)}
+        tensors = {
+            f"{i}.{k}": v.detach().cpu().contiguous().reshape(v.shape)
+            for i, st in sd["state"].items()
+            for k, v in st.items()
+            if torch.is_tensor(v)
+        }
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         (tmp / "optimizer.json").write_text(json.dumps({"param_groups": sd["param_groups"]}), encoding="utf-8")
     if accelerator.is_main_process:
@@ -124,8 +128,10 @@ def _load_checkpoint(accelerator, model, optimizer, ckpt: Path) -> tuple[int, li
     missing, unexpected = inner.load_state_dict(weights, strict=False)
     trainable = {n for n, p in inner.named_parameters() if p.requires_grad}
     if unexpected or trainable - set(weights):
-        raise RuntimeError(f"{ckpt}: checkpoint does not match the model (unexpected {unexpected[:5]}, "
-                           f"missing {sorted(trainable - set(weights))[:5]}); delete it to start over")
+        raise RuntimeError(
+            f"{ckpt}: checkpoint does not match the model (unexpected {unexpected[:5]}, "
+            f"missing {sorted(trainable - set(weights))[:5]}); delete it to start over"
+        )
     tensors = load_file(str(ckpt / "optimizer.safetensors"))
     groups = json.loads((ckpt / "optimizer.json").read_text(encoding="utf-8"))["param_groups"]
     state: dict[int, dict[str, torch.Tensor]] = {}
@@ -195,8 +201,15 @@ def train_loop(
             bar.update(1)
             bar.set_postfix(loss=f"{mean:.4f}")
         if cfg.log_every and (step + 1) % cfg.log_every == 0:
-            log.info("%s step %d/%d loss %.4f lr %.2e (%.1fs)", desc, step + 1, cfg.max_steps, mean,
-                     lr_at(cfg, step), time.perf_counter() - t0)
+            log.info(
+                "%s step %d/%d loss %.4f lr %.2e (%.1fs)",
+                desc,
+                step + 1,
+                cfg.max_steps,
+                mean,
+                lr_at(cfg, step),
+                time.perf_counter() - t0,
+            )
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.max_steps:
             _save_checkpoint(accelerator, model, optimizer, step + 1, ckpt, history)
     if bar is not None:

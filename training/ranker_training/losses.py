@@ -30,8 +30,13 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "pairwise_logistic", "listwise_softmax", "pointwise_mse", "margin_mse", "hybrid_distill",
-    "bce_labels", "RANK_LOSSES",
+    "pairwise_logistic",
+    "listwise_softmax",
+    "pointwise_mse",
+    "margin_mse",
+    "hybrid_distill",
+    "bce_labels",
+    "RANK_LOSSES",
 ]
 
 
@@ -87,8 +92,9 @@ def margin_mse(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) 
     return ((ds - dt)[pairs] ** 2).sum() / n
 
 
-def hybrid_distill(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
-                   alpha: float = 1.0, beta: float = 1.0) -> torch.Tensor:
+def hybrid_distill(
+    scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, alpha: float = 1.0, beta: float = 1.0
+) -> torch.Tensor:
     """DisRanker's hybrid loss ``alpha * MSE(s, t) + beta * MarginMSE(s, t)`` on scaled teacher scores ``t``.
 
     Example:

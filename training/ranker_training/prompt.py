@@ -60,8 +60,16 @@ class PromptEncoder:
         True
     """
 
-    def __init__(self, tokenizer, template: str, end_token: str, max_length: int, query_max_tokens: int,
-                 *, append_end: bool = True) -> None:
+    def __init__(
+        self,
+        tokenizer,
+        template: str,
+        end_token: str,
+        max_length: int,
+        query_max_tokens: int,
+        *,
+        append_end: bool = True,
+    ) -> None:
         self.tokenizer = tokenizer
         self.template = template
         self.end_id = resolve_end_token(tokenizer, end_token)
@@ -84,8 +92,10 @@ class PromptEncoder:
         self.pieces = tuple(pieces)
         fixed = sum(len(p.literal) for p in pieces if p.literal is not None) + (1 if append_end else 0)
         if fixed + query_max_tokens + 8 > max_length:
-            raise ConfigError(f"max_length {max_length} leaves no room for the doc: the template takes {fixed} "
-                             f"tokens and the query up to {query_max_tokens}")
+            raise ConfigError(
+                f"max_length {max_length} leaves no room for the doc: the template takes {fixed} "
+                f"tokens and the query up to {query_max_tokens}"
+            )
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]

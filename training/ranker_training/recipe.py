@@ -44,8 +44,15 @@ def _barrier() -> None:
     PartialState().wait_for_everyone()
 
 
-def run_recipe(cfg: RecipeConfig, out: str | Path, *, max_queries: int | None = None, max_steps: int | None = None,
-               run_eval: bool = True, progress=None) -> dict:
+def run_recipe(
+    cfg: RecipeConfig,
+    out: str | Path,
+    *,
+    max_queries: int | None = None,
+    max_steps: int | None = None,
+    run_eval: bool = True,
+    progress=None,
+) -> dict:
     """Run every stage of ``cfg`` into ``out`` (skipping finished ones); returns the eval results."""
     from .cpt import train_cpt
     from .distill import train_distill
@@ -78,8 +85,11 @@ def run_recipe(cfg: RecipeConfig, out: str | Path, *, max_queries: int | None = 
         train_teacher(teacher_cfg, teacher_out, progress=progress)
 
     scores = out / "scores.jsonl"
-    label_cfg = dataclasses.replace(apply_overrides(cfg.label, max_queries=max_queries),
-                                    teacher=str(teacher_out) if cfg.run_teacher else "", out=str(scores))
+    label_cfg = dataclasses.replace(
+        apply_overrides(cfg.label, max_queries=max_queries),
+        teacher=str(teacher_out) if cfg.run_teacher else "",
+        out=str(scores),
+    )
     label(label_cfg, progress=progress)  # resumable; recombining the runs takes seconds
     _barrier()
 
@@ -101,16 +111,23 @@ def run_recipe(cfg: RecipeConfig, out: str | Path, *, max_queries: int | None = 
     (out / "eval").mkdir(exist_ok=True)
     models = {b: b for b in BASELINES}
     if cfg.eval.include_teacher:
-        models["teacher"] = str(teacher_out) if cfg.run_teacher and not label_cfg.runs else _dev_teacher(label_cfg, cfg, out)
+        models["teacher"] = (
+            str(teacher_out) if cfg.run_teacher and not label_cfg.runs else _dev_teacher(label_cfg, cfg, out)
+        )
     models |= {n: str(p) for n, p in students.items()}
     for name, model in models.items():
         path = out / "eval" / f"{name}.json"
         if path.is_file():
             results[name] = json.loads(path.read_text(encoding="utf-8"))
             continue
-        res = evaluate_model(model, cfg.eval.data, k=cfg.eval.k, batch_size=cfg.eval.batch_size,
-                             max_queries=max_queries if max_queries is not None else cfg.eval.max_queries,
-                             progress=progress)
+        res = evaluate_model(
+            model,
+            cfg.eval.data,
+            k=cfg.eval.k,
+            batch_size=cfg.eval.batch_size,
+            max_queries=max_queries if max_queries is not None else cfg.eval.max_queries,
+            progress=progress,
+        )
         path.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
         results[name] = res
     (out / "eval.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -123,7 +140,13 @@ def _dev_teacher(label_cfg, cfg: RecipeConfig, out: Path) -> str:
 
     path = out / "eval" / "teacher_scores.jsonl"
     if not path.is_file():
-        dev = dataclasses.replace(label_cfg, data=cfg.eval.data, max_queries=cfg.eval.max_queries, label_mix=0.0,
-                                  grade_fallback=False, out=str(path))
+        dev = dataclasses.replace(
+            label_cfg,
+            data=cfg.eval.data,
+            max_queries=cfg.eval.max_queries,
+            label_mix=0.0,
+            grade_fallback=False,
+            out=str(path),
+        )
         label(dev)
     return str(path)

@@ -40,8 +40,9 @@ def _source(result: dict, name: str) -> dict:
     return s if s.get("queries") else {}
 
 
-def rows(results: dict[str, dict], speed: dict[str, float] | None = None,
-         labels: dict[str, str] | None = None) -> list[dict]:
+def rows(
+    results: dict[str, dict], speed: dict[str, float] | None = None, labels: dict[str, str] | None = None
+) -> list[dict]:
     """One row per model of ``results`` (name -> ``ranker eval`` result), in the given order."""
     speed, labels = speed or {}, labels or {}
     out = []
@@ -77,7 +78,11 @@ def plot(table: list[dict], path: str | Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    keys = (("dl_ndcg10_trec", "trec-dl DL21 nDCG@10"), ("rag_ndcg10", "trec-rag24 nDCG@10"), ("wikiqa_map", "wikiqa MAP"))
+    keys = (
+        ("dl_ndcg10_trec", "trec-dl DL21 nDCG@10"),
+        ("rag_ndcg10", "trec-rag24 nDCG@10"),
+        ("wikiqa_map", "wikiqa MAP"),
+    )
     x = np.arange(len(table))
     fig, ax = plt.subplots(figsize=(11, 4.5))
     for i, (key, label) in enumerate(keys):

@@ -68,8 +68,9 @@ class SegmentedBiEncoder(nn.Module):
         positions = torch.where(is_doc == 1, j - start, j.expand_as(is_doc))
         same = is_doc.unsqueeze(2) == is_doc.unsqueeze(1)  # [B, n+1, n+1]
         att = (same & (valid.unsqueeze(1) == 1)).to(torch.long)
-        hidden = self.bert(input_ids=ids, attention_mask=att, token_type_ids=torch.zeros_like(ids),
-                           position_ids=positions).last_hidden_state
+        hidden = self.bert(
+            input_ids=ids, attention_mask=att, token_type_ids=torch.zeros_like(ids), position_ids=positions
+        ).last_hidden_state
         vf = valid.to(hidden.dtype)
         qm = (vf * (1 - is_doc).to(hidden.dtype)).unsqueeze(-1)
         dm = (vf * is_doc.to(hidden.dtype)).unsqueeze(-1)
@@ -97,8 +98,9 @@ def load_segmented(path: str | Path) -> SegmentedBiEncoder:
     from .config import hf_load_kwargs, local_model_dir
 
     path = Path(local_model_dir(str(path), "student"))
-    bert = BertModel.from_pretrained(path, add_pooling_layer=False, attn_implementation="eager",
-                                     dtype=torch.float32, **hf_load_kwargs())
+    bert = BertModel.from_pretrained(
+        path, add_pooling_layer=False, attn_implementation="eager", dtype=torch.float32, **hf_load_kwargs()
+    )
     tok = Tokenizer.from_file(str(path / "tokenizer.json"))
     cls = tok.token_to_id("[CLS]")
     if cls is None:
@@ -118,7 +120,10 @@ def save_segmented(model: SegmentedBiEncoder, out: str | Path) -> None:
 
     out = Path(out)
     model.bert.save_pretrained(out, safe_serialization=True)
-    save_file({"weight": model.weight.detach().cpu().contiguous(), "bias": model.bias.detach().cpu().contiguous()},
-              str(out / HEAD_FILE))
-    (out / "segmented.json").write_text(json.dumps({"architecture": ARCHITECTURE, "cls_token_id": model.cls_token_id})
-                                        + "\n", encoding="utf-8")
+    save_file(
+        {"weight": model.weight.detach().cpu().contiguous(), "bias": model.bias.detach().cpu().contiguous()},
+        str(out / HEAD_FILE),
+    )
+    (out / "segmented.json").write_text(
+        json.dumps({"architecture": ARCHITECTURE, "cls_token_id": model.cls_token_id}) + "\n", encoding="utf-8"
+    )

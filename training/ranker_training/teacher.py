@@ -88,23 +88,35 @@ class Teacher(nn.Module):
             raise ConfigError("teacher: set model (a local HF checkpoint dir, or pkg:NAME with gguf_file)")
         path = local_model_dir(cfg.model, "teacher model")
         tokenizer = AutoTokenizer.from_pretrained(path, **hf_load_kwargs(cfg.gguf_file, weights=False))
-        backbone = AutoModel.from_pretrained(path, dtype=torch.float32,
-                                             attn_implementation=cfg.attn_implementation, **hf_load_kwargs(cfg.gguf_file))
+        backbone = AutoModel.from_pretrained(
+            path, dtype=torch.float32, attn_implementation=cfg.attn_implementation, **hf_load_kwargs(cfg.gguf_file)
+        )
         if cfg.lora.enabled:
             from peft import LoraConfig, get_peft_model
 
             targets = list(cfg.lora.target_modules)
-            lcfg = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                              target_modules=targets[0] if targets == ["all-linear"] else targets)
+            lcfg = LoraConfig(
+                r=cfg.lora.r,
+                lora_alpha=cfg.lora.alpha,
+                lora_dropout=cfg.lora.dropout,
+                target_modules=targets[0] if targets == ["all-linear"] else targets,
+            )
             backbone = get_peft_model(backbone, lcfg)
         hidden = backbone.config.hidden_size
         head = nn.Linear(hidden, 1)
         nn.init.normal_(head.weight, std=hidden**-0.5)
         nn.init.zeros_(head.bias)
         encoder = PromptEncoder(tokenizer, cfg.prompt, cfg.end_token, cfg.max_length, cfg.query_max_tokens)
-        meta = {"base_model": cfg.model, "gguf_file": cfg.gguf_file, "prompt": cfg.prompt, "end_token": cfg.end_token,
-                "end_token_id": encoder.end_id, "max_length": cfg.max_length,
-                "query_max_tokens": cfg.query_max_tokens, "hidden_size": hidden}
+        meta = {
+            "base_model": cfg.model,
+            "gguf_file": cfg.gguf_file,
+            "prompt": cfg.prompt,
+            "end_token": cfg.end_token,
+            "end_token_id": encoder.end_id,
+            "max_length": cfg.max_length,
+            "query_max_tokens": cfg.query_max_tokens,
+            "hidden_size": hidden,
+        }
         return cls(backbone, head, tokenizer, encoder, meta)
 
     @classmethod
@@ -116,15 +128,19 @@ class Teacher(nn.Module):
         path = Path(path)
         meta_path = path / META
         if not meta_path.is_file():
-            raise FileNotFoundError(f"{path} is not a teacher folder: {META} is missing (train one with `ranker train teacher`)")
+            raise FileNotFoundError(
+                f"{path} is not a teacher folder: {META} is missing (train one with `ranker train teacher`)"
+            )
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         tokenizer = AutoTokenizer.from_pretrained(path, **hf_load_kwargs(weights=False))
-        backbone = AutoModel.from_pretrained(path, dtype=torch.float32, attn_implementation=attn_implementation,
-                                             **hf_load_kwargs())
+        backbone = AutoModel.from_pretrained(
+            path, dtype=torch.float32, attn_implementation=attn_implementation, **hf_load_kwargs()
+        )
         head = nn.Linear(int(meta["hidden_size"]), 1)
         head.load_state_dict(load_file(str(path / "head.safetensors")))
-        encoder = PromptEncoder(tokenizer, meta["prompt"], meta["end_token"], int(meta["max_length"]),
-                                int(meta["query_max_tokens"]))
+        encoder = PromptEncoder(
+            tokenizer, meta["prompt"], meta["end_token"], int(meta["max_length"]), int(meta["query_max_tokens"])
+        )
         return cls(backbone, head, tokenizer, encoder, meta).eval()
 
     def save(self, path: str | Path) -> None:
@@ -136,8 +152,10 @@ class Teacher(nn.Module):
         if hasattr(self.backbone, "merge_and_unload"):
             self.backbone = self.backbone.merge_and_unload()
         self.backbone.save_pretrained(path, safe_serialization=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()},
-                  str(path / "head.safetensors"))
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()},
+            str(path / "head.safetensors"),
+        )
         self.tokenizer.save_pretrained(path)
         (path / META).write_text(json.dumps(self.meta, indent=2) + "\n", encoding="utf-8")
 
@@ -145,8 +163,9 @@ class Teacher(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Scores ``[B]`` of padded rows (either padding side)."""
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                            use_cache=False)
+        out = self.backbone(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+        )
         hidden = out.last_hidden_state
         last = last_token_index(attention_mask)
         h = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
@@ -157,8 +176,15 @@ class Teacher(nn.Module):
         return self.encoder.encode(query, doc)
 
     @torch.no_grad()
-    def score_pairs(self, pairs: Sequence[tuple[str, Any]], *, batch_size: int = 32, bf16: bool = False,
-                    device: str | torch.device | None = None, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    def score_pairs(
+        self,
+        pairs: Sequence[tuple[str, Any]],
+        *,
+        batch_size: int = 32,
+        bf16: bool = False,
+        device: str | torch.device | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
         """Scores of ``(query, doc)`` pairs as float32, in input order (batched, sorted by length)."""
         self.eval()
         device = torch.device(device) if device else next(self.parameters()).device
@@ -176,15 +202,18 @@ class Teacher(nn.Module):
         return out
 
 
-def rank_batch(teacher: Teacher, groups, cfg: TeacherConfig, step: int, micro: int, rank: int, world: int,
-               cache: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+def rank_batch(
+    teacher: Teacher, groups, cfg: TeacherConfig, step: int, micro: int, rank: int, world: int, cache: dict
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """One micro-batch: padded token rows, labels ``[B, G]`` and mask ``[B, G]``."""
     from .data import sample_group, schedule, step_rng
 
     t = cfg.train
     rng = step_rng(t.seed, step, micro, rank)
-    chosen = [(gi, sample_group(groups[gi], cfg.group.size, cfg.group.negatives, rng))
-              for gi in schedule(len(groups), t.batch_size, t.seed, step, micro, t.grad_accum, rank, world)]
+    chosen = [
+        (gi, sample_group(groups[gi], cfg.group.size, cfg.group.negatives, rng))
+        for gi in schedule(len(groups), t.batch_size, t.seed, step, micro, t.grad_accum, rank, world)
+    ]
     width = max(len(c) for _, c in chosen)
     labels = torch.zeros(len(chosen), width)
     mask = torch.zeros(len(chosen), width, dtype=torch.bool)
@@ -208,8 +237,8 @@ def train_teacher(cfg: TeacherConfig, out: str | Path, *, progress=None) -> Path
     ``train.batch_size`` groups per process (see :class:`~ranker_training.config.GroupConfig`).
     """
     from .data import load_sources, trainable
-    from .losses import listwise_softmax, pairwise_logistic
     from .loop import finish, make_accelerator, train_loop
+    from .losses import listwise_softmax, pairwise_logistic
 
     if cfg.loss not in ("pairwise", "listwise"):
         raise ConfigError(f"teacher loss must be 'pairwise' or 'listwise', got {cfg.loss!r}")
@@ -223,8 +252,9 @@ def train_teacher(cfg: TeacherConfig, out: str | Path, *, progress=None) -> Path
     cache: dict = {}
 
     def loss_fn(model, step, micro):
-        batch, labels, mask = rank_batch(teacher, groups, cfg, step, micro, accelerator.process_index,
-                                          accelerator.num_processes, cache)
+        batch, labels, mask = rank_batch(
+            teacher, groups, cfg, step, micro, accelerator.process_index, accelerator.num_processes, cache
+        )
         dev = accelerator.device
         scores = torch.zeros(mask.shape, device=dev, dtype=torch.float32)
         flat = model(**{k: v.to(dev) for k, v in batch.items()}).float()
@@ -233,8 +263,9 @@ def train_teacher(cfg: TeacherConfig, out: str | Path, *, progress=None) -> Path
             return pairwise_logistic(scores, labels.to(dev), mask.to(dev))
         return listwise_softmax(scores, mask.to(dev))
 
-    model, history, accelerator = train_loop(teacher, loss_fn, cfg.train, out, accelerator=accelerator,
-                                             progress=progress, desc="teacher")
+    model, history, accelerator = train_loop(
+        teacher, loss_fn, cfg.train, out, accelerator=accelerator, progress=progress, desc="teacher"
+    )
     if accelerator.is_main_process:
         model.save(out)
         save_config(cfg, out / "train_config.json")
