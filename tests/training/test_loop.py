@@ -55,3 +55,21 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
 def test_learning_rate_warms_up_then_decays():
     cfg = TrainConfig(lr=1.0, max_steps=10, warmup_ratio=0.2)
     assert [round(lr_at(cfg, s), 3) for s in range(10)] == [0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125]
+
+
+def test_sharded_engines_refuse_resumable_checkpoints_instead_of_pickling(tmp_path, monkeypatch):
+    """Under FSDP / DeepSpeed the optimizer state is sharded and accelerate would pickle it: refused."""
+    import ranker_training.loop as loop
+    from ranker_training.config import ConfigError
+
+    monkeypatch.setattr(loop, "_sharded", lambda accelerator: True)  # what an FSDP/DeepSpeed run reports
+    cfg = TrainConfig(lr=1e-2, max_steps=2, save_every=1, warmup_ratio=0.0, log_every=0)
+    with pytest.raises(ConfigError, match="save_every: 0"):
+        train_loop(_model(), _loss(), cfg, tmp_path / "a")
+    assert not (tmp_path / "a" / "checkpoint").exists()
+    # without checkpoints the run goes ahead, and nothing on disk is a pickle
+    model, hist, _ = train_loop(
+        _model(), _loss(), TrainConfig(lr=1e-2, max_steps=2, save_every=0, log_every=0), tmp_path / "b"
+    )
+    assert len(hist) == 2
+    assert not any(p.suffix in (".bin", ".pkl", ".pt") for p in tmp_path.rglob("*"))

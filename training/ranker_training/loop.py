@@ -11,9 +11,10 @@ What the loop adds:
   a torch seed re-set per step, so a resumed run continues exactly;
 - checkpoints without pickle: ``checkpoint/model.safetensors`` (the trainable parameters),
   ``checkpoint/optimizer.safetensors`` (AdamW's moments) + ``optimizer.json`` (its
-  hyper-parameters) and ``checkpoint/state.json`` (the step). Under FSDP / DeepSpeed, whose
-  optimizer state is sharded, the engine's own ``Accelerator.save_state`` format is used instead
-  (``safe_serialization=True`` for the weights).
+  hyper-parameters) and ``checkpoint/state.json`` (the step). Under FSDP / DeepSpeed the
+  optimizer state is sharded and the engine's own ``Accelerator.save_state`` would pickle it, so
+  a resumable checkpoint is refused there: train with ``save_every: 0`` (the final model is still
+  saved as safetensors) or with DDP.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 import torch
 
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 
 __all__ = ["make_accelerator", "train_loop", "stage_done", "mark_done"]
 
@@ -91,9 +92,7 @@ def _save_checkpoint(accelerator, model, optimizer, step: int, ckpt: Path, histo
     from safetensors.torch import save_file
 
     tmp = ckpt.with_name(ckpt.name + ".tmp")
-    if _sharded(accelerator):
-        accelerator.save_state(str(tmp), safe_serialization=True)
-    elif accelerator.is_main_process:
+    if accelerator.is_main_process:
         tmp.mkdir(parents=True, exist_ok=True)
         inner = accelerator.unwrap_model(model)
         weights = {n: p.detach().cpu().contiguous() for n, p in inner.named_parameters() if p.requires_grad}
@@ -120,9 +119,6 @@ def _load_checkpoint(accelerator, model, optimizer, ckpt: Path) -> tuple[int, li
 
     state_json = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
     step, history = int(state_json["step"]), [float(x) for x in state_json.get("losses", [])]
-    if _sharded(accelerator):
-        accelerator.load_state(str(ckpt))
-        return step, history
     inner = accelerator.unwrap_model(model)
     weights = load_file(str(ckpt / "model.safetensors"))
     missing, unexpected = inner.load_state_dict(weights, strict=False)
@@ -162,6 +158,12 @@ def train_loop(
     from accelerate.utils import set_seed
 
     accelerator = accelerator or make_accelerator(cfg)
+    if _sharded(accelerator) and (cfg.save_every or (Path(out) / "checkpoint" / "state.json").is_file()):
+        raise ConfigError(
+            "train.save_every: a resumable checkpoint under FSDP / DeepSpeed would pickle the sharded "
+            "optimizer state (accelerate's save_state), and nothing here is pickled; set save_every: 0 "
+            "(the final model is still saved as safetensors) or train with DDP"
+        )
     set_seed(cfg.seed)
     out = Path(out)
     ckpt = out / "checkpoint"
