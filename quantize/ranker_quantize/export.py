@@ -36,7 +36,7 @@ from ranker_sdk.errors import InputError
 
 from .errors import ExportError
 
-__all__ = ["Checkpoint", "ExportedGraph", "load_checkpoint", "export_onnx", "DEFAULT_OPSET"]
+__all__ = ["Checkpoint", "ExportedGraph", "load_checkpoint", "export_onnx", "is_segmented_checkpoint", "DEFAULT_OPSET"]
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def load_checkpoint(model_dir: str | Path) -> Checkpoint:
             are missing (they would be random), or the tokenizer is not a fast tokenizer.
     """
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     path = Path(model_dir)
     if not (path / "config.json").is_file():
@@ -97,7 +97,7 @@ def load_checkpoint(model_dir: str | Path) -> Checkpoint:
             f"--model {path}: no config.json there; pass a local transformers checkpoint directory "
             "(the output of save_pretrained)"
         )
-    if (path / "score_head.safetensors").is_file():  # a segmented student (ranker_training.segmented)
+    if is_segmented_checkpoint(path):
         return _load_segmented(path)
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
@@ -122,6 +122,18 @@ def load_checkpoint(model_dir: str | Path) -> Checkpoint:
             f"--model {path}: the head has {n} outputs; a ranker needs one score per (query, doc) pair (num_labels=1)"
         )
     model.eval()
+    return _with_tokenizer(path, model)
+
+
+def is_segmented_checkpoint(path: str | Path) -> bool:
+    """True for a segmented student (ranker_training.segmented): it has the score head file."""
+    return (Path(path) / "score_head.safetensors").is_file()
+
+
+def _with_tokenizer(path: Path, model: Any) -> Checkpoint:
+    """``model`` and the checkpoint's fast tokenizer, as a :class:`Checkpoint`."""
+    from transformers import AutoTokenizer
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True)
     except (OSError, ValueError) as exc:
@@ -138,21 +150,6 @@ def load_checkpoint(model_dir: str | Path) -> Checkpoint:
     return Checkpoint(path=path, model=model, tokenizer=tokenizer, tokenizer_json=tokenizer_json)
 
 
-def _tokenizer(path: Path):
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True)
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"--model {path}: cannot load its tokenizer: {exc}") from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise ExportError(
-            f"--model {path}: the tokenizer is not a fast (tokenizers) tokenizer; the SDK reads "
-            "tokenizer.json. Save it with a PreTrainedTokenizerFast"
-        )
-    return tokenizer
-
-
 def _load_segmented(path: Path) -> Checkpoint:
     """A segmented student: a BERT encoder + ``score_head.safetensors`` (see ranker_training.segmented)."""
     try:
@@ -163,10 +160,7 @@ def _load_segmented(path: Path) -> Checkpoint:
         model = load_segmented(path).eval()
     except (OSError, ValueError, KeyError) as exc:
         raise ExportError(f"--model {path}: cannot load it as a segmented student: {exc}") from exc
-    tokenizer = _tokenizer(path)
-    return Checkpoint(
-        path=path, model=model, tokenizer=tokenizer, tokenizer_json=(path / "tokenizer.json").read_bytes()
-    )
+    return _with_tokenizer(path, model)
 
 
 def _export_segmented(ckpt: Checkpoint, opset: int) -> Any:
@@ -219,7 +213,7 @@ def export_onnx(ckpt: Checkpoint, *, opset: int = DEFAULT_OPSET) -> ExportedGrap
     from optimum.exporters.tasks import TasksManager
 
     model = ckpt.model
-    if (ckpt.path / "score_head.safetensors").is_file():
+    if is_segmented_checkpoint(ckpt.path):
         return _check_graph(_export_segmented(ckpt, opset), opset)
     try:
         ctor = TasksManager.get_exporter_config_constructor(

@@ -32,7 +32,7 @@ from ranker_sdk.package import FORMAT_VERSION, PackageConfig
 
 from .calibrate import calibration_feeds
 from .errors import FidelityError
-from .export import DEFAULT_OPSET, Checkpoint, export_onnx, load_checkpoint
+from .export import DEFAULT_OPSET, Checkpoint, export_onnx, is_segmented_checkpoint, load_checkpoint
 from .fusion import add_fusion, check_fusion_data, fit_fusion
 from .optimize import optimize_onnx
 from .package import tar_package, write_package
@@ -204,7 +204,7 @@ def _provenance(ckpt: Checkpoint, options: PackageOptions) -> dict[str, Any]:
         "base_model": options.base_model or ckpt.path.resolve().name,
         # a segmented student's config is a bare BertModel's; name the model that was exported
         "architecture": type(ckpt.model).__name__
-        if (ckpt.path / "score_head.safetensors").is_file()
+        if is_segmented_checkpoint(ckpt.path)
         else (cfg.architectures or [type(ckpt.model).__name__])[0],
         "model_type": cfg.model_type,
         "checkpoint_sha256": checkpoint_sha256(ckpt.path),

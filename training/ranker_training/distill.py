@@ -259,6 +259,7 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
     from .label import read_scores
     from .loop import finish, make_accelerator, train_loop
     from .losses import RANK_LOSSES, hybrid_distill, pairwise_logistic, rank_loss
+    from .segmented import is_segmented
 
     if cfg.loss not in ("hybrid",) + RANK_LOSSES:
         raise ConfigError(f"distill loss must be 'hybrid' or one of {RANK_LOSSES}, got {cfg.loss!r}")
@@ -302,7 +303,7 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
     model = load_student(student_path, architecture=cfg.architecture)
     if cfg.num_layers is not None:
         drop_layers(model, cfg.num_layers)
-    if cfg.architecture == "segmented" and not (Path(student_path) / "score_head.safetensors").is_file():
+    if cfg.architecture == "segmented" and not is_segmented(student_path):  # a bare encoder: fit its head
         _fit_segmented_head(model, encoder, items, targets, cfg, t.seed)
 
     def loss_fn(m, step, micro):
