@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,6 +34,42 @@ PATHS = {
 }
 
 
+def measure(
+    package: str | None = None,
+    model: str | None = None,
+    threads: Sequence[int] = (1, 2),
+    repeats: int = 10,
+    paths: Sequence[str] = tuple(PATHS),
+) -> dict:
+    """Measure ``package`` on the shared workload; the dict ``--json`` writes.
+
+    Each configuration runs in its own fresh process (:func:`workload.run_worker`), so the caller's
+    own imports (torch, in a build script) never count in the peak RSS. ``rows`` has one row per
+    (thread count, path), then the torch fp32 baseline when ``model`` is given, each with its ratios
+    against that baseline at the same thread count.
+    """
+    unknown = [p for p in paths if p not in PATHS]
+    if unknown:
+        raise ValueError(f"unknown path(s) {unknown}; expected some of {list(PATHS)}")
+    rows = []
+    for n in threads:
+        for path in paths:
+            r = run_worker("ranker", n, repeats, package=package, load_kwargs=PATHS[path])
+            rows.append(r | {"name": f"sdk {path}", "path": path, "threads": n})
+        if model:
+            max_length = rows[-1]["max_length"]
+            base = run_worker("torch", n, repeats, model=model, max_length=max_length)
+            base |= {"name": "torch fp32 (batches of 32)", "path": "torch", "threads": n}
+            for i, r in enumerate(rows):
+                if r["threads"] == n:
+                    rows[i] = with_ratios(r, base)
+            rows.append(with_ratios(base, base))
+    for r in rows:
+        r.pop("scores", None)
+        r["peak_rss_mb"] = r["peak_rss_mib"]  # the name older readers of --json use
+    return {"threads": list(threads), "repeats": repeats, "package": package, "model": model, "rows": rows}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--package", default=None, help="package dir or .tar.gz (default: the bundled one)")
@@ -43,23 +80,7 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
 
-    rows = []
-    for threads in args.threads:
-        base = None
-        for path in args.paths:
-            r = run_worker("ranker", threads, args.repeats, package=args.package, load_kwargs=PATHS[path])
-            rows.append(r | {"name": f"sdk {path}", "path": path, "threads": threads})
-        if args.model:
-            max_length = rows[-1]["max_length"]
-            base = run_worker("torch", threads, args.repeats, model=args.model, max_length=max_length)
-            base |= {"name": "torch fp32 (batches of 32)", "path": "torch", "threads": threads}
-            for i, r in enumerate(rows):
-                if r["threads"] == threads:
-                    rows[i] = with_ratios(r, base)
-            rows.append(with_ratios(base, base))
-    for r in rows:
-        r.pop("scores", None)
-        r["peak_rss_mb"] = r["peak_rss_mib"]  # the name older readers of --json use
+    result = measure(args.package, args.model, args.threads, args.repeats, args.paths)
     print(
         f"package: {args.package or '(bundled default)'}, 1 query x 100 trec-rag24 dev passages, "
         f"median of {args.repeats} calls; ratios against torch fp32 at the same thread count"
@@ -67,21 +88,9 @@ def main() -> None:
         else f"package: {args.package or '(bundled default)'}, 1 query x 100 trec-rag24 dev passages, "
         f"median of {args.repeats} calls (no --model: no torch baseline)"
     )
-    print_rows(rows)
+    print_rows(result["rows"])
     if args.json:
-        Path(args.json).write_text(
-            json.dumps(
-                {
-                    "threads": args.threads,
-                    "repeats": args.repeats,
-                    "package": args.package,
-                    "model": args.model,
-                    "rows": rows,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -169,7 +169,7 @@ def run_worker(kind: str, threads: int, repeats: int, **kw: Any) -> dict[str, An
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        raise SystemExit(f"error: the {kind} worker failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"the {kind} worker failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

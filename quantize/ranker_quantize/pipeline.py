@@ -49,11 +49,10 @@ from .verify import (
     torch_scores,
 )
 
-__all__ = ["PackageOptions", "PackageResult", "build_package", "STAGES"]
+__all__ = ["PackageOptions", "PackageResult", "build_package"]
 
 log = logging.getLogger(__name__)
 
-STAGES = ("export", "optimize", "quantize", "verify", "package", "fusion")
 # progress(stage, done, total): called as each stage advances; the CLI draws bars from it.
 Progress = Callable[[str, int, int], None]
 # Cap of the default max_length: cross-encoders for reranking rarely gain past 256 tokens, and
