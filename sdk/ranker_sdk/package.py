@@ -24,6 +24,15 @@ Safety comes from the order of operations, and memory stays bounded by what the 
 4. Read each listed file exactly once, exactly its declared size, and check its sha256. Only then
    is any byte handed to a parser (JSON, tokenizers, onnxruntime). Parsers get the verified
    bytes, never the path, so a file swapped on disk after the check is never read.
+
+One exception, for memory: ``read_package(path, keep_model=False)`` on a *directory* hashes
+``model.onnx`` in chunks without keeping it (:attr:`LoadedPackage.model_path` is set instead of
+``files["model.onnx"]``), and the caller hands onnxruntime the path. Holding the verified bytes
+while onnxruntime builds its own copy would cost the model's size again at load (23 MB of the
+default's peak). The check still runs before the parser; :func:`recheck_file` after the load
+refuses a file that changed in between (a deployment rewriting the package while a service
+starts). The manifest's hashes detect corruption, not an attacker: whoever can write the file
+can write the manifest too.
 """
 
 from __future__ import annotations
@@ -50,13 +59,16 @@ __all__ = [
     "ScoreConfig",
     "LoadedPackage",
     "read_package",
+    "recheck_file",
     "sha256_hex",
 ]
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CONFIG = "ranker.json"
-REQUIRED_FILES = ("model.onnx", "tokenizer.json", CONFIG)
+MODEL = "model.onnx"
+REQUIRED_FILES = (MODEL, "tokenizer.json", CONFIG)
+_CHUNK = 1 << 20  # bytes per read when a file is hashed without being kept
 # A package larger than this is refused before it is read: a cross-encoder for CPU ranking is
 # tens of MB, and reading a runaway file into memory would take the host down.
 MAX_PACKAGE_BYTES = 2 * 1024**3
@@ -201,11 +213,17 @@ class PackageConfig:
 
 @dataclass(frozen=True)
 class LoadedPackage:
-    """A verified package held in memory: its config and the verified bytes of its files."""
+    """A verified package held in memory: its config and the verified bytes of its files.
+
+    ``model_path`` is set (and ``model.onnx`` absent from ``files``) only when the package was
+    read with ``keep_model=False`` from a directory; ``manifest`` is ``name -> (size, sha256)``.
+    """
 
     source: str
     config: PackageConfig
     files: Mapping[str, bytes]
+    manifest: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    model_path: Path | None = None
 
 
 def _check_member_name(name: str, source: str) -> str:
@@ -317,8 +335,39 @@ def _read_exactly(fh: IO[bytes], name: str, size: int, source: str) -> bytes:
     return data
 
 
-def _read_verified(open_member: Callable[[str], IO[bytes]], sizes: Mapping[str, int], source: str) -> dict[str, bytes]:
-    """Read the manifest, check the listing, then read and hash each listed file once."""
+def _hash_exactly(fh: IO[bytes], name: str, size: int, source: str) -> str:
+    """sha256 of exactly ``size`` bytes of ``name``, read in chunks and not kept."""
+    h, left = hashlib.sha256(), size
+    while left:
+        chunk = fh.read(min(left, _CHUNK))
+        if not chunk:
+            break
+        h.update(chunk)
+        left -= len(chunk)
+    if left or fh.read(1):
+        raise PackageError(
+            f"{source}: {name} changed size while it was read (expected {size} bytes); re-create the package"
+        )
+    return h.hexdigest()
+
+
+def _digest_error(source: str, name: str) -> PackageError:
+    return PackageError(
+        f"{source}: {name} fails its sha256 check against {MANIFEST}: the file is corrupt "
+        "or was modified; re-create the package"
+    )
+
+
+def _read_verified(
+    open_member: Callable[[str], IO[bytes]],
+    sizes: Mapping[str, int],
+    source: str,
+    unkept: frozenset[str] = frozenset(),
+) -> tuple[dict[str, bytes], dict[str, tuple[int, str]]]:
+    """Read the manifest, check the listing, then read and hash each listed file once.
+
+    Files named in ``unkept`` are hashed in chunks and left out of the returned bytes.
+    """
     if MANIFEST not in sizes:
         raise PackageError(f"{source}: no {MANIFEST}; this is not a ranker package (or it is incomplete)")
     if sizes[MANIFEST] > MAX_MANIFEST_BYTES:
@@ -329,20 +378,39 @@ def _read_verified(open_member: Callable[[str], IO[bytes]], sizes: Mapping[str, 
     _check_listing(listed, sizes, source)
     for name, (size, digest) in listed.items():
         with open_member(name) as fh:
+            if name in unkept:
+                if _hash_exactly(fh, name, size, source) != digest:
+                    raise _digest_error(source, name)
+                continue
             data = _read_exactly(fh, name, size, source)
         if sha256_hex(data) != digest:
-            raise PackageError(
-                f"{source}: {name} fails its sha256 check against {MANIFEST}: the file is corrupt "
-                "or was modified; re-create the package"
-            )
+            raise _digest_error(source, name)
         files[name] = data
-    return files
+    return files, listed
 
 
-def _read_files(p: Path) -> dict[str, bytes]:
+def recheck_file(pkg: LoadedPackage, name: str) -> None:
+    """Hash ``name`` of a directory package again; :class:`PackageError` if it is not what was verified.
+
+    For a file handed to a parser by path (``keep_model=False``): called after the parser is done,
+    it refuses a file rewritten between the first check and the parse.
+    """
+    size, digest = pkg.manifest[name]
+    try:
+        with open(Path(pkg.source) / name, "rb") as fh:
+            same = _hash_exactly(fh, name, size, pkg.source) == digest
+    except OSError as exc:
+        raise PackageError(f"{pkg.source}: {name} vanished while the package was loaded ({exc})") from exc
+    if not same:
+        raise PackageError(
+            f"{pkg.source}: {name} changed on disk while the package was loaded; load it again once it is complete"
+        )
+
+
+def _read_files(p: Path, unkept: frozenset[str]) -> tuple[dict[str, bytes], dict[str, tuple[int, str]]]:
     source = str(p)
     if p.is_dir():
-        return _read_verified(lambda name: open(p / name, "rb"), _list_directory(p), source)
+        return _read_verified(lambda name: open(p / name, "rb"), _list_directory(p), source, unkept)
     try:
         with tarfile.open(p, mode="r:gz") as tar:
             members = _list_tarball(tar, source)
@@ -358,8 +426,11 @@ def _read_files(p: Path) -> dict[str, bytes]:
         raise PackageError(f"{p}: not a readable .tar.gz package ({exc}); re-create it") from exc
 
 
-def read_package(path: str | os.PathLike[str]) -> LoadedPackage:
+def read_package(path: str | os.PathLike[str], *, keep_model: bool = True) -> LoadedPackage:
     """Read and verify the package at ``path`` (a directory or a ``.tar.gz``).
+
+    ``keep_model=False``: for a directory, verify ``model.onnx`` without keeping its bytes and set
+    :attr:`LoadedPackage.model_path` instead (see the module docstring); a ``.tar.gz`` keeps them.
 
     Raises :class:`PackageError` naming the offending file if anything is missing, corrupt,
     unlisted, unsafe, oversized, malformed, or of an unknown format version.
@@ -374,7 +445,8 @@ def read_package(path: str | os.PathLike[str]) -> LoadedPackage:
         raise PackageError(f"{p}: refusing a package path that is a symlink; pass the real path")
     if not (p.is_dir() or p.is_file()):
         raise PackageError(f"{p}: no such package (expected a directory or a .tar.gz)")
-    files = _read_files(p)
+    unkept = frozenset() if keep_model or not p.is_dir() else frozenset({MODEL})
+    files, listed = _read_files(p, unkept)
     try:
         raw = json.loads(files[CONFIG])
     except (ValueError, RecursionError) as exc:
@@ -383,4 +455,6 @@ def read_package(path: str | os.PathLike[str]) -> LoadedPackage:
         config = PackageConfig.from_dict(raw)
     except PackageError as exc:
         raise PackageError(f"{p}: {exc}") from exc
-    return LoadedPackage(source=str(p), config=config, files=files)
+    return LoadedPackage(
+        source=str(p), config=config, files=files, manifest=listed, model_path=p / MODEL if unkept else None
+    )

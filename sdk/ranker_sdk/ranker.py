@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import InputError, InternalError, PackageError
 from .fusion import check_first_stage, fuse
-from .package import PackageConfig, read_package
+from .package import PackageConfig, read_package, recheck_file
 from .session import ModelSession
 from .tokenize import Doc, PairEncoder, doc_text
 
@@ -141,13 +141,16 @@ class Ranker:
                     "no default package is bundled with this ranker-sdk install; pass the path of "
                     "a package (see `ranker package --help` to build one)"
                 )
-        pkg = read_package(path)
+        # A directory's model.onnx is verified without keeping its bytes, and onnxruntime reads it
+        # by path: holding both copies would add the model's size to the peak RSS of every load.
+        pkg = read_package(path, keep_model=False)
         self = object.__new__(cls)
         self._config = pkg.config
         self._encoder = PairEncoder(pkg.files["tokenizer.json"], pkg.config, parallel=threads != 1)
-        self._session = ModelSession(
-            pkg.files["model.onnx"], pkg.config, threads=threads, probe=self._encoder.probe_batch()
-        )
+        model = pkg.model_path if pkg.model_path is not None else pkg.files["model.onnx"]
+        self._session = ModelSession(model, pkg.config, threads=threads, probe=self._encoder.probe_batch())
+        if pkg.model_path is not None:
+            recheck_file(pkg, "model.onnx")
         self._batch_size = batch_size
         self._max_batch_tokens = max_batch_tokens
         self._sort = bool(sort_by_length)

@@ -17,6 +17,7 @@ Two process-wide choices are made here, because this is the one module that impo
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # Must run before `import onnxruntime` (the telemetry client starts at import). setdefault: the
 # host's own setting wins.
@@ -34,7 +35,12 @@ _FATAL_ONLY = 4  # onnxruntime severities: 0 verbose, 1 info, 2 warning, 3 error
 
 
 class ModelSession:
-    """An onnxruntime CPU session over verified model bytes, proven to work before it is returned.
+    """An onnxruntime CPU session over a verified model, proven to work before it is returned.
+
+    ``model`` is the verified bytes, or the path of a file already verified (and to be checked
+    again by the caller once this returns: :func:`ranker_sdk.package.recheck_file`). From a path,
+    onnxruntime reads the file itself and nothing keeps a second copy of the model in memory;
+    onnxruntime's Python session holds on to bytes it was given for as long as it lives.
 
     ``threads`` sets intra-op parallelism (``None``: onnxruntime's default, one per core).
     Inter-op is 1 and execution sequential: a ranker call is one small graph, and callers that
@@ -49,7 +55,7 @@ class ModelSession:
 
     def __init__(
         self,
-        model_bytes: bytes,
+        model: bytes | Path,
         config: PackageConfig,
         threads: int | None = None,
         *,
@@ -64,7 +70,8 @@ class ModelSession:
         self._run_options = ort.RunOptions()
         self._run_options.log_severity_level = _FATAL_ONLY
         try:
-            self._sess = ort.InferenceSession(model_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+            source = str(model) if isinstance(model, Path) else model
+            self._sess = ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise PackageError(f"model.onnx cannot be loaded by onnxruntime: {exc}") from exc
         inputs = {i.name: i for i in self._sess.get_inputs()}

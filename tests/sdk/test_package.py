@@ -10,7 +10,7 @@ import tarfile
 import pytest
 from ranker_quantize.package import manifest_bytes
 from ranker_sdk import PackageError, Ranker
-from ranker_sdk.package import read_package
+from ranker_sdk.package import read_package, recheck_file
 
 
 @pytest.fixture
@@ -151,3 +151,30 @@ def test_model_with_two_outputs_per_row_is_refused_at_load(tmp_path, tiny_bert_d
     pkg = write_package(tmp_path / "pkg2", files, tiny_config())
     with pytest.raises(PackageError, match="one score per row"):
         Ranker.load(pkg)
+
+
+def test_model_verified_without_keeping_its_bytes(tiny_package, tmp_path):
+    pkg = read_package(tiny_package, keep_model=False)
+    assert "model.onnx" not in pkg.files and pkg.model_path == tiny_package / "model.onnx"
+    assert pkg.manifest["model.onnx"][0] == (tiny_package / "model.onnx").stat().st_size
+    recheck_file(pkg, "model.onnx")  # unchanged: no error
+    tarball = tmp_path / "pkg.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        for p in sorted(tiny_package.iterdir()):
+            tar.add(p, arcname=p.name)
+    packed = read_package(tarball, keep_model=False)  # an archive member has no path: bytes are kept
+    assert packed.model_path is None and packed.files["model.onnx"] == (tiny_package / "model.onnx").read_bytes()
+
+
+def test_model_checked_before_the_parser_and_again_after(pkg_copy):
+    data = bytearray((pkg_copy / "model.onnx").read_bytes())
+    pkg = read_package(pkg_copy, keep_model=False)
+    data[len(data) // 2] ^= 0xFF  # rewritten after the check, same size: caught by the recheck
+    (pkg_copy / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(PackageError, match=r"model\.onnx changed on disk while the package was loaded"):
+        recheck_file(pkg, "model.onnx")
+    with pytest.raises(PackageError, match=r"model\.onnx fails its sha256"):  # and refused up front
+        read_package(pkg_copy, keep_model=False)
+    (pkg_copy / "model.onnx").write_bytes(bytes(data) + b"x")
+    with pytest.raises(PackageError, match=r"model\.onnx has \d+ bytes, the manifest says"):
+        read_package(pkg_copy, keep_model=False)
