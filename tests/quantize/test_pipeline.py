@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from ranker_quantize import FidelityError, PackageOptions, VerifyOptions, build_package
 from ranker_sdk import Ranker
+from ranker_sdk.encoding import TITLE_SEPARATOR
 from ranker_sdk.errors import InputError
 from ranker_sdk.metrics import spearman
 from ranker_sdk.package import read_package
@@ -72,7 +73,7 @@ def test_package_records_inputs_and_fused_graph(family):
 def test_config_fields(int8_package, tiny_bert_dir):
     cfg = read_package(int8_package).config
     assert (cfg.max_length, cfg.query_max_tokens, cfg.doc_max_chars) == (128, 32, 128 * 12)
-    assert cfg.title_separator == " | " and cfg.pad_token_id == 0
+    assert cfg.title_separator == TITLE_SEPARATOR and cfg.pad_token_id == 0
     assert cfg.provenance["base_model"] == tiny_bert_dir.name
     assert cfg.provenance["training_data"] == "tests"
     assert len(cfg.provenance["checkpoint_sha256"]) == 64
