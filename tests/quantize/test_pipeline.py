@@ -142,3 +142,26 @@ def test_rejects_bad_lengths_before_writing(tiny_bert_dir, tmp_path):
     with pytest.raises(InputError, match="query-max-tokens"):
         build_package(tiny_bert_dir, tmp_path / "a", PackageOptions(max_length=64, query_max_tokens=61))
     assert not (tmp_path / "a").exists()
+
+
+def test_a_student_is_packaged_with_exactly_the_settings_it_recorded(tiny_bert_dir, tmp_path):
+    """ranker_student.json's encoding settings, pad id included, become ranker.json's."""
+    import shutil
+
+    from ranker_sdk.encoding import ENCODING_KEYS
+
+    student = tmp_path / "student"
+    shutil.copytree(tiny_bert_dir, student)
+    # Not the defaults the packager would derive (256-capped max_length, max_length // 4, pad 0).
+    recorded = {"max_length": 48, "query_max_tokens": 10, "doc_max_chars": 333, "title_separator": " / "}
+    recorded["pad_token_id"] = 3
+    (student / "ranker_student.json").write_text(json.dumps({**recorded, "loss": "hybrid"}))
+    result = build_package(
+        student, tmp_path / "pkg", PackageOptions(precision="fp32", verify=VerifyOptions(max_queries=2))
+    )
+    cfg = read_package(result.path).config.to_dict()
+    assert {k: cfg[k] for k in ENCODING_KEYS} == recorded
+    # a malformed record is the caller's error, named by file and key
+    (student / "ranker_student.json").write_text(json.dumps({**recorded, "pad_token_id": "three"}))
+    with pytest.raises(InputError, match=r"ranker_student\.json: pad_token_id: expected int, got 'three'"):
+        build_package(student, tmp_path / "bad", PackageOptions(precision="fp32", verify=VerifyOptions(max_queries=2)))
