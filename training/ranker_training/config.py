@@ -277,8 +277,19 @@ class RecipeConfig:
 # --------------------------------------------------------------------------- reading / writing
 
 
-# A data source may be written as its bare path: ``data: [../shared/data/wikiqa]``.
-_HOOKS = {DataSource: lambda v: {"path": v} if isinstance(v, str) else v}
+def _empty_section(value: Any) -> Any:
+    return {} if value is None else value
+
+
+# A data source may be written as its bare path (``data: [../shared/data/wikiqa]``), and an empty
+# YAML section (``train:`` with nothing under it, read as None) keeps every default.
+_HOOKS = {
+    DataSource: lambda v: {"path": v} if isinstance(v, str) else v,
+    **dict.fromkeys(
+        (TrainConfig, GroupConfig, LoraSettings, CPTConfig, TeacherConfig, LabelConfig, DistillConfig, EvalConfig),
+        _empty_section,
+    ),
+}
 
 
 def from_dict(cls: type, d: Any, *, where: str | None = None):
