@@ -55,11 +55,17 @@ class Workload:
 
 
 def load_workload(
-    data: str | Path = DATA, split: str = "dev", n: int = N_DOCS, title_separator: str = " | "
+    data: str | Path = DATA, split: str = "dev", n: int = N_DOCS, title_separator: str | None = None
 ) -> Workload:
-    """The first ``split`` query of ``data`` against the first ``n`` candidates of its queries, in order."""
+    """The first ``split`` query of ``data`` against the first ``n`` candidates of its queries, in order.
+
+    ``texts`` join a title to its text with ``title_separator`` (None: the package default).
+    """
     from ranker_sdk.beir import load_groups
-    from ranker_sdk.tokenize import doc_text
+    from ranker_sdk.encoding import TITLE_SEPARATOR, doc_text
+
+    if title_separator is None:
+        title_separator = TITLE_SEPARATOR
 
     groups = load_groups(Path(data), split)
     docs = [dict(d) for g in groups for d in g.docs][:n]

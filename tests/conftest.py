@@ -125,15 +125,16 @@ def export_onnx_bytes(model_dir: Path) -> bytes:
 
 
 def tiny_config(**overrides):
+    from ranker_sdk.encoding import FORMAT_VERSION, TITLE_SEPARATOR
     from ranker_sdk.package import PackageConfig
 
     base = dict(
-        format_version=1,
+        format_version=FORMAT_VERSION,
         max_length=64,
         query_max_tokens=16,
         doc_max_chars=640,
         inputs=("input_ids", "attention_mask", "token_type_ids"),
-        title_separator=" | ",
+        title_separator=TITLE_SEPARATOR,
         pad_token_id=0,
         provenance={"base_model": "random tiny BERT (tests)"},
         quantization={"precision": "fp32"},

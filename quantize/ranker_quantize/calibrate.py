@@ -26,9 +26,10 @@ from collections.abc import Sequence
 
 import numpy as np
 from ranker_sdk.beir import Group
+from ranker_sdk.encoding import doc_text
 from ranker_sdk.errors import InputError
 from ranker_sdk.package import PackageConfig
-from ranker_sdk.tokenize import PairEncoder, doc_text
+from ranker_sdk.tokenize import PairEncoder
 
 __all__ = ["calibration_feeds"]
 

@@ -5,6 +5,11 @@ torch, transformers and optimum are imported by the handler when the command run
 ``ranker --help`` stays fast. The handler shows one tqdm bar per stage on stderr and a summary
 on stdout; errors come back as ``error: ...`` and a non-zero exit status.
 
+An option that sets a field of :class:`~ranker_quantize.PackageOptions` is stored under that
+field's path (``dest="verify.max_queries"``), and the options are built from those in one call of
+:func:`ranker_sdk.dataclass_io.from_dict`: nothing is copied by hand, and an option left unset
+keeps the dataclass default.
+
 Example::
 
     ranker package --model runs/distill/final --out packages/minilm-int8 \\
@@ -64,28 +69,56 @@ def register(subparsers: Any) -> None:
     g = p.add_argument_group("verification")
     g.add_argument(
         "--calibration",
+        dest="verify.calibration",
         default=None,
         metavar="DATA_DIR",
         help="BEIR folder of real queries and candidates: static INT8 scales are calibrated "
         "and the package verified on them (default: generated text, no labels)",
     )
-    g.add_argument("--split", default="dev", help="qrels split of --calibration (default: dev)")
+    g.add_argument("--split", dest="verify.split", default="dev", help="qrels split of --calibration (default: dev)")
     g.add_argument(
-        "--calibration-queries", type=int, default=32, metavar="N", help="verify on at most N queries (default: 32)"
+        "--calibration-queries",
+        dest="verify.max_queries",
+        type=int,
+        default=32,
+        metavar="N",
+        help="verify on at most N queries (default: 32)",
     )
-    g.add_argument("--min-spearman", type=float, default=0.9, help="minimum mean per-query Spearman (default: 0.9)")
     g.add_argument(
-        "--max-ndcg-drop", type=float, default=0.01, help="maximum nDCG@10 drop when labelled (default: 0.01)"
+        "--min-spearman",
+        dest="verify.min_spearman",
+        type=float,
+        default=0.9,
+        help="minimum mean per-query Spearman (default: 0.9)",
     )
     g.add_argument(
-        "--threads", type=int, default=None, help="onnxruntime threads for verification (default: all cores)"
+        "--max-ndcg-drop",
+        dest="verify.max_ndcg_drop",
+        type=float,
+        default=0.01,
+        help="maximum nDCG@10 drop when labelled (default: 0.01)",
+    )
+    g.add_argument(
+        "--threads",
+        dest="verify.threads",
+        type=int,
+        default=None,
+        help="onnxruntime threads for verification (default: all cores)",
     )
     g.add_argument("--force", action="store_true", help="package even if verification fails (the report says so)")
     q = p.add_argument_group("quantization")
-    q.add_argument("--per-tensor", action="store_true", help="one scale per weight tensor instead of per channel")
-    q.add_argument("--reduce-range", action="store_true", help="7-bit weights, for CPUs without VNNI")
+    q.add_argument(
+        "--per-tensor",
+        dest="quantize.per_channel",
+        action="store_false",
+        help="one scale per weight tensor instead of per channel",
+    )
+    q.add_argument(
+        "--reduce-range", dest="quantize.reduce_range", action="store_true", help="7-bit weights, for CPUs without VNNI"
+    )
     q.add_argument(
         "--embeddings",
+        dest="quantize.embeddings",
         choices=("rows", "tensor", "fp32"),
         default=None,
         help="word table: rows = int8 with a scale per row (default), tensor = int8 with one "
@@ -94,6 +127,7 @@ def register(subparsers: Any) -> None:
     q.add_argument("--fp32-embeddings", action="store_true", help="the same as --embeddings fp32")
     q.add_argument(
         "--calibration-pairs",
+        dest="quantize.calibration_pairs",
         type=int,
         default=512,
         metavar="N",
@@ -178,54 +212,56 @@ def _setup_logging(verbose: bool) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a checkpoint is a local path: never reach a hub
 
 
+def _options(args: argparse.Namespace) -> Any:
+    """The :class:`PackageOptions` of the parsed arguments (see the module docstring)."""
+    from dataclasses import fields
+
+    from ranker_sdk.dataclass_io import from_dict
+    from ranker_sdk.errors import InputError
+
+    from . import PackageOptions
+
+    top = {f.name for f in fields(PackageOptions)}
+    raw: dict[str, Any] = {"quantize": {}, "verify": {}}
+    for dest, value in vars(args).items():
+        head, _, rest = dest.partition(".")
+        if head in top and value is not None:  # None: not given, the dataclass default holds
+            if rest:
+                raw[head][rest] = value
+            else:
+                raw[head] = value
+    # The options that do not map one to one onto a field.
+    if args.precision == "dynamic":
+        raw["precision"], raw["quantize"]["activations"] = "int8", "dynamic"
+    if args.fp32_embeddings:
+        raw["quantize"]["embeddings"] = "fp32"
+    raw["fusion_data"] = [(v[0], v[1] if len(v) > 1 else args.fusion_split) for v in args.fit_fusion]
+    return from_dict(PackageOptions, raw, where="ranker package", error=InputError)
+
+
 def _cmd_package(args: argparse.Namespace) -> int:
     import warnings
 
     _setup_logging(args.verbose)
+    opts = vars(args)
     if any(len(v) > 2 for v in args.fit_fusion):
         print("error: --fit-fusion takes DATA_DIR and at most one SPLIT", file=sys.stderr)
         return 2
-    if args.fp32_embeddings and args.embeddings not in (None, "fp32"):
-        print(f"error: --fp32-embeddings contradicts --embeddings {args.embeddings}", file=sys.stderr)
+    if args.fp32_embeddings and opts["quantize.embeddings"] not in (None, "fp32"):
+        print(f"error: --fp32-embeddings contradicts --embeddings {opts['quantize.embeddings']}", file=sys.stderr)
         return 2
     for name, value in (
-        ("--calibration-queries", args.calibration_queries),
+        ("--calibration-queries", opts["verify.max_queries"]),
         ("--max-length", args.max_length),
-        ("--calibration-pairs", args.calibration_pairs),
-        ("--threads", args.threads),
+        ("--calibration-pairs", opts["quantize.calibration_pairs"]),
+        ("--threads", opts["verify.threads"]),
     ):
         if value is not None and value < 1:
             print(f"error: {name} must be a positive integer, got {value}", file=sys.stderr)
             return 2
-    from . import PackageOptions, QuantizeOptions, VerifyOptions, build_package
+    from . import build_package
 
-    options = PackageOptions(
-        precision="int8" if args.precision == "dynamic" else args.precision,
-        max_length=args.max_length,
-        query_max_tokens=args.query_max_tokens,
-        doc_max_chars=args.doc_max_chars,
-        quantize=QuantizeOptions(
-            activations="dynamic" if args.precision == "dynamic" else "static",
-            embeddings="fp32" if args.fp32_embeddings else (args.embeddings or "rows"),
-            per_channel=not args.per_tensor,
-            reduce_range=args.reduce_range,
-            calibration_pairs=args.calibration_pairs,
-        ),
-        verify=VerifyOptions(
-            calibration=args.calibration,
-            split=args.split,
-            max_queries=args.calibration_queries,
-            min_spearman=args.min_spearman,
-            max_ndcg_drop=args.max_ndcg_drop,
-            threads=args.threads,
-        ),
-        force=args.force,
-        base_model=args.base_model,
-        training_data=args.training_data,
-        tar=args.tar,
-        model_card=args.model_card,
-        fusion_data=tuple((v[0], v[1] if len(v) > 1 else args.fusion_split) for v in args.fit_fusion),
-    )
+    options = _options(args)
     bars = _Bars()
     try:
         with warnings.catch_warnings():

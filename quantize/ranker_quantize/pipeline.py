@@ -22,13 +22,16 @@ import json
 import logging
 import tempfile
 import time
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ranker_sdk import encoding
+from ranker_sdk.dataclass_io import convert
 from ranker_sdk.errors import InputError
-from ranker_sdk.package import FORMAT_VERSION, PackageConfig
+from ranker_sdk.package import PackageConfig
 
 from .calibrate import calibration_feeds
 from .errors import FidelityError
@@ -55,9 +58,8 @@ log = logging.getLogger(__name__)
 
 # progress(stage, done, total): called as each stage advances; the CLI draws bars from it.
 Progress = Callable[[str, int, int], None]
-# Cap of the default max_length: cross-encoders for reranking rarely gain past 256 tokens, and
-# attention cost grows with the square of the length.
-DEFAULT_MAX_LENGTH = 256
+# Cap of the default max_length of a checkpoint that records none (see ranker_sdk.encoding).
+DEFAULT_MAX_LENGTH = encoding.MAX_LENGTH
 # Queries that run under the export check (torch vs fp32 ONNX): a few groups find a broken
 # export as surely as many.
 EXPORT_CHECK_QUERIES = 2
@@ -74,7 +76,8 @@ class PackageOptions:
         max_length: tokens per pair; None: ``min(256, what the model and tokenizer allow)``.
         query_max_tokens: the query's token budget; None: ``max_length // 4`` (64 for 256).
         doc_max_chars: doc characters kept before tokenizing; None: ``max_length * 12``
-            (a token is ~4-5 characters of English; 12 leaves margin, never starves the doc).
+            (:func:`ranker_sdk.encoding.char_budget`: a token is ~4-5 characters of English;
+            12 leaves margin, never starves the doc).
         opset: ONNX opset of the export.
         quantize, verify: see :class:`QuantizeOptions` and :class:`VerifyOptions`.
         force: write the package even if it fails the fidelity thresholds (the report says so).
@@ -144,14 +147,19 @@ def _student_meta(ckpt: Checkpoint) -> dict[str, Any]:
 
 
 def _trained_settings(ckpt: Checkpoint) -> dict[str, Any]:
-    """The pair-encoding settings the student was trained with, if any.
+    """The pair-encoding settings the student was trained with, if any (pad id included).
 
     Packaging with the same settings means the runtime feeds the model exactly what it saw in
-    training. Explicit options win.
+    training. Explicit options win; a setting the record lacks gets the packager's default.
     """
     raw = _student_meta(ckpt)
-    keys = ("max_length", "query_max_tokens", "doc_max_chars", "title_separator")
-    return {k: raw[k] for k in keys if raw.get(k) is not None}
+    hints = typing.get_type_hints(PackageConfig)
+    where = ckpt.path / "ranker_student.json"
+    return {
+        k: convert(hints[k], raw[k], where=f"{where}: {k}", error=InputError)
+        for k in encoding.ENCODING_KEYS
+        if raw.get(k) is not None
+    }
 
 
 def _distillation(ckpt: Checkpoint) -> dict[str, Any] | None:
@@ -181,18 +189,18 @@ def _package_config(ckpt: Checkpoint, inputs: tuple[str, ...], options: PackageO
         )
     if options.doc_max_chars is not None and options.doc_max_chars < 1:
         raise InputError(f"--doc-max-chars must be positive, got {options.doc_max_chars}")
-    pad = ckpt.tokenizer.pad_token_id
-    if pad is None:  # some tokenizers define no pad token; the model's config then says which id
-        pad = getattr(ckpt.config, "pad_token_id", None) or 0
+    pad = trained.get("pad_token_id")
+    if pad is None:  # the same rule distillation records it by (ranker_training.distill.StudentEncoder)
+        pad = encoding.pad_token_id(ckpt.tokenizer.pad_token_id, getattr(ckpt.config, "pad_token_id", None))
     return PackageConfig.from_dict(
         {
-            "format_version": FORMAT_VERSION,
+            "format_version": encoding.FORMAT_VERSION,
             "max_length": max_length,
             "query_max_tokens": query_max,
-            "doc_max_chars": options.doc_max_chars or trained.get("doc_max_chars") or max_length * 12,
+            "doc_max_chars": options.doc_max_chars or trained.get("doc_max_chars") or encoding.char_budget(max_length),
             "inputs": list(inputs),
-            "title_separator": trained.get("title_separator", " | "),
-            "pad_token_id": int(pad),
+            "title_separator": trained.get("title_separator", encoding.TITLE_SEPARATOR),
+            "pad_token_id": pad,
         }
     )
 

@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from .dataclass_io import from_dict, to_dict
+from .encoding import FORMAT_VERSION, TITLE_SEPARATOR
 from .errors import PackageError
 from .fusion import Fusion
 
@@ -63,7 +65,6 @@ __all__ = [
     "sha256_hex",
 ]
 
-FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CONFIG = "ranker.json"
 MODEL = "model.onnx"
@@ -99,17 +100,17 @@ class ScoreConfig:
     bias: float = 0.0
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ScoreConfig":
-        kind = d.get("kind", "raw")
-        if kind not in ("raw", "sigmoid"):
+    def from_dict(cls, d: object) -> "ScoreConfig":
+        """Validate and build from the parsed ``score`` object; raises :class:`PackageError`."""
+        cfg = from_dict(cls, d, where="ranker.json: score", error=PackageError)
+        if cfg.kind not in ("raw", "sigmoid"):
             raise PackageError(
-                f"ranker.json: score.kind must be 'raw' or 'sigmoid', got {kind!r}; "
+                f"ranker.json: score.kind must be 'raw' or 'sigmoid', got {cfg.kind!r}; "
                 "the package was written by a newer or broken packager"
             )
-        scale, bias = float(d.get("scale", 1.0)), float(d.get("bias", 0.0))
-        if not (math.isfinite(scale) and math.isfinite(bias)):
-            raise PackageError(f"ranker.json: score.scale and score.bias must be finite, got {scale}, {bias}")
-        return cls(kind=kind, scale=scale, bias=bias)
+        if not (math.isfinite(cfg.scale) and math.isfinite(cfg.bias)):
+            raise PackageError(f"ranker.json: score.scale and score.bias must be finite, got {cfg.scale}, {cfg.bias}")
+        return cfg
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ class PackageConfig:
     query_max_tokens: int
     doc_max_chars: int
     inputs: tuple[str, ...]
-    title_separator: str = " | "
+    title_separator: str = TITLE_SEPARATOR
     pad_token_id: int = 0
     score: ScoreConfig = field(default_factory=ScoreConfig)
     quantization: Mapping[str, Any] = field(default_factory=dict)
@@ -156,24 +157,9 @@ class PackageConfig:
                 f"ranker.json: format_version {version!r} is not supported by this ranker-sdk "
                 f"(it reads version {FORMAT_VERSION}); upgrade ranker-sdk or repackage the model"
             )
-        try:
-            cfg = cls(
-                format_version=int(version),
-                max_length=int(d["max_length"]),
-                query_max_tokens=int(d["query_max_tokens"]),
-                doc_max_chars=int(d["doc_max_chars"]),
-                inputs=tuple(str(x) for x in d["inputs"]),
-                title_separator=str(d.get("title_separator", " | ")),
-                pad_token_id=int(d.get("pad_token_id", 0)),
-                score=ScoreConfig.from_dict(d.get("score", {})),
-                quantization=dict(d.get("quantization", {})),
-                provenance=dict(d.get("provenance", {})),
-                fidelity=dict(d.get("fidelity", {})),
-                fusion=Fusion.from_dict(d["fusion"]) if d.get("fusion") is not None else None,
-            )
-        except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
-            # OverflowError: int(1e400); AttributeError: an object where a mapping belongs.
-            raise PackageError(f"ranker.json is missing or has a malformed field: {exc!r}") from exc
+        # A key this version does not know is refused, not skipped: the runtime never guesses
+        # what a package says (a new setting comes with a new format version).
+        cfg = from_dict(cls, d, where="ranker.json", error=PackageError, hooks=_READERS)
         if not 8 <= cfg.max_length <= MAX_LENGTH or not 1 <= cfg.query_max_tokens < cfg.max_length - 3:
             raise PackageError(
                 f"ranker.json: need 8 <= max_length <= {MAX_LENGTH} and 1 <= query_max_tokens < max_length - 3, "
@@ -194,21 +180,14 @@ class PackageConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form written to ``ranker.json``."""
-        return {
-            "format_version": self.format_version,
-            "max_length": self.max_length,
-            "query_max_tokens": self.query_max_tokens,
-            "doc_max_chars": self.doc_max_chars,
-            "inputs": list(self.inputs),
-            "title_separator": self.title_separator,
-            "pad_token_id": self.pad_token_id,
-            "score": {"kind": self.score.kind, "scale": self.score.scale, "bias": self.score.bias},
-            "quantization": dict(self.quantization),
-            "provenance": dict(self.provenance),
-            "fidelity": dict(self.fidelity),
-            # Written only when fitted, so a package without fusion is byte-identical to before.
-            **({"fusion": self.fusion.to_dict()} if self.fusion is not None else {}),
-        }
+        d = to_dict(self, hooks={Fusion: Fusion.to_dict})
+        if d["fusion"] is None:
+            del d["fusion"]  # written only when fitted, so a package without fusion is byte-identical to before
+        return d
+
+
+# How ranker.json's objects with a shape or checks of their own are read (see ranker_sdk.dataclass_io).
+_READERS = {ScoreConfig: ScoreConfig.from_dict, Fusion: Fusion.from_dict}
 
 
 @dataclass(frozen=True)

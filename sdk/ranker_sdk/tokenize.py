@@ -3,8 +3,8 @@
 The rules, all read from ``ranker.json`` (:class:`~ranker_sdk.package.PackageConfig`):
 
 - A doc is a ``str`` or a mapping with ``text`` and an optional ``title``; a titled doc becomes
-  ``title + title_separator + text`` (:func:`doc_text`). Training uses the same function, so the
-  student sees at serving time exactly what it saw in training.
+  ``title + title_separator + text`` (:func:`~ranker_sdk.encoding.doc_text`, re-exported here).
+  Training uses the same function, so the student sees at serving time exactly what it saw in training.
 - Raw doc text is cut to ``doc_max_chars`` characters *before* tokenizing: the tokenizer would
   otherwise encode a 10 MB document in full only to throw almost all of it away.
 - The query keeps at most ``query_max_tokens`` tokens, so a long query never squeezes the doc out;
@@ -18,18 +18,17 @@ The rules, all read from ``ranker.json`` (:class:`~ranker_sdk.package.PackageCon
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from collections.abc import Sequence
 
 import numpy as np
 from tokenizers import Tokenizer
 
-from .errors import InputError, PackageError, wrap_backend_errors
+from .encoding import Doc, doc_text
+from .errors import PackageError, wrap_backend_errors
 from .package import PackageConfig
 
 __all__ = ["Doc", "doc_text", "clean_text", "PairEncoder", "EncodedPairs"]
 
-Doc = Union[str, Mapping[str, Any]]
 # WordPiece gives up on words longer than 100 characters ([UNK]); no real token is longer.
 QUERY_CHARS_PER_TOKEN = 100
 # The load-time probe's texts (any real text will do: they only need to be valid token ids).
@@ -45,31 +44,6 @@ def clean_text(s: str) -> str:
     except UnicodeEncodeError:
         return _SURROGATES.sub("\ufffd", s)
     return s
-
-
-def doc_text(doc: Doc, title_separator: str, *, index: int | None = None) -> str:
-    """The text the model reads for ``doc``: ``text``, or ``title + title_separator + text``.
-
-    Raises :class:`InputError` for anything that is neither a ``str`` nor a mapping with a
-    ``str`` ``text`` (and, if present and not None, a ``str`` ``title``).
-    """
-    where = f"docs[{index}]" if index is not None else "doc"
-    if isinstance(doc, str):
-        return doc
-    if isinstance(doc, Mapping):
-        text = doc.get("text")
-        title = doc.get("title")
-        if not isinstance(text, str):
-            raise InputError(
-                f"{where} must have a str 'text', got {type(text).__name__}; pass "
-                "{'text': ..., 'title': ...} or a plain str"
-            )
-        if title is None or title == "":
-            return text
-        if not isinstance(title, str):
-            raise InputError(f"{where}['title'] must be a str or absent, got {type(title).__name__}")
-        return title + title_separator + text if text else title
-    raise InputError(f"{where} must be a str or a mapping with 'text' (and optional 'title'), got {type(doc).__name__}")
 
 
 class EncodedPairs:

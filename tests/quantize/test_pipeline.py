@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from ranker_quantize import FidelityError, PackageOptions, VerifyOptions, build_package
 from ranker_sdk import Ranker
+from ranker_sdk.encoding import TITLE_SEPARATOR
 from ranker_sdk.errors import InputError
 from ranker_sdk.metrics import spearman
 from ranker_sdk.package import read_package
@@ -72,7 +73,7 @@ def test_package_records_inputs_and_fused_graph(family):
 def test_config_fields(int8_package, tiny_bert_dir):
     cfg = read_package(int8_package).config
     assert (cfg.max_length, cfg.query_max_tokens, cfg.doc_max_chars) == (128, 32, 128 * 12)
-    assert cfg.title_separator == " | " and cfg.pad_token_id == 0
+    assert cfg.title_separator == TITLE_SEPARATOR and cfg.pad_token_id == 0
     assert cfg.provenance["base_model"] == tiny_bert_dir.name
     assert cfg.provenance["training_data"] == "tests"
     assert len(cfg.provenance["checkpoint_sha256"]) == 64
@@ -141,3 +142,26 @@ def test_rejects_bad_lengths_before_writing(tiny_bert_dir, tmp_path):
     with pytest.raises(InputError, match="query-max-tokens"):
         build_package(tiny_bert_dir, tmp_path / "a", PackageOptions(max_length=64, query_max_tokens=61))
     assert not (tmp_path / "a").exists()
+
+
+def test_a_student_is_packaged_with_exactly_the_settings_it_recorded(tiny_bert_dir, tmp_path):
+    """ranker_student.json's encoding settings, pad id included, become ranker.json's."""
+    import shutil
+
+    from ranker_sdk.encoding import ENCODING_KEYS
+
+    student = tmp_path / "student"
+    shutil.copytree(tiny_bert_dir, student)
+    # Not the defaults the packager would derive (256-capped max_length, max_length // 4, pad 0).
+    recorded = {"max_length": 48, "query_max_tokens": 10, "doc_max_chars": 333, "title_separator": " / "}
+    recorded["pad_token_id"] = 3
+    (student / "ranker_student.json").write_text(json.dumps({**recorded, "loss": "hybrid"}))
+    result = build_package(
+        student, tmp_path / "pkg", PackageOptions(precision="fp32", verify=VerifyOptions(max_queries=2))
+    )
+    cfg = read_package(result.path).config.to_dict()
+    assert {k: cfg[k] for k in ENCODING_KEYS} == recorded
+    # a malformed record is the caller's error, named by file and key
+    (student / "ranker_student.json").write_text(json.dumps({**recorded, "pad_token_id": "three"}))
+    with pytest.raises(InputError, match=r"ranker_student\.json: pad_token_id: expected int, got 'three'"):
+        build_package(student, tmp_path / "bad", PackageOptions(precision="fp32", verify=VerifyOptions(max_queries=2)))

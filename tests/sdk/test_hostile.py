@@ -74,14 +74,26 @@ def test_deeply_nested_manifest_is_a_package_error(pkg_copy):
         (lambda text, cfg: "[" * 100_000 + "]" * 100_000, r"ranker\.json is not valid JSON \(RecursionError"),
         (
             lambda text, cfg: text.replace(f'"max_length": {cfg["max_length"]}', '"max_length": 1e400'),
-            r"ranker\.json is missing or has a malformed field: OverflowError",
+            r"ranker\.json: max_length: expected int, got inf",
         ),
         (lambda text, cfg: json.dumps({**cfg, "max_length": 10**9}), r"max_length <= 8192"),
         (
             lambda text, cfg: json.dumps({**cfg, "score": {"kind": "sigmoid", "scale": float("nan")}}),
             r"score\.scale and score\.bias must be finite",
         ),
-        (lambda text, cfg: json.dumps({**cfg, "score": "raw"}), r"ranker\.json is missing or has a malformed field"),
+        (lambda text, cfg: json.dumps({**cfg, "score": "raw"}), r"ranker\.json: score: expected a mapping"),
+        (
+            lambda text, cfg: json.dumps({**cfg, "max_length": "x" * 10**6}),
+            r"max_length: expected int, got 'xxx.*\.\.\.$",
+        ),
+        (
+            lambda text, cfg: json.dumps({k: v for k, v in cfg.items() if k != "inputs"}),
+            r"ranker\.json: missing key\(s\) \['inputs'\]",
+        ),
+        (
+            lambda text, cfg: json.dumps({**cfg, "score_kind": "raw"}),
+            r"ranker\.json: unknown key\(s\) \['score_kind'\]; the valid keys are \['format_version',",
+        ),
     ],
 )
 def test_malformed_ranker_json_is_a_package_error(pkg_copy, edit, match):

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
+from ranker_sdk.encoding import TITLE_SEPARATOR
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -25,7 +26,7 @@ def _passages(data_dir: Path, n: int = 400) -> list[str]:
         with open(data_dir / name / "corpus.jsonl", encoding="utf-8") as fh:
             for line in fh:
                 d = json.loads(line)
-                out.append((d.get("title") or "") + " | " + d["text"])
+                out.append((d.get("title") or "") + TITLE_SEPARATOR + d["text"])
                 if len(out) >= n * (1 + (name == "trec-rag24")):
                     break
     with open(data_dir / "wikiqa" / "queries.jsonl", encoding="utf-8") as fh:

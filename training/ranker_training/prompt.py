@@ -21,14 +21,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ranker_sdk.tokenize import doc_text
+from ranker_sdk.encoding import TITLE_SEPARATOR, char_budget, doc_text
 
 from .config import ConfigError
 
 __all__ = ["PromptEncoder", "resolve_end_token"]
 
 _FIELD = re.compile(r"(\{query\}|\{doc\})")
-TITLE_SEPARATOR = " | "
 
 
 def resolve_end_token(tokenizer, end_token: str) -> int:
@@ -113,7 +112,7 @@ class PromptEncoder:
             if p.field == "doc":
                 text = doc_text(doc if doc is not None else "", TITLE_SEPARATOR)
                 # Cut characters first: a 1 MB doc is never tokenized in full to keep 200 tokens.
-                text = (" " if p.lead_space else "") + text[: budget * 12]
+                text = (" " if p.lead_space else "") + text[: char_budget(budget)]
                 fields["doc"] = self._ids(text)[: max(budget, 0)]
         ids: list[int] = []
         for p in self.pieces:

@@ -58,16 +58,20 @@ def rows(
 
 def markdown(table: list[dict]) -> str:
     """The rows as a markdown table (3 decimals; PNR 2)."""
-    head = "| model | " + " | ".join(t for *_, t in COLUMNS) + " | docs/s (1 thread) |"
-    lines = [head, "|---" * (len(COLUMNS) + 2) + "|"]
+    lines = [_row(["model", *(t for *_, t in COLUMNS), "docs/s (1 thread)"]), "|---" * (len(COLUMNS) + 2) + "|"]
     for r in table:
         cells = []
         for key, _, measure, _ in COLUMNS:
             v = r[key]
             cells.append("-" if v is None else f"{v:.2f}" if measure == "pnr" else f"{v:.3f}")
         sp = "-" if r["docs_per_s"] is None else f"{r['docs_per_s']:.1f}"
-        lines.append(f"| {r['label']} | " + " | ".join(cells) + f" | {sp} |")
+        lines.append(_row([r["label"], *cells, sp]))
     return "\n".join(lines)
+
+
+def _row(cells: list[str]) -> str:
+    """One markdown table row: ``| a | b |``."""
+    return "".join(f"| {c} " for c in cells) + "|"
 
 
 def plot(table: list[dict], path: str | Path) -> None:

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from ranker_sdk.encoding import pad_token_id
 from torch import nn
 
 from .config import ConfigError, TeacherConfig, hf_load_kwargs, local_model_dir, save_config
@@ -75,8 +76,7 @@ class Teacher(nn.Module):
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.meta = meta
-        pad = tokenizer.pad_token_id
-        self.pad_id = int(pad) if pad is not None else encoder.end_id
+        self.pad_id = pad_token_id(tokenizer.pad_token_id, encoder.end_id)
 
     # ------------------------------------------------------------------ building and loading
     @classmethod
