@@ -6,7 +6,14 @@ contrib ops that onnxruntime's CPU kernels run much faster:
 - ``Attention``: Q/K/V projections, the scaled dot-product, mask and softmax in one op (its
   packed QKV weight is also what INT8 quantizes as one ``QAttention``);
 - ``EmbedLayerNormalization``: word + position + token-type embeddings and their LayerNorm;
-- ``SkipLayerNormalization``: residual add + LayerNorm; ``BiasGelu``: bias add + exact GELU.
+- ``BiasGelu``: bias add + exact GELU.
+
+Not fused: the residual add + LayerNorm (``SkipLayerNormalization``). onnxruntime's CPU kernel for
+it is the slow one: in the default package it took 25% of all kernel time (about 5 ns per
+element, as long as a 384x1536 INT8 MatMul on the same rows), where ``Add`` + ``LayerNormalization``
+take 10%; unfused, a 3-pair call of the default student ran in 0.78x the CPU time
+(``benchmarks/profile_ops.py``). The runtime also keeps onnxruntime from fusing it back at load
+(:mod:`ranker_sdk.session`). ``fuse_skip_layer_norm=True`` restores it, to compare.
 
 Every encoder family we package (BERT, MiniLM, ELECTRA, DistilBERT, RoBERTa/XLM-R) uses the
 ``bert`` fusion rules. Attention fusion only matches the graph of *eager* attention, which is
@@ -51,6 +58,7 @@ def optimize_onnx(
     hidden_size: int,
     separate_qkv: bool = False,
     fuse_embeddings: bool = True,
+    fuse_skip_layer_norm: bool = False,
 ) -> OptimizedGraph:
     """Fuse attention, LayerNorm and GELU subgraphs of an exported BERT-family graph.
 
@@ -62,6 +70,8 @@ def optimize_onnx(
             (for static INT8) instead of ``Attention`` with a packed QKV weight.
         fuse_embeddings: fuse the embeddings into ``EmbedLayerNormalization`` (False keeps the
             word ``Gather``, for per-row INT8 embeddings).
+        fuse_skip_layer_norm: fuse residual add + LayerNorm into ``SkipLayerNormalization``
+            (off: slower on onnxruntime's CPU kernels, see the module docstring).
 
     A graph whose attention did not fuse still works, only slower; that is logged as a warning
     and visible in the package's ``quantization.fused_ops``.
@@ -73,6 +83,7 @@ def optimize_onnx(
     options = FusionOptions("bert")
     options.use_multi_head_attention = separate_qkv
     options.enable_embed_layer_norm = fuse_embeddings
+    options.enable_skip_layer_norm = fuse_skip_layer_norm
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     opt = optimize_model(

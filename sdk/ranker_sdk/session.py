@@ -69,6 +69,12 @@ class ModelSession:
         # 100 trec-rag24 passages drops by about 27 MiB at the same CPU time per call
         # (benchmarks/bench_rank.py, 1 thread).
         opts.enable_mem_pattern = False
+        # Residual add + LayerNorm stay two ops: onnxruntime's fused SkipLayerNormalization CPU
+        # kernel cost 25% of the default package's kernel time, Add + LayerNormalization 10%
+        # (ranker_quantize.optimize no longer fuses them offline; this stops the fusion at load).
+        opts.add_session_config_entry(
+            "optimization.disable_specified_optimizers", "SkipLayerNormFusion,BiasSkipLayerNormFusion"
+        )
         opts.inter_op_num_threads = 1
         opts.intra_op_num_threads = int(threads) if threads else 0
         opts.log_severity_level = _FATAL_ONLY
