@@ -17,7 +17,7 @@ order, padded to the batch's longest row and truncated to the package's ``max_le
 is also given as a ratio against this baseline at the same thread count, measured in the same
 command.
 
-Only public APIs are used: ``ranker_sdk.Ranker``, ``ranker_sdk.beir.load_groups``,
+Only public APIs are used: ``ranker_sdk.Ranker``, ``ranker_eval.beir.load_groups``,
 ``ranker_sdk.tokenize.doc_text`` and transformers/torch.
 
 Run as a worker (what :func:`run_worker` does)::
@@ -58,7 +58,7 @@ def load_workload(
     data: str | Path = DATA, split: str = "dev", n: int = N_DOCS, title_separator: str = " | "
 ) -> Workload:
     """The first ``split`` query of ``data`` against the first ``n`` candidates of its queries, in order."""
-    from ranker_sdk.beir import load_groups
+    from ranker_eval.beir import load_groups
     from ranker_sdk.tokenize import doc_text
 
     groups = load_groups(Path(data), split)

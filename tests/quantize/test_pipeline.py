@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
+from ranker_eval.metrics import spearman
 from ranker_quantize import FidelityError, PackageOptions, VerifyOptions, build_package
 from ranker_sdk import Ranker
 from ranker_sdk.errors import InputError
-from ranker_sdk.metrics import spearman
 from ranker_sdk.package import read_package
 from ranker_sdk.tokenize import PairEncoder
 

@@ -11,8 +11,8 @@ such a bundled default the test is an expected failure: it is the bug, recorded,
 from __future__ import annotations
 
 import pytest
+from ranker_eval.beir import load_groups
 from ranker_quantize.verify import batch_invariance
-from ranker_sdk.beir import load_groups
 from ranker_sdk.package import read_package
 from ranker_sdk.ranker import default_package_path
 

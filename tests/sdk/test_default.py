@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 
 import numpy as np
+from ranker_eval.beir import load_groups
+from ranker_eval.metrics import average_precision
 from ranker_sdk import Ranker
-from ranker_sdk.beir import load_groups
 from ranker_sdk.cli import main
-from ranker_sdk.metrics import average_precision
 from ranker_sdk.ranker import default_package_path
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,16 +169,26 @@ def test_eight_threads_get_the_single_threaded_results(tiny_ranker, trec_query_d
         np.testing.assert_allclose(s, ref[qq], atol=1e-6)
 
 
-def test_runtime_imports_no_torch_or_transformers():
+def test_runtime_imports_no_torch_transformers_or_evaluation():
+    """The runtime ranks; training, packaging and evaluation (ir-measures, scipy) stay out of it."""
     import subprocess
 
     code = (
-        "import sys, ranker_sdk, ranker_sdk.cli, ranker_sdk.beir, ranker_sdk.metrics;"
-        "bad=[m for m in ('torch','transformers','optimum','peft') if m in sys.modules];"
+        "import sys, ranker_sdk, ranker_sdk.cli;"
+        "bad=[m for m in ('torch','transformers','optimum','peft','ir_measures','scipy','ranker_eval',"
+        "'ranker_training','ranker_quantize') if m in sys.modules];"
         "print(','.join(bad)); sys.exit(1 if bad else 0)"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, f"ranker_sdk imported heavy modules: {r.stdout} {r.stderr}"
+
+
+def test_the_runtime_holds_no_evaluation_code():
+    """BEIR reading and the metrics live in ranker_eval (evaluation/), not in the runtime."""
+    import ranker_sdk
+
+    here = Path(ranker_sdk.__file__).parent
+    assert not (here / "beir.py").exists() and not (here / "metrics.py").exists()
 
 
 def test_public_api():
