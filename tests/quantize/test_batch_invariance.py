@@ -1,5 +1,6 @@
 """The promise of DESIGN.md, on the bundled default: a document's score depends on that document
-and the query only, never on its batch neighbours.
+and the query only, never on its batch neighbours. Measured by the packager's own check
+(:func:`ranker_quantize.verify.batch_invariance`), hence here and not in the runtime's tests.
 
 Every trec-rag24 dev query's candidates are scored alone (one pair a call), in the SDK's
 default batches, and shuffled into one unsorted call; scores must agree to 1e-3 and the top 10
