@@ -49,7 +49,7 @@ _PY_SIDE = textwrap.dedent(
 
 
 def passages(n: int) -> tuple[str, list[str]]:
-    from ranker_sdk.beir import load_groups
+    from ranker_eval.beir import load_groups
 
     groups = load_groups(DATA / "trec-rag24", "dev")
     docs = [" ".join(d["text"].split()) for g in groups for d in g.docs][:n]

@@ -114,7 +114,7 @@ def main() -> int:
         print(json.dumps(worker(args.worker, args.package, args.threads[0], args.repeats)))
         return 0
     import numpy as np
-    from ranker_sdk.metrics import spearman
+    from ranker_eval.metrics import spearman
 
     rows = []
     for threads in args.threads:

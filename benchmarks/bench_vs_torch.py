@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ranker_sdk.metrics import spearman  # noqa: E402
+from ranker_eval.metrics import spearman  # noqa: E402
 from workload import print_rows, run_worker, with_ratios  # noqa: E402
 
 

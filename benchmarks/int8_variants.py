@@ -25,11 +25,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from ranker_eval.beir import load_groups
+from ranker_eval.metrics import average_precision, ndcg_at_k
 from ranker_quantize import PackageOptions, QuantizeOptions, VerifyOptions, build_package
 from ranker_quantize.verify import batch_invariance
 from ranker_sdk import Ranker
-from ranker_sdk.beir import load_groups
-from ranker_sdk.metrics import average_precision, ndcg_at_k
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 VARIANTS = {

@@ -17,7 +17,7 @@ order, padded to the batch's longest row and truncated to the package's ``max_le
 is also given as a ratio against this baseline at the same thread count, measured in the same
 command.
 
-Only public APIs are used: ``ranker_sdk.Ranker``, ``ranker_sdk.beir.load_groups``,
+Only public APIs are used: ``ranker_sdk.Ranker``, ``ranker_eval.beir.load_groups``,
 ``ranker_sdk.tokenize.doc_text`` and transformers/torch.
 
 Run as a worker (what :func:`run_worker` does)::
@@ -61,7 +61,7 @@ def load_workload(
 
     ``texts`` join a title to its text with ``title_separator`` (None: the package default).
     """
-    from ranker_sdk.beir import load_groups
+    from ranker_eval.beir import load_groups
     from ranker_sdk.encoding import TITLE_SEPARATOR, doc_text
 
     if title_separator is None:

@@ -15,9 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from ranker_eval.beir import Group, load_groups
+from ranker_eval.metrics import ndcg_at_k
 from ranker_sdk import Ranker, RankerError
-from ranker_sdk.beir import Group, load_groups
-from ranker_sdk.metrics import ndcg_at_k
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trec-rag24"
 
@@ -73,7 +73,10 @@ def main() -> None:
             f"its queries are {groups[0].qid} ... {groups[-1].qid}"
         )
 
-    given, reranked, scores = ndcg_pair(ranker, group)
+    try:
+        given, reranked, scores = ndcg_pair(ranker, group)
+    except ImportError as exc:  # nDCG comes from ir-measures: the `eval` extra
+        sys.exit(f"error: {exc}")
     labels = [g if g is not None else 0 for g in group.labels]
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     print(f"query {group.qid}: {group.query!r}  ({len(scores)} candidates)\n")

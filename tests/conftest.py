@@ -3,10 +3,17 @@
 Nothing here is mocked: a WordPiece tokenizer is trained on real passages, a random BERT
 cross-encoder (2 layers, 32 wide) is built with transformers, saved as a local checkpoint,
 exported to ONNX with torch and sealed into a real package with the real package writer.
+
+Two layers. The data and the tokenizer need only the runtime (numpy, onnxruntime, tokenizers).
+The model fixtures (:data:`BUILD_FIXTURES`) need torch and transformers (the ``train`` /
+``quantize`` extras): every test that uses one, directly or through another fixture, is marked
+``needs_torch`` at collection and skipped where torch is not installed, so ``tests/sdk`` runs in
+a runtime-only install (``pip install ranker-sdk``) with those tests reported as skipped.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -17,6 +24,23 @@ import pytest
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if not DATA.is_dir():  # CI and sessions keep the data beside the clone: ../shared/data
     DATA = Path(os.environ.get("RANKER_DATA", "../shared/data")).resolve()
+
+
+# The fixtures below that build a model with torch + transformers; whatever uses them needs both.
+BUILD_FIXTURES = frozenset({"tiny_bert_dir", "tiny_onnx", "tiny_package", "tiny_ranker"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``needs_torch`` every test whose fixtures (transitively) build the tiny model; skip them without torch."""
+    have = all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
+    skip = pytest.mark.skip(
+        reason="builds its model with torch + transformers (the train/quantize extras), not installed"
+    )
+    for item in items:
+        if BUILD_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.needs_torch)
+            if not have:
+                item.add_marker(skip)
 
 
 def trec_passages(n: int = 300) -> list[str]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from ranker_sdk.beir import Group
+from ranker_eval.beir import Group
 from ranker_sdk.encoding import doc_text
 from ranker_sdk.errors import InputError
 from ranker_sdk.package import PackageConfig

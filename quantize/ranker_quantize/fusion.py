@@ -36,11 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ranker_eval.beir import load_groups
+from ranker_eval.metrics import per_query
 from ranker_sdk import Ranker
-from ranker_sdk.beir import load_groups
 from ranker_sdk.errors import InputError
 from ranker_sdk.fusion import Fusion, fuse
-from ranker_sdk.metrics import ndcg_at_k
 from ranker_sdk.package import CONFIG, MANIFEST, PackageConfig, read_package
 
 from .package import config_bytes, manifest_bytes
@@ -129,17 +129,19 @@ def score_queries(
     return out
 
 
-def _ndcg(scores: np.ndarray, labels: Sequence[int | None], k: int) -> float | None:
-    """nDCG@k over the judged candidates; None when none of them is relevant (no defined value)."""
+def _judged(scores: np.ndarray, labels: Sequence[int | None]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The judged candidates' (scores, grades); None when none of them is relevant (no defined nDCG)."""
     keep = [i for i, y in enumerate(labels) if y is not None]
     y = np.array([labels[i] for i in keep], dtype=np.int64)
     if not (y > 0).any():
         return None
-    return ndcg_at_k(np.asarray(scores, dtype=np.float64)[keep], y, k)
+    return np.asarray(scores, dtype=np.float64)[keep], y
 
 
-def _mean(values: Sequence[float]) -> float:
-    return float(np.mean(values)) if values else 0.0
+def _mean_ndcg(queries: Sequence[FusionQuery], scores: Callable[[FusionQuery], np.ndarray], k: int) -> float:
+    """Mean nDCG@k of ``scores(q)`` over ``queries`` (each with a relevant judged candidate)."""
+    values = per_query([_judged(scores(q), q.labels) for q in queries], k)[f"ndcg@{k}"]
+    return float(np.mean(values)) if len(values) else 0.0
 
 
 def fit_weight(
@@ -156,13 +158,13 @@ def fit_weight(
     grid = [float(w) for w in weights]
     if not grid or not all(np.isfinite(grid)):
         raise InputError(f"the fusion weight grid must be non-empty and finite, got {list(weights)!r}")
-    usable = [q for q in queries if _ndcg(q.model, q.labels, k) is not None]
+    usable = [q for q in queries if _judged(q.model, q.labels) is not None]
     if not usable:
         raise InputError("no query with a relevant judged candidate: the fusion weight cannot be fitted")
     table: dict[float, float] = {}
     for w in grid:
         rule = Fusion(KIND, w)
-        table[w] = _mean([_ndcg(fuse(q.model, q.first_stage, rule), q.labels, k) for q in usable])
+        table[w] = _mean_ndcg(usable, lambda q: fuse(q.model, q.first_stage, rule), k)
     best = max(table.values())
     return min(w for w, v in table.items() if v >= best - 1e-12), table
 
@@ -170,14 +172,13 @@ def fit_weight(
 def _figures(queries: Sequence[FusionQuery], weight: float, k: int) -> dict[str, Any]:
     """Mean nDCG@k of the model alone, the first stage alone and the fused scores."""
     rule = Fusion(KIND, weight)
-    rows = {"model": [], "first_stage": [], "fused": []}
-    for q in queries:
-        if _ndcg(q.model, q.labels, k) is None:
-            continue
-        rows["model"].append(_ndcg(q.model, q.labels, k))
-        rows["first_stage"].append(_ndcg(q.first_stage, q.labels, k))
-        rows["fused"].append(_ndcg(fuse(q.model, q.first_stage, rule), q.labels, k))
-    return {"queries": len(rows["model"]), **{name: round(_mean(v), 4) for name, v in rows.items()}}
+    usable = [q for q in queries if _judged(q.model, q.labels) is not None]
+    means = {
+        "model": _mean_ndcg(usable, lambda q: q.model, k),
+        "first_stage": _mean_ndcg(usable, lambda q: q.first_stage, k),
+        "fused": _mean_ndcg(usable, lambda q: fuse(q.model, q.first_stage, rule), k),
+    }
+    return {"queries": len(usable), **{name: round(v, 4) for name, v in means.items()}}
 
 
 def fit_fusion(

@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ranker_sdk.beir import Group, load_groups
+from ranker_eval.beir import Group, load_groups
+from ranker_eval.metrics import ndcg_at_k, spearman
 from ranker_sdk.encoding import doc_text
 from ranker_sdk.errors import InputError
-from ranker_sdk.metrics import ndcg_at_k, spearman
 from ranker_sdk.package import PackageConfig
 from ranker_sdk.tokenize import PairEncoder
 

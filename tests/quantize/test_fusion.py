@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from ranker_eval.beir import load_groups
 from ranker_quantize.fusion import (
     DEFAULT_WEIGHTS,
     FusionQuery,
@@ -17,7 +18,6 @@ from ranker_quantize.fusion import (
     score_queries,
 )
 from ranker_sdk import InputError, PackageError, Ranker
-from ranker_sdk.beir import load_groups
 from ranker_sdk.cli import main
 from ranker_sdk.fusion import zscore
 
@@ -112,7 +112,7 @@ def test_add_fusion_reseals_and_the_runtime_reproduces_the_fit(fitted, tiny_pack
     fused = Ranker.load(pkg, threads=1)  # the manifest verifies
     assert fused.config.fusion.info["dev"] == fusion["dev"]
     # The runtime's fused scores give exactly the figure the fit recorded.
-    from ranker_sdk.metrics import ndcg_at_k
+    from ranker_eval.metrics import ndcg_at_k
 
     values = []
     for g in load_groups(data_dir / "trec-rag24", "dev"):

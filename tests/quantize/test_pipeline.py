@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from ranker_eval.metrics import spearman
 from ranker_quantize import FidelityError, PackageOptions, VerifyOptions, build_package
 from ranker_sdk import Ranker
 from ranker_sdk.encoding import TITLE_SEPARATOR
 from ranker_sdk.errors import InputError
-from ranker_sdk.metrics import spearman
 from ranker_sdk.package import read_package
 from ranker_sdk.tokenize import PairEncoder
 

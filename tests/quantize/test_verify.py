@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ranker_eval.beir import Group
 from ranker_quantize.verify import (
     VerifyOptions,
     calibration_groups,
@@ -12,7 +13,6 @@ from ranker_quantize.verify import (
     generated_groups,
     torch_scores,
 )
-from ranker_sdk.beir import Group
 from ranker_sdk.errors import InputError
 
 

@@ -113,13 +113,13 @@ def test_rank_trec_example_runs(tiny_package, data_dir):
     assert float(m.group(2)) > 0.7  # the given order of trec-rag24 dev is strong (0.793 by this metric)
 
 
-def test_rank_trec_example_without_the_data_says_so_in_one_line(tiny_package, tmp_path):
+def test_rank_trec_example_without_the_data_says_so_in_one_line(default_dir, tmp_path):
     r = subprocess.run(
         [
             sys.executable,
             str(ROOT / "examples" / "rank_trec.py"),
             "--package",
-            str(tiny_package),
+            str(default_dir),
             "--data",
             str(tmp_path / "no-such-data"),
         ],
@@ -157,23 +157,23 @@ def _one_error_line(r) -> str:
         (b"text\0with a NUL\n", "not UTF-8 text (byte 4 is NUL"),
     ],
 )
-def test_undecodable_docs_file_and_stdin_are_refused(tiny_package, tmp_path, data, match):
+def test_undecodable_docs_file_and_stdin_are_refused(default_dir, tmp_path, data, match):
     f = tmp_path / "docs.txt"
     f.write_bytes(data)
-    r = _ranker_cli(["rank", "--package", str(tiny_package), "--query", "q", "--docs", str(f)])
+    r = _ranker_cli(["rank", "--package", str(default_dir), "--query", "q", "--docs", str(f)])
     assert r.returncode == 1 and r.stdout == b""
     assert _one_error_line(r).startswith(f"error: {f}: {match}")
-    r = _ranker_cli(["rank", "--package", str(tiny_package), "--query", "q"], input=data)
+    r = _ranker_cli(["rank", "--package", str(default_dir), "--query", "q"], input=data)
     assert r.returncode == 1 and r.stdout == b""
     assert _one_error_line(r).startswith(f"error: <stdin>: {match}")
 
 
-def test_gzip_docs_are_refused_with_a_hint(tiny_package, tmp_path):
+def test_gzip_docs_are_refused_with_a_hint(default_dir, tmp_path):
     import gzip
 
     f = tmp_path / "docs.txt.gz"
     f.write_bytes(gzip.compress(b"first doc\nsecond doc\n"))
-    r = _ranker_cli(["rank", "--package", str(tiny_package), "--query", "q", "--docs", str(f)])
+    r = _ranker_cli(["rank", "--package", str(default_dir), "--query", "q", "--docs", str(f)])
     assert r.returncode == 1
     assert (
         _one_error_line(r) == f"error: {f}: gzip-compressed, not text; decompress it first (zcat {f} | ranker rank ...)"
@@ -186,13 +186,13 @@ def test_utf8_bom_is_not_part_of_the_first_doc():
     assert decode_text("\ufeffdoc one\n".encode(), "f") == "doc one\n"
 
 
-def test_a_terminal_on_stdin_gets_a_usage_hint_instead_of_a_wait(tiny_package):
+def test_a_terminal_on_stdin_gets_a_usage_hint_instead_of_a_wait(default_dir):
     import pty
 
     parent, child = pty.openpty()
     try:
         r = subprocess.run(
-            [sys.executable, "-m", "ranker_sdk", "rank", "--package", str(tiny_package), "--query", "q"],
+            [sys.executable, "-m", "ranker_sdk", "rank", "--package", str(default_dir), "--query", "q"],
             stdin=child,
             capture_output=True,
             text=True,

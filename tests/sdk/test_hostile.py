@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -18,25 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ranker_quantize.package import manifest_bytes, tar_package, write_package
 from ranker_sdk import InputError, InternalError, PackageError, Ranker
 from ranker_sdk.package import read_package
 
 from tests.conftest import tiny_config
+from tests.sdk.conftest import reseal
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def pkg_copy(tiny_package, tmp_path):
-    dst = tmp_path / "pkg"
-    shutil.copytree(tiny_package, dst)
-    return dst
-
-
-def _reseal(pkg: Path) -> None:
-    files = {p.name: p.read_bytes() for p in pkg.iterdir() if p.name != "manifest.json"}
-    (pkg / "manifest.json").write_bytes(manifest_bytes(files))
 
 
 def _child(code: str, *, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -99,7 +86,7 @@ def test_deeply_nested_manifest_is_a_package_error(pkg_copy):
 def test_malformed_ranker_json_is_a_package_error(pkg_copy, edit, match):
     text = (pkg_copy / "ranker.json").read_text()
     (pkg_copy / "ranker.json").write_text(edit(text, json.loads(text)))
-    _reseal(pkg_copy)
+    reseal(pkg_copy)
     with pytest.raises(PackageError, match=match):
         Ranker.load(pkg_copy)
 
@@ -113,6 +100,8 @@ def test_load_with_a_non_path_is_a_clear_error():
 
 def test_max_length_beyond_the_model_position_limit_is_refused_at_load(tmp_path, tiny_onnx, tiny_bert_dir):
     """The tiny model has 128 positions; a package promising 256 used to load and fail on the first long doc."""
+    from ranker_quantize.package import write_package  # the packager: only with the tiny model (torch)
+
     files = {"model.onnx": tiny_onnx, "tokenizer.json": (tiny_bert_dir / "tokenizer.json").read_bytes()}
     pkg = write_package(tmp_path / "long", files, tiny_config(max_length=256, doc_max_chars=4000))
     with pytest.raises(
@@ -161,6 +150,8 @@ def _sqrt_model(offset: float) -> bytes:
 
 
 def _package_with_model(tmp_path, tiny_bert_dir, model: bytes, name: str) -> Path:
+    from ranker_quantize.package import write_package
+
     files = {"model.onnx": model, "tokenizer.json": (tiny_bert_dir / "tokenizer.json").read_bytes()}
     return write_package(tmp_path / name, files, tiny_config())
 
@@ -182,6 +173,8 @@ def test_non_finite_score_at_run_time_is_an_internal_error(tmp_path, tiny_bert_d
 
 
 def test_onnxruntime_failures_leave_stderr_quiet(tmp_path, tiny_onnx, tiny_bert_dir):
+    from ranker_quantize.package import write_package
+
     files = {"model.onnx": tiny_onnx, "tokenizer.json": (tiny_bert_dir / "tokenizer.json").read_bytes()}
     pkg = write_package(tmp_path / "long", files, tiny_config(max_length=256, doc_max_chars=4000))
     r = _child(f"""
@@ -223,6 +216,8 @@ def test_unlisted_huge_file_is_refused_before_it_is_read(pkg_copy):
 
 def test_tar_member_claiming_gigabytes_is_refused_before_it_is_read(tiny_package, tmp_path):
     """An unlisted 700 MB member of zeros compresses to under a megabyte; it must never be inflated into memory."""
+    from ranker_quantize.package import tar_package
+
     tar = tar_package(tiny_package, tmp_path / "ok.tar.gz")
     evil = tmp_path / "evil.tar.gz"
 
@@ -248,6 +243,8 @@ def test_tar_member_claiming_gigabytes_is_refused_before_it_is_read(tiny_package
 
 
 def test_tar_member_whose_size_disagrees_with_the_manifest(tiny_package, tmp_path):
+    from ranker_quantize.package import tar_package
+
     tar = tar_package(tiny_package, tmp_path / "ok.tar.gz")
     bad = tmp_path / "bad.tar.gz"
     with tarfile.open(tar, "r:gz") as src, tarfile.open(bad, "w:gz") as dst:
@@ -301,11 +298,11 @@ def test_ten_megabyte_query_is_cut_by_characters_first(tiny_package, tiny_ranker
 # -- arguments ----------------------------------------------------------------------------------
 
 
-def test_threads_has_an_upper_bound(tiny_package):
+def test_threads_has_an_upper_bound(default_dir):
     from ranker_sdk.ranker import MAX_THREADS
 
     with pytest.raises(InputError, match=f"threads must be at most {MAX_THREADS}, got 100000"):
-        Ranker.load(tiny_package, threads=100_000)
+        Ranker.load(default_dir, threads=100_000)
 
 
 def test_numpy_integers_are_accepted(tiny_package, tiny_ranker):

@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tarfile
 
 import pytest
-from ranker_quantize.package import manifest_bytes
 from ranker_sdk import PackageError, Ranker
 from ranker_sdk.package import read_package, recheck_file
 
-
-@pytest.fixture
-def pkg_copy(tiny_package, tmp_path):
-    dst = tmp_path / "pkg"
-    shutil.copytree(tiny_package, dst)
-    return dst
-
-
-def _reseal(pkg):
-    """Rewrite manifest.json for the files now in pkg (to test checks behind the manifest)."""
-    files = {p.name: p.read_bytes() for p in pkg.iterdir() if p.name != "manifest.json"}
-    (pkg / "manifest.json").write_bytes(manifest_bytes(files))
+from tests.sdk.conftest import reseal
 
 
 def test_valid_package_loads(tiny_package):
@@ -82,7 +69,7 @@ def test_unknown_format_version_is_refused(pkg_copy):
     cfg = json.loads((pkg_copy / "ranker.json").read_text())
     cfg["format_version"] = 99
     (pkg_copy / "ranker.json").write_text(json.dumps(cfg))
-    _reseal(pkg_copy)
+    reseal(pkg_copy)
     with pytest.raises(PackageError, match="format_version 99 is not supported"):
         Ranker.load(pkg_copy)
 
@@ -91,14 +78,14 @@ def test_inputs_must_match_the_model(pkg_copy):
     cfg = json.loads((pkg_copy / "ranker.json").read_text())
     cfg["inputs"] = ["input_ids", "attention_mask"]  # the model also takes token_type_ids
     (pkg_copy / "ranker.json").write_text(json.dumps(cfg))
-    _reseal(pkg_copy)
+    reseal(pkg_copy)
     with pytest.raises(PackageError, match="declares"):
         Ranker.load(pkg_copy)
 
 
 def test_garbage_model_is_a_package_error(pkg_copy):
     (pkg_copy / "model.onnx").write_bytes(b"not an onnx model")
-    _reseal(pkg_copy)
+    reseal(pkg_copy)
     with pytest.raises(PackageError, match="onnxruntime"):
         Ranker.load(pkg_copy)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,23 +96,23 @@ def test_huge_doc_is_cut_by_characters_before_tokenizing(tiny_ranker):
     )
 
 
-def test_does_not_mutate_docs(tiny_ranker):
+def test_does_not_mutate_docs(default_ranker):
     docs = [{"title": "t", "text": "body"}, "plain"]
     snapshot = [dict(docs[0]), docs[1]]
-    tiny_ranker.rank("q", docs)
+    default_ranker.rank("q", docs)
     assert docs == snapshot
 
 
-def test_immutable_after_load(tiny_ranker):
+def test_immutable_after_load(default_ranker):
     with pytest.raises(AttributeError):
-        tiny_ranker._batch_size = 1
+        default_ranker._batch_size = 1
     with pytest.raises(TypeError):
         Ranker()
 
 
-def test_empty_candidates(tiny_ranker):
-    assert tiny_ranker.score("q", []).shape == (0,)
-    assert tiny_ranker.rank("q", []) == []
+def test_empty_candidates(default_ranker):
+    assert default_ranker.score("q", []).shape == (0,)
+    assert default_ranker.rank("q", []) == []
 
 
 @pytest.mark.parametrize(
@@ -127,19 +128,19 @@ def test_empty_candidates(tiny_ranker):
         ("q", [{"text": "t", "title": 3}], r"docs\[0\]\['title'\] must be a str"),
     ],
 )
-def test_bad_input_is_an_input_error(tiny_ranker, query, docs, match):
+def test_bad_input_is_an_input_error(default_ranker, query, docs, match):
     with pytest.raises(InputError, match=match):
-        tiny_ranker.score(query, docs)
+        default_ranker.score(query, docs)
 
 
 @pytest.mark.parametrize("top_k", [0, -1, 2.5, True])
-def test_bad_top_k(tiny_ranker, top_k):
+def test_bad_top_k(default_ranker, top_k):
     with pytest.raises(InputError, match="top_k"):
-        tiny_ranker.rank("q", ["a"], top_k=top_k)
+        default_ranker.rank("q", ["a"], top_k=top_k)
 
 
-def test_lone_surrogates_are_replaced(tiny_ranker):
-    s = tiny_ranker.score("caf\ud800e", ["bad \udfff text", "bad \ufffd text"])
+def test_lone_surrogates_are_replaced(default_ranker):
+    s = default_ranker.score("caf\ud800e", ["bad \udfff text", "bad \ufffd text"])
     assert s[0] == pytest.approx(s[1], abs=1e-6)
 
 
@@ -168,16 +169,26 @@ def test_eight_threads_get_the_single_threaded_results(tiny_ranker, trec_query_d
         np.testing.assert_allclose(s, ref[qq], atol=1e-6)
 
 
-def test_runtime_imports_no_torch_or_transformers():
+def test_runtime_imports_no_torch_transformers_or_evaluation():
+    """The runtime ranks; training, packaging and evaluation (ir-measures, scipy) stay out of it."""
     import subprocess
 
     code = (
-        "import sys, ranker_sdk, ranker_sdk.cli, ranker_sdk.beir, ranker_sdk.metrics;"
-        "bad=[m for m in ('torch','transformers','optimum','peft') if m in sys.modules];"
+        "import sys, ranker_sdk, ranker_sdk.cli;"
+        "bad=[m for m in ('torch','transformers','optimum','peft','ir_measures','scipy','ranker_eval',"
+        "'ranker_training','ranker_quantize') if m in sys.modules];"
         "print(','.join(bad)); sys.exit(1 if bad else 0)"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, f"ranker_sdk imported heavy modules: {r.stdout} {r.stderr}"
+
+
+def test_the_runtime_holds_no_evaluation_code():
+    """BEIR reading and the metrics live in ranker_eval (evaluation/), not in the runtime."""
+    import ranker_sdk
+
+    here = Path(ranker_sdk.__file__).parent
+    assert not (here / "beir.py").exists() and not (here / "metrics.py").exists()
 
 
 def test_public_api():
@@ -188,10 +199,10 @@ def test_public_api():
     )
 
 
-def test_bad_load_arguments(tiny_package):
+def test_bad_load_arguments(default_dir):
     for kw in ({"threads": 0}, {"threads": "2"}, {"batch_size": 0}, {"max_batch_tokens": 0}):
         with pytest.raises(InputError):
-            Ranker.load(tiny_package, **kw)
+            Ranker.load(default_dir, **kw)
 
 
 def test_single_threaded_tokenization_gives_the_same_scores(tiny_package, trec_query_docs):

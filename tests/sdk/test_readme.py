@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ranker_sdk.beir import read_qrels
+from ranker_eval.beir import read_qrels
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -10,8 +10,8 @@ shifts the scores of a query's candidates by less than a quarter of their spread
 from __future__ import annotations
 
 import numpy as np
+from ranker_eval.beir import load_groups
 from ranker_sdk import Ranker
-from ranker_sdk.beir import load_groups
 
 
 def _shift(ranker: Ranker, groups) -> tuple[float, float]:

@@ -118,7 +118,7 @@ def test_every_stage_through_the_cli(tmp_path, tiny_llama_dir, tiny_bert_dir, ti
     queries = {r["queries"] for r in results.values()}
     assert len(queries) == 1 and queries.pop() >= 1
     assert all(0.0 <= r["map"] <= 1.0 and 0.0 <= r["ndcg@10"] <= 1.0 for r in results.values())
-    from ranker_sdk.beir import load_groups
+    from ranker_eval.beir import load_groups
 
     assert n_pairs == sum(len(g.doc_ids) for g in load_groups(wikiqa, "dev", max_queries=5))
     assert main(["train", "distill", "--config", str(d / "nope.yaml")]) == 1  # a readable error, not a traceback

@@ -81,23 +81,6 @@ def test_schedule_is_deterministic_covers_an_epoch_and_splits_ranks():
     assert r0 + r1 == schedule(n, 4, 7, 0, 0, 1, 0, 1)  # two ranks see what one process of twice the batch sees
 
 
-def test_split_filters_qids_by_prefix_and_unjudged_queries_are_optional(data_dir):
-    from ranker_sdk.beir import load_groups, parse_split
-    from ranker_sdk.errors import InputError
-
-    root = data_dir / "trec-dl"
-    dev = load_groups(root, "train:dl21-")
-    rest = load_groups(root, "train:!dl21-")
-    assert len(dev) == 53 and all(g.qid.startswith("dl21-") for g in dev)
-    assert len(rest) == 54 and not any(g.qid.startswith("dl21-") for g in rest)
-    with_unjudged = load_groups(root, "train:!dl21-", unjudged_queries=True)
-    assert len(with_unjudged) == 54 + 76  # DL22's queries have no labels at all
-    dl22 = [g for g in with_unjudged if g.qid.startswith("dl22-")]
-    assert dl22 and all(y is None for g in dl22 for y in g.labels)
-    with pytest.raises(InputError, match="QID_PREFIX"):
-        parse_split("train:")
-
-
 def test_weighted_items_repeat_items_by_weight():
     from ranker_training.data import weighted_items
 

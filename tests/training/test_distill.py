@@ -15,7 +15,7 @@ from ranker_training.distill import STUDENT_META, scale_teacher_scores, train_di
 
 def test_checkpoint_scores_equal_the_runtime_package(tiny_bert_dir, tiny_ranker, wikiqa, tmp_path):
     """The HF student scored through the training encoder == the same model packaged and run by the SDK."""
-    from ranker_sdk.beir import load_groups
+    from ranker_eval.beir import load_groups
     from ranker_training.evaluate import load_scorer
 
     model = tmp_path / "student"
@@ -78,7 +78,7 @@ def _hybrid_loss_over(model_dir, groups, targets) -> float:
 
 
 def test_hybrid_distillation_learns_and_writes_the_runtime_settings(tiny_bert_dir, wikiqa, tmp_path):
-    from ranker_sdk.beir import load_groups
+    from ranker_eval.beir import load_groups
     from ranker_training.label import read_scores
     from transformers import AutoConfig
 
@@ -166,7 +166,7 @@ def _pair_accuracy(model_dir, groups) -> float:
 def test_label_weight_adds_the_labels_rank_loss_to_the_hybrid(tiny_bert_dir, wikiqa, tmp_path):
     """Against a teacher that inverts the labels: the teacher's margins alone teach the inverted
     order, the label term alone (alpha = beta = 0) the right one; the weight is recorded."""
-    from ranker_sdk.beir import load_groups
+    from ranker_eval.beir import load_groups
 
     groups = [g for g in load_groups(wikiqa, "dev", max_queries=12) if any(y for y in g.labels)][:6]
     with open(tmp_path / "scores.jsonl", "w", encoding="utf-8") as fh:

@@ -36,16 +36,14 @@ def test_bm25_baseline_on_trec(data_dir):
     assert all(0 < s["ndcg@10"] <= 1 for s in r["sources"])
 
 
-def test_trec_eval_ndcg_by_hand_and_unjudged_candidates_count_as_not_relevant():
-    from ranker_training.evaluate import evaluate_groups, trec_ndcg
-
-    # ranked: b (0), c (unjudged), a (2): DCG@10 = 2 / log2(4) = 1; ideal: a first, 2 / log2(2) = 2
-    assert trec_ndcg([("q", "a", 2), ("q", "b", 0)], [("q", "a", 0.1), ("q", "b", 0.9), ("q", "c", 0.5)]) == 0.5
+def test_unjudged_candidates_are_ranked_for_the_trec_figure_and_dropped_for_the_others():
+    # trec_eval: ranked b (0), c (unjudged), a (2): 2 / log2(4) over the ideal 2 (by hand in tests/evaluation)
     g = Group("q", "query", ("a", "b", "c"), ({}, {}, {}), (2, 0, None))
     r = evaluate_groups([g], [np.array([0.1, 0.9, 0.5])])
     assert r["ndcg@10_trec"] == 0.5
     # the exp-gain figure re-ranks judged candidates only: a is second of two, (2^2-1)/log2(3) / 3
     assert r["ndcg@10"] == pytest.approx(1 / np.log2(3))
+    assert (r["map"], r["mrr"], r["pnr"]) == (0.5, 0.5, 0.0)
 
 
 def test_random_baseline_is_seeded_by_query(wikiqa):

@@ -35,7 +35,7 @@ def _cfg(teacher_dir, wikiqa, out, **kw) -> LabelConfig:
 
 
 def test_labels_every_candidate_and_resumes_after_a_torn_write(teacher_dir, wikiqa, tmp_path):
-    from ranker_sdk.beir import load_groups
+    from ranker_eval.beir import load_groups
 
     groups = load_groups(wikiqa, "dev", max_queries=4)
     keys = {(g.qid, d) for g in groups for d in g.doc_ids}

@@ -109,9 +109,9 @@ def test_drop_layers_keeps_the_bottom_of_the_stack(tiny_bert_dir):
 
 def test_segmented_distillation_learns_and_packages(tiny_bert_dir, wikiqa, tmp_path):
     """Hybrid distillation of a segmented student lowers its loss, and the package scores like torch."""
+    from ranker_eval.beir import load_groups
     from ranker_quantize import PackageOptions, VerifyOptions, build_package
     from ranker_sdk import Ranker
-    from ranker_sdk.beir import load_groups
     from ranker_training.distill import scale_teacher_scores
     from ranker_training.evaluate import load_scorer
     from ranker_training.label import read_scores

@@ -77,7 +77,7 @@ def clicked_pairs(groups, min_label: int = 1) -> list[tuple[str, dict]]:
     ``min_label`` is, so ``min_label: 2`` keeps the highly relevant passages of graded data without
     dropping binary data.
 
-    >>> from ranker_sdk.beir import Group
+    >>> from ranker_eval.beir import Group
     >>> g = Group("q", "query", ("a", "b", "c"), ({"text": "A"}, {"text": "B"}, {"text": "C"}), (1, 2, None))
     >>> [d["text"] for _, d in clicked_pairs([g], 2)]
     ['B']

@@ -1,10 +1,10 @@
 """Training data: per-query candidate groups from BEIR folders and click logs, and group sampling.
 
-Two readers, one result type (:class:`ranker_sdk.beir.Group`: a query, its candidates in
+Two readers, one result type (:class:`ranker_eval.beir.Group`: a query, its candidates in
 first-stage order, a graded label or None per candidate):
 
 - a BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``, optional
-  ``candidates.run``) via :func:`ranker_sdk.beir.load_groups`;
+  ``candidates.run``) via :func:`ranker_eval.beir.load_groups`;
 - a click log, a ``.jsonl`` file with one shown result a line::
 
       {"query": "what is bm25", "title": "Okapi BM25", "summary": "BM25 is a ranking ...", "clicks": 3}
@@ -26,7 +26,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from ranker_sdk.beir import Group, load_groups
+from ranker_eval.beir import Group, load_groups
 
 from .config import ConfigError, DataSource
 

@@ -1,7 +1,7 @@
 """Evaluation over candidate groups: nDCG@k, MAP, MRR and PNR for a model or a baseline.
 
 For each query the model scores its candidates; unjudged candidates are scored but left out of
-the metrics (the judged list is re-ranked). Metrics (:mod:`ranker_sdk.metrics`):
+the metrics (the judged list is re-ranked). The measures are :mod:`ranker_eval.metrics`'s:
 
 - ``ndcg@k``: gain ``2**grade - 1``, log2 discount, over the judged candidates re-ranked, mean
   over queries;
@@ -45,8 +45,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from ranker_sdk import metrics
-from ranker_sdk.beir import Group
+from ranker_eval import metrics
+from ranker_eval.beir import Group
 
 from .config import DataSource, resolve_path
 
@@ -65,7 +65,7 @@ def evaluate_groups(groups: Sequence[Group], scores: Sequence[np.ndarray], k: in
     >>> r["mrr"], r["pnr"], r["queries"]
     (0.5, 0.0, 1)
     """
-    nd, ap, rr = [], [], []
+    runs = []
     conc = disc = skipped = uncovered = 0
     trec_qrels, trec_run = [], []
     for g, s in zip(groups, scores):
@@ -78,47 +78,25 @@ def evaluate_groups(groups: Sequence[Group], scores: Sequence[np.ndarray], k: in
         if not (y > 0).any():
             skipped += 1
             continue
-        nd.append(metrics.ndcg_at_k(sc, y, k))
-        ap.append(metrics.average_precision(sc, y))
-        rr.append(metrics.reciprocal_rank(sc, y))
+        runs.append((sc, y))
         c, d = metrics.pnr_pairs(sc, y)
         conc, disc = conc + c, disc + d
         trec_qrels += [(g.qid, g.doc_ids[i], int(g.labels[i])) for i in keep]
         trec_run += [(g.qid, d, float(v)) for d, v in zip(g.doc_ids, np.asarray(s, dtype=np.float64))]
-    mean = lambda v: float(np.mean(v)) if v else 0.0  # noqa: E731
+    per = metrics.per_query(runs, k)
+    mean = lambda v: float(np.mean(v)) if len(v) else 0.0  # noqa: E731
     out = {
-        f"ndcg@{k}": mean(nd),
-        f"ndcg@{k}_trec": trec_ndcg(trec_qrels, trec_run, k),
-        "map": mean(ap),
-        "mrr": mean(rr),
+        f"ndcg@{k}": mean(per[f"ndcg@{k}"]),
+        f"ndcg@{k}_trec": metrics.trec_ndcg(trec_qrels, trec_run, k),
+        "map": mean(per["ap"]),
+        "mrr": mean(per["rr"]),
         "pnr": conc / disc if disc else float("inf") if conc else 0.0,
-        "queries": len(nd),
+        "queries": len(runs),
         "skipped": skipped,
     }
     if uncovered:
         out["uncovered"] = uncovered
     return out
-
-
-def trec_ndcg(qrels: Sequence[tuple[str, str, int]], run: Sequence[tuple[str, str, float]], k: int = 10) -> float:
-    """Mean nDCG@k of ``run`` as trec_eval's ``ndcg_cut`` computes it (ir-measures), over the
-    queries of ``run`` that have a relevant judged document (the caller passes only those).
-
-    Gain is the grade (not ``2**grade - 1``), unjudged documents count as not relevant, and the
-    ideal ranking holds every judged document of the query.
-
-    >>> trec_ndcg([("q", "a", 2), ("q", "b", 0)], [("q", "a", 0.1), ("q", "b", 0.9), ("q", "c", 0.5)])
-    0.5
-    """
-    if not run:
-        return 0.0
-    import ir_measures
-
-    measure = ir_measures.nDCG @ k
-    res = ir_measures.calc_aggregate(
-        [measure], [ir_measures.Qrel(q, d, r) for q, d, r in qrels], [ir_measures.ScoredDoc(q, d, s) for q, d, s in run]
-    )
-    return float(res[measure])
 
 
 def _bm25_scorer(groups: Sequence[Group]) -> Scorer:

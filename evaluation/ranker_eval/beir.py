@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from ranker_sdk.errors import InputError
 
 __all__ = ["Group", "load_groups", "parse_split", "read_corpus", "read_queries", "read_qrels", "read_run"]
 

@@ -1,5 +1,6 @@
 """The promise of DESIGN.md, on the bundled default: a document's score depends on that document
-and the query only, never on its batch neighbours.
+and the query only, never on its batch neighbours. Measured by the packager's own check
+(:func:`ranker_quantize.verify.batch_invariance`), hence here and not in the runtime's tests.
 
 Every trec-rag24 dev query's candidates are scored alone (one pair a call), in the SDK's
 default batches, and shuffled into one unsorted call; scores must agree to 1e-3 and the top 10
@@ -11,8 +12,8 @@ such a bundled default the test is an expected failure: it is the bug, recorded,
 from __future__ import annotations
 
 import pytest
+from ranker_eval.beir import load_groups
 from ranker_quantize.verify import batch_invariance
-from ranker_sdk.beir import load_groups
 from ranker_sdk.package import read_package
 from ranker_sdk.ranker import default_package_path
 
