@@ -72,9 +72,9 @@ class ModelSession:
         # Residual add + LayerNorm stay two ops: onnxruntime's fused SkipLayerNormalization CPU
         # kernel cost 25% of the default package's kernel time, Add + LayerNormalization 10%
         # (ranker_quantize.optimize no longer fuses them offline; this stops the fusion at load).
-        opts.add_session_config_entry(
-            "optimization.disable_specified_optimizers", "SkipLayerNormFusion,BiasSkipLayerNormFusion"
-        )
+        # (Only that name: with "BiasSkipLayerNormFusion" also in the list, onnxruntime 1.32 fused
+        # them anyway, by profile.)
+        opts.add_session_config_entry("optimization.disable_specified_optimizers", "SkipLayerNormFusion")
         opts.inter_op_num_threads = 1
         opts.intra_op_num_threads = int(threads) if threads else 0
         opts.log_severity_level = _FATAL_ONLY
