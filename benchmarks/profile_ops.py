@@ -24,6 +24,7 @@ from workload import load_workload  # noqa: E402
 def op_shares(package: str, rows: int, runs: int) -> dict[str, float]:
     import onnxruntime as ort
     from ranker_sdk import Ranker
+    from ranker_sdk.session import session_options
     from ranker_sdk.tokenize import PairEncoder, doc_text
 
     ranker = Ranker.load(package, threads=1)
@@ -34,10 +35,9 @@ def op_shares(package: str, rows: int, runs: int) -> dict[str, float]:
         list(range(rows)), cfg.pad_token_id
     )
     with tempfile.TemporaryDirectory() as tmp:
-        so = ort.SessionOptions()
+        so = session_options(threads=1)  # the runtime's own settings, as Ranker.load sets them
         so.enable_profiling = True
         so.profile_file_prefix = str(Path(tmp) / "prof")
-        so.intra_op_num_threads = 1
         session = ort.InferenceSession(str(Path(package) / "model.onnx"), so, providers=["CPUExecutionProvider"])
         names = [i.name for i in session.get_inputs()]
         for _ in range(runs):

@@ -29,9 +29,34 @@ import onnxruntime as ort  # noqa: E402
 from .errors import InternalError, PackageError, wrap_backend_errors  # noqa: E402
 from .package import PackageConfig  # noqa: E402
 
-__all__ = ["ModelSession"]
+__all__ = ["ModelSession", "session_options"]
 
 _FATAL_ONLY = 4  # onnxruntime severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """The onnxruntime options every package session gets (benchmarks profile with these too).
+
+    ``threads``: intra-op threads (None: onnxruntime's default, one per core).
+    """
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # No memory pattern: onnxruntime plans one block per input shape it has seen and keeps it,
+    # and batches here come in many padded shapes. Off, the default package's peak RSS over
+    # 100 trec-rag24 passages drops by about 27 MiB at the same CPU time per call
+    # (benchmarks/bench_rank.py, 1 thread).
+    opts.enable_mem_pattern = False
+    # Residual add + LayerNorm stay two ops: onnxruntime's fused SkipLayerNormalization CPU
+    # kernel cost 25% of the default package's kernel time, Add + LayerNormalization 10%
+    # (ranker_quantize.optimize no longer fuses them offline; this stops the fusion at load).
+    # (Only that name: with "BiasSkipLayerNormFusion" also in the list, onnxruntime 1.32 fused
+    # them anyway, by profile.)
+    opts.add_session_config_entry("optimization.disable_specified_optimizers", "SkipLayerNormFusion")
+    opts.inter_op_num_threads = 1
+    opts.intra_op_num_threads = int(threads) if threads else 0
+    opts.log_severity_level = _FATAL_ONLY
+    return opts
 
 
 class ModelSession:
@@ -61,23 +86,7 @@ class ModelSession:
         *,
         probe: dict[str, np.ndarray],
     ) -> None:
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # No memory pattern: onnxruntime plans one block per input shape it has seen and keeps it,
-        # and batches here come in many padded shapes. Off, the default package's peak RSS over
-        # 100 trec-rag24 passages drops by about 27 MiB at the same CPU time per call
-        # (benchmarks/bench_rank.py, 1 thread).
-        opts.enable_mem_pattern = False
-        # Residual add + LayerNorm stay two ops: onnxruntime's fused SkipLayerNormalization CPU
-        # kernel cost 25% of the default package's kernel time, Add + LayerNormalization 10%
-        # (ranker_quantize.optimize no longer fuses them offline; this stops the fusion at load).
-        # (Only that name: with "BiasSkipLayerNormFusion" also in the list, onnxruntime 1.32 fused
-        # them anyway, by profile.)
-        opts.add_session_config_entry("optimization.disable_specified_optimizers", "SkipLayerNormFusion")
-        opts.inter_op_num_threads = 1
-        opts.intra_op_num_threads = int(threads) if threads else 0
-        opts.log_severity_level = _FATAL_ONLY
+        opts = session_options(threads)
         self._run_options = ort.RunOptions()
         self._run_options.log_severity_level = _FATAL_ONLY
         try:
