@@ -187,6 +187,8 @@ def build_library(out_dir: str | os.PathLike[str], *, cc: str | None = None) -> 
     if shutil.which(cc) is None:
         raise BuildError(f"no C compiler {cc!r} on PATH; install gcc (or pass cc=/ --cc)")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"{out} is a file; pass a folder to write libranker.so and ranker.h into")
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(HEADER, out / "ranker.h")
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 __all__ = [
     "ConfigError",
     "DataSource",
@@ -52,10 +54,6 @@ __all__ = [
     "save_config",
     "resolve_path",
 ]
-
-
-class ConfigError(ValueError):
-    """A config file or value that does not fit its dataclass."""
 
 
 @dataclass(frozen=True)
@@ -353,14 +351,30 @@ def load_config(cls: type, path: str | Path, **overrides: Any):
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    raw = _parse_config(path, text)
+    cfg = from_dict(cls, raw or {}, where=str(path))
+    return apply_overrides(cfg, **overrides)
+
+
+def _parse_config(path: Path, text: str) -> Any:
+    """The YAML (``.yaml``/``.yml``) or JSON (anything else) in ``text``; a syntax error names the line."""
     if path.suffix in (".yaml", ".yml"):
         import yaml
 
-        raw = yaml.safe_load(text)
-    else:
-        raw = json.loads(text)
-    cfg = from_dict(cls, raw or {}, where=str(path))
-    return apply_overrides(cfg, **overrides)
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            problem = getattr(exc, "problem", None) or exc
+            raise ConfigError(f"{where}: not valid YAML ({problem}); fix the file") from exc
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        line = f":{exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ConfigError(
+            f"{path}{line}: not valid JSON ({exc}); fix the file (a YAML config needs a .yaml or .yml name)"
+        ) from exc
 
 
 def apply_overrides(cfg: Any, **overrides: Any):
@@ -411,6 +425,12 @@ def local_model_dir(p: str, what: str) -> str:
         raise ConfigError(
             f"{what}: {p!r} is not a local checkpoint folder (nothing is downloaded); "
             "pass the directory that save_pretrained wrote, or pkg:NAME/sub"
+        )
+    if not (Path(path) / "config.json").is_file() and not any(Path(path).rglob("*.gguf")):
+        # transformers fails on such a folder deep inside its tokenizer conversion
+        raise ConfigError(
+            f"{what}: {p!r} has no config.json (nor a .gguf file): not a checkpoint folder; "
+            "pass the directory that save_pretrained wrote"
         )
     return path
 

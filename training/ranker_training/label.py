@@ -33,6 +33,7 @@ import os
 from pathlib import Path
 
 from .config import ConfigError, LabelConfig, resolve_path
+from .errors import DataError
 
 __all__ = ["label", "read_scores", "shard_path"]
 
@@ -86,7 +87,7 @@ def read_scores(path: str | Path) -> dict[tuple[str, str], float]:
         else sorted(Path(p) for p in glob.glob(str(path.with_name(f"{path.stem}.shard*of*{path.suffix}"))))
     )
     if not files:
-        raise FileNotFoundError(
+        raise DataError(
             f"no scores at {path} (nor shards {path.stem}.shard<i>of<n>{path.suffix}); run `ranker train label`"
         )
     out: dict[tuple[str, str], float] = {}
