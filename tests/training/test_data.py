@@ -6,8 +6,10 @@ import json
 import random
 
 import pytest
+from ranker_sdk.errors import RankerError
 from ranker_training.config import ConfigError, DataSource
 from ranker_training.data import Group, load_clicklog, load_sources, sample_group, sample_scored, schedule, trainable
+from ranker_training.errors import DataError
 
 
 def test_clicklog_groups_by_query_with_labels_from_clicks_or_grades(tmp_path):
@@ -25,9 +27,19 @@ def test_clicklog_groups_by_query_with_labels_from_clicks_or_grades(tmp_path):
     assert groups["b"].doc_ids[1] == "D4"
     assert load_clicklog(p)[0].qid == load_clicklog(p)[0].qid  # stable ids
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"query": "a", "title": "t"}\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match="label"):
-        load_clicklog(bad)
+    for line, match in [
+        ('{"query": "a", "title": "t"}', "expected 'label' .* or 'clicks'"),
+        ('{"query": "a", "clicks": "many"}', "'clicks' must be an integer, got 'many'"),
+        ('{"query": "a", "label": [1]}', "'label' must be an integer"),
+        ('{"title": "t", "label": 1}', "expected an object with a str 'query'"),
+        ("not json", "not valid JSON"),
+    ]:
+        bad.write_text('{"query": "a", "label": 1}\n\n' + line + "\n", encoding="utf-8")
+        with pytest.raises(DataError, match=f"bad.jsonl:3: {match}"):  # the line, blank ones counted
+            load_clicklog(bad)
+    with pytest.raises(DataError, match="cannot read click log"):
+        load_clicklog(tmp_path / "none.jsonl")
+    assert issubclass(DataError, ValueError) and issubclass(DataError, RankerError)
 
 
 def test_several_sources_are_concatenated_with_prefixed_qids(data_dir):
