@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ranker_sdk.errors import RankerError
 from ranker_training import config as C
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -39,6 +40,28 @@ def test_unknown_keys_and_wrong_types_are_refused(tmp_path):
         C.from_dict(C.TrainConfig, {"max_steps": "many"})
     with pytest.raises(C.ConfigError, match="true/false"):
         C.from_dict(C.TrainConfig, {"bf16": "yes"})
+
+
+def test_config_files_that_do_not_parse_name_the_file_and_line(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("train:\n  lr: 1e-4\n  max_steps: [3\n", encoding="utf-8")
+    with pytest.raises(C.ConfigError, match=r"c\.yaml:4: not valid YAML"):
+        C.load_config(C.TeacherConfig, y)
+    j = tmp_path / "c.json"
+    j.write_text('{\n  "loss": "bce",\n  "alpha": 1,,\n}\n', encoding="utf-8")
+    with pytest.raises(C.ConfigError, match=r"c\.json:3: not valid JSON"):
+        C.load_config(C.DistillConfig, j)
+    # one hierarchy: a RankerError for the CLI, still the ValueError it always was
+    assert issubclass(C.ConfigError, RankerError) and issubclass(C.ConfigError, ValueError)
+
+
+def test_a_model_folder_without_a_checkpoint_is_refused(tmp_path):
+    with pytest.raises(C.ConfigError, match="not a local checkpoint folder"):
+        C.local_model_dir(str(tmp_path / "none"), "student")
+    with pytest.raises(C.ConfigError, match="has no config.json"):  # transformers would fail deep inside
+        C.local_model_dir(str(tmp_path), "student")
+    (tmp_path / "config.json").write_text("{}")
+    assert C.local_model_dir(str(tmp_path), "student") == str(tmp_path)
 
 
 def test_overrides_and_data_shorthands():

@@ -127,3 +127,28 @@ def test_hard_scored_sampling_takes_half_from_the_teachers_top():
         got = sample_scored(cands, 8, random.Random(seed), targets)
         assert len(got) == 8 == len(set(got))
         assert sum(c < 8 for c in got) >= 4
+
+
+def test_a_beir_folder_with_a_bad_line_names_the_file_and_line(tmp_path):
+    from ranker_sdk.beir import load_groups
+    from ranker_sdk.errors import InputError
+
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": "b"}\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "q"}\n')
+    (tmp_path / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t0\n")
+    assert load_groups(tmp_path, "dev")[0].labels == (1, 0)  # the well-formed folder reads
+    for name, text, match in [
+        ("corpus.jsonl", '{"_id": "d1", "text": "a"}\n{"text": "no id"}\n', r"corpus\.jsonl:2: .*'_id'"),
+        ("queries.jsonl", '{"_id": "q1"}\n', r"queries\.jsonl:1: .*'text'"),
+        ("qrels/dev.tsv", "query-id\tcorpus-id\tscore\nq1\td1\tnan\n", r"dev\.tsv:2: grade 'nan'"),
+        ("candidates.run", "q1 Q0 d1 first 1.0 bm25\n", r"candidates\.run:1: rank 'first'"),
+    ]:
+        good = (tmp_path / name).read_text() if (tmp_path / name).exists() else None
+        (tmp_path / name).write_text(text)
+        with pytest.raises(InputError, match=match):
+            load_groups(tmp_path, "dev")
+        if good is None:
+            (tmp_path / name).unlink()
+        else:
+            (tmp_path / name).write_text(good)
