@@ -64,6 +64,22 @@ def test_a_model_folder_without_a_checkpoint_is_refused(tmp_path):
     assert C.local_model_dir(str(tmp_path), "student") == str(tmp_path)
 
 
+def test_numbers_out_of_range_are_refused_when_the_config_is_read(tmp_path):
+    for text, match in [
+        ("train: {max_steps: 0}", r"TrainConfig\.max_steps must be >= 1, got 0"),
+        ("train: {lr: -1.0e-4}", r"TrainConfig\.lr must be > 0"),
+        ("train: {warmup_ratio: 1.5}", r"TrainConfig\.warmup_ratio must be in \[0\.0, 1\.0\]"),
+        ("train: {batch_size: 0}", r"TrainConfig\.batch_size"),
+        ("group: {size: 1}", r"GroupConfig\.size must be >= 2"),
+    ]:
+        (tmp_path / "c.yaml").write_text(text + "\n", encoding="utf-8")
+        with pytest.raises(C.ConfigError, match=f"c\\.yaml: {match}"):
+            C.load_config(C.TeacherConfig, tmp_path / "c.yaml")
+    with pytest.raises(C.ConfigError, match="grad_accum"):
+        C.apply_overrides(C.CPTConfig(), train_grad_accum=0)
+    assert C.TrainConfig(log_every=0, save_every=0, max_grad_norm=0.0).log_every == 0  # 0 = off
+
+
 def test_overrides_and_data_shorthands():
     cfg = C.from_dict(C.DistillConfig, {"data": "some/dir"})
     assert cfg.data == (C.DataSource("some/dir", "train"),)

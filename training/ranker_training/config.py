@@ -74,6 +74,16 @@ class DataSource:
     weight: float = 1.0
 
 
+def _in_range(cfg: Any, name: str, low: float, high: float | None = None, *, strict: bool = False) -> None:
+    """Refuse ``cfg.<name>`` below ``low`` (or at it, ``strict``) or above ``high``, naming the field."""
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return  # a wrong type is from_dict's to report, with the file's name
+    if value < low or (strict and value == low) or (high is not None and value > high):
+        want = f"> {low}" if strict else f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ConfigError(f"{type(cfg).__name__}.{name} must be {want}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class GroupConfig:
     """How a training group is sampled from a query's candidates.
@@ -87,6 +97,9 @@ class GroupConfig:
 
     size: int = 8
     negatives: str = "hard"  # "hard" | "random"
+
+    def __post_init__(self) -> None:
+        _in_range(self, "size", 2)  # a rank loss needs a positive and one more
 
 
 @dataclass(frozen=True)
@@ -108,6 +121,16 @@ class TrainConfig:
     bf16: bool = False  # bf16 autocast (CPU or CUDA); weights and optimizer stay fp32
     save_every: int = 0  # write a resumable checkpoint every N steps (0: only at the end)
     log_every: int = 10
+
+    def __post_init__(self) -> None:
+        # a bad number fails here, when the config is read, not as a torch error (or a silent
+        # no-op run: max_steps 0) after the model has loaded
+        _in_range(self, "lr", 0.0, strict=True)
+        for name in ("batch_size", "grad_accum", "max_steps"):
+            _in_range(self, name, 1)
+        _in_range(self, "warmup_ratio", 0.0, 1.0)
+        for name in ("weight_decay", "max_grad_norm", "save_every", "log_every"):
+            _in_range(self, name, 0)
 
 
 @dataclass(frozen=True)
@@ -352,7 +375,12 @@ def load_config(cls: type, path: str | Path, **overrides: Any):
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
     raw = _parse_config(path, text)
-    cfg = from_dict(cls, raw or {}, where=str(path))
+    try:
+        cfg = from_dict(cls, raw or {}, where=str(path))
+    except ConfigError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ConfigError(f"{path}: {exc}") from exc  # a range check of a nested config's __post_init__
     return apply_overrides(cfg, **overrides)
 
 
