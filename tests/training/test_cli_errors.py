@@ -28,6 +28,7 @@ def bad(tmp_path_factory, data_dir):
         + "\n",
         encoding="utf-8",
     )
+    (d / "scores.jsonl").write_text("not a scores line\n", encoding="utf-8")
     (d / "empty_model").mkdir()
     beir = d / "beir"  # a BEIR folder whose qrels has a grade that is not a number
     (beir / "qrels").mkdir(parents=True)
@@ -99,6 +100,10 @@ CASES = {
     "eval: unknown model": (
         ["eval", "--model", "{tmp}/none", "--data", WIKIQA, "--max-queries", "2"],
         ["--model", "none", "expected a package"],
+    ),
+    "eval: scores file line": (
+        ["eval", "--model", "{bad}/scores.jsonl", "--data", WIKIQA, "--max-queries", "2"],
+        ["scores.jsonl:1", "expected"],
     ),
     "eval: qrels grade": (["eval", "--model", "bm25", "--data", "{bad}/beir"], ["dev.tsv:2", "grade 'high'"]),
     "eval: missing split": (["eval", "--model", "bm25", "--data", WIKIQA, "--split", "test"], ["test.tsv", "'test'"]),
