@@ -182,11 +182,13 @@ def build_library(out_dir: str | os.PathLike[str], *, cc: str | None = None) -> 
 
     if not sys.platform.startswith("linux"):
         raise BuildError(f"building libranker.so is supported on Linux only, not {sys.platform}")
-    info = build_info()
+    out = Path(out_dir)  # the arguments first, then this Python
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"{out} is a file; pass a folder to write libranker.so and ranker.h into")
     cc = cc or os.environ.get("CC") or "gcc"
     if shutil.which(cc) is None:
         raise BuildError(f"no C compiler {cc!r} on PATH; install gcc (or pass cc=/ --cc)")
-    out = Path(out_dir)
+    info = build_info()
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(HEADER, out / "ranker.h")
 

@@ -7,21 +7,16 @@ cffi (the ``bindings`` extra), so without it ``ranker bindings`` says which extr
 from __future__ import annotations
 
 import argparse
-import sys
 
 import cffi  # noqa: F401 - fail at registration, not at build time, without the `bindings` extra
 
-from .build import BuildError, build_info, build_library
+from .build import build_info, build_library
 
 __all__ = ["register"]
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    try:
-        lib = build_library(args.out, cc=args.cc)
-    except BuildError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    lib = build_library(args.out, cc=args.cc)  # a BuildError is printed by the `ranker` main
     info = build_info()
     print(f"wrote {lib} and {lib.parent / 'ranker.h'}")
     print(f"    embeds Python {info['python_version'].split()[0]} from {info['prefix']}")

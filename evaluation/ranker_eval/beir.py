@@ -30,15 +30,19 @@ class Group:
     labels: tuple[int | None, ...]  # graded label per candidate, None if unjudged
 
 
-def _jsonl(path: Path) -> Iterator[dict]:
+def _jsonl(path: Path, fields: tuple[str, ...] = ("_id",)) -> Iterator[dict]:
+    """The objects of a JSONL file, each checked for str ``fields`` (errors name ``path:line``)."""
     try:
         with open(path, encoding="utf-8") as fh:
             for n, line in enumerate(fh, 1):
                 if line.strip():
                     try:
-                        yield json.loads(line)
+                        obj = json.loads(line)
                     except ValueError as exc:
                         raise InputError(f"{path}:{n}: not valid JSON ({exc})") from exc
+                    if not isinstance(obj, dict) or not all(isinstance(obj.get(f), str) for f in fields):
+                        raise InputError(f"{path}:{n}: expected an object with str {' and '.join(map(repr, fields))}")
+                    yield obj
     except FileNotFoundError as exc:
         raise InputError(f"{path} not found: expected a BEIR folder") from exc
 
@@ -53,7 +57,7 @@ def read_corpus(root: Path, wanted: set[str] | None = None) -> dict[str, dict]:
 
 
 def read_queries(root: Path) -> dict[str, str]:
-    return {q["_id"]: q["text"] for q in _jsonl(Path(root) / "queries.jsonl")}
+    return {q["_id"]: q["text"] for q in _jsonl(Path(root) / "queries.jsonl", ("_id", "text"))}
 
 
 def read_qrels(root: Path, split: str) -> dict[str, dict[str, int]]:
@@ -68,18 +72,29 @@ def read_qrels(root: Path, split: str) -> dict[str, dict[str, int]]:
             if n == 0 and parts[0] == "query-id":
                 continue
             if len(parts) >= 3:
-                out.setdefault(parts[0], {})[parts[1]] = int(float(parts[2]))
+                try:
+                    grade = int(float(parts[2]))
+                except (ValueError, OverflowError) as exc:  # not a number, nan or inf
+                    raise InputError(f"{path}:{n + 1}: grade {parts[2]!r} is not a finite number") from exc
+                out.setdefault(parts[0], {})[parts[1]] = grade
     return out
 
 
 def read_run(root: Path) -> dict[str, list[str]]:
     """``qid -> [docid, ...]`` from ``candidates.run``, by rank."""
     rows: dict[str, list[tuple[int, str]]] = {}
-    with open(Path(root) / "candidates.run", encoding="utf-8") as fh:
-        for line in fh:
+    path = Path(root) / "candidates.run"
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
             parts = line.split()
             if len(parts) >= 4:
-                rows.setdefault(parts[0], []).append((int(parts[3]), parts[2]))
+                try:
+                    rank = int(parts[3])
+                except ValueError as exc:
+                    raise InputError(
+                        f"{path}:{n}: rank {parts[3]!r} is not an integer (qid Q0 docid rank score tag)"
+                    ) from exc
+                rows.setdefault(parts[0], []).append((rank, parts[2]))
     return {q: [d for _, d in sorted(v)] for q, v in rows.items()}
 
 

@@ -16,9 +16,10 @@ import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from ranker_sdk.errors import InputError
 from ranker_sdk.package import FORMAT_VERSION, MANIFEST, REQUIRED_FILES, PackageConfig, sha256_hex
 
-__all__ = ["write_package", "tar_package", "manifest_bytes", "config_bytes"]
+__all__ = ["check_out_dir", "write_package", "tar_package", "manifest_bytes", "config_bytes"]
 
 
 def _json_bytes(obj: object) -> bytes:
@@ -40,21 +41,40 @@ def manifest_bytes(files: Mapping[str, bytes]) -> bytes:
     )
 
 
+def check_out_dir(out_dir: str | os.PathLike[str], *, tar: bool = False) -> Path:
+    """``out_dir`` as a Path, if a package may be written there: it must not exist or be empty.
+
+    The one check of where a package goes: :func:`write_package` makes it when writing, and
+    :func:`~ranker_quantize.build_package` before minutes of export (with ``tar``, the
+    ``<out_dir>.tar.gz`` beside it must not exist either).
+
+    Raises:
+        InputError: ``out_dir`` is a file or a non-empty directory, or the tarball exists.
+    """
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"--out {out} exists and is not an empty directory; choose a new path")
+    if tar and out.with_name(out.name + ".tar.gz").exists():
+        raise InputError(f"{out}.tar.gz exists; remove it or choose a new --out")
+    return out
+
+
 def write_package(out_dir: str | os.PathLike[str], files: Mapping[str, bytes], config: PackageConfig) -> Path:
     """Write ``files`` plus ``ranker.json`` and ``manifest.json`` into ``out_dir``.
 
     ``files`` maps names (``model.onnx``, ``tokenizer.json``, optional extras such as
     ``MODEL_CARD.md``) to their bytes. ``out_dir`` must not exist or be empty: a package is
     written whole or not at all (it is assembled in a sibling temp directory and renamed).
+
+    Raises:
+        InputError: ``out_dir`` is taken (:func:`check_out_dir`), or a required file is missing.
     """
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} exists and is not an empty directory; choose a new --out")
+    out = check_out_dir(out_dir)
     all_files = dict(files)
     all_files["ranker.json"] = config_bytes(config)
     for name in REQUIRED_FILES:
         if name not in all_files:
-            raise ValueError(f"a package needs {name}")
+            raise InputError(f"a package needs {name}; got only {sorted(all_files)}")
     all_files[MANIFEST] = manifest_bytes(all_files)
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():

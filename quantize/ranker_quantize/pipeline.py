@@ -38,7 +38,7 @@ from .errors import FidelityError
 from .export import DEFAULT_OPSET, Checkpoint, export_onnx, is_segmented_checkpoint, load_checkpoint
 from .fusion import add_fusion, check_fusion_data, fit_fusion
 from .optimize import optimize_onnx
-from .package import tar_package, write_package
+from .package import check_out_dir, tar_package, write_package
 from .provenance import checkpoint_sha256, code_commit, tool_versions
 from .quantize import QuantizeOptions, cpu_features, quantize_int8
 from .verify import (
@@ -238,13 +238,6 @@ def _read_card(path: str) -> bytes:
     return data
 
 
-def _check_out(out: Path, tar: bool) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"--out {out} exists and is not an empty directory; choose a new path")
-    if tar and out.with_name(out.name + ".tar.gz").exists():
-        raise InputError(f"{out}.tar.gz exists; remove it or choose a new --out")
-
-
 def build_package(
     model_dir: str | Path,
     out_dir: str | Path,
@@ -261,8 +254,7 @@ def build_package(
     """
     if options.precision not in ("int8", "fp32"):
         raise InputError(f"precision must be 'int8' or 'fp32', got {options.precision!r}")
-    out = Path(out_dir)
-    _check_out(out, options.tar)
+    out = check_out_dir(out_dir, tar=options.tar)
     if options.model_card:
         _read_card(options.model_card)  # fail before minutes of export and verification
     if options.fusion_data:

@@ -302,11 +302,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ranker`` command; returns the exit status."""
+    """Entry point of the ``ranker`` command; returns the exit status.
+
+    A user's mistake ends as one line, ``error: <message>``, and status 1 (argparse's own usage
+    errors: status 2): a :class:`RankerError` from any stage, or an ``OSError`` (a path the
+    command cannot read or write: a file where a folder goes, no permission, a full disk),
+    whose message names the path. Anything else is a bug and keeps its traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except RankerError as exc:
+    except (RankerError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

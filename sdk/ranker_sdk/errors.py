@@ -6,13 +6,25 @@ know "did ranking work" catch that one class. The subclasses say whose fault it 
 - :class:`PackageError`: the model package is missing, corrupt, tampered with or of an
   unknown format. Fix: rebuild or re-download the package (``ranker verify PKG`` names
   the offending file).
-- :class:`InputError`: the query or a document is not something the ranker accepts.
-  Fix: the caller's data.
+- :class:`InputError`: what the caller gave is not acceptable: a query or document, a docs
+  file, a path or an option (also a ``ValueError``). Fix: the caller's data or arguments.
 - :class:`InternalError`: onnxruntime or tokenizers failed on input that passed
   validation. A bug: please report it with the message.
 
 Exceptions raised by onnxruntime and tokenizers never escape raw; they are wrapped at the
 boundary with :func:`wrap_backend_errors` so callers see one hierarchy.
+
+The other packages of ranker-sdk raise subclasses of these, never a second hierarchy:
+
+- ``ranker_training.errors``: ``ConfigError`` (a config file or value) and ``DataError`` (a
+  click log, run or scores file that cannot be read; the message names ``file:line``), both
+  ``InputError``;
+- ``ranker_quantize.errors``: ``ExportError`` (a checkpoint that cannot be exported) and
+  ``FidelityError`` (the INT8 model ranks too differently from fp32);
+- ``ranker_bindings.build``: ``BuildError`` (the C library cannot be built here).
+
+The ``ranker`` command prints any of them (and an ``OSError``, a path it cannot read or write)
+as ``error: <message>`` and exits with status 1; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -32,7 +44,7 @@ class PackageError(RankerError):
 
 
 class InputError(RankerError, ValueError):
-    """A query or document the ranker does not accept (also a ValueError)."""
+    """A query, document, file or option the caller gave that is not acceptable (also a ValueError)."""
 
 
 class InternalError(RankerError):

@@ -7,7 +7,10 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from ranker_sdk.cli import main
+
+from ..cli_helpers import error_line, run_main, run_subprocess
 
 
 def test_package_then_verify(tiny_bert_dir, data_dir, tmp_path, capsys):
@@ -174,3 +177,35 @@ def test_precision_dynamic_and_embeddings_flags(tiny_bert_dir, data_dir, tmp_pat
         main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "x"), "--embeddings", "tensor"]) == 1
     )  # one scale for the whole table is dynamic-only
     assert "dynamic" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+# `ranker package` with bad input: each is refused before the export, in one line naming it
+PACKAGE_CASES = {
+    "no checkpoint": (["--model", "{tmp}/nomodel"], ["--model", "nomodel", "no config.json"]),
+    "--out is a file": (["--out", "{tmp}/afile"], ["--out", "afile", "not an empty directory"]),
+    "--out.tar.gz exists": (["--tar", "--out", "{tmp}/taken"], ["taken.tar.gz exists"]),
+    "no model card": (["--model-card", "{tmp}/card.md"], ["--model-card", "card.md", "no such file"]),
+    "calibration folder": (["--calibration", "{tmp}/nodata"], ["--calibration", "nodata", "not a directory"]),
+    "fusion folder": (["--fit-fusion", "{tmp}"], ["--fit-fusion", "no candidates.run"]),
+    "fusion arguments": (["--fit-fusion", "{tmp}", "dev", "extra"], ["--fit-fusion takes DATA_DIR"]),
+    "zero threads": (["--threads", "0"], ["--threads must be a positive integer"]),
+    "max length not a number": (["--max-length", "long"], ["--max-length", "'long'"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PACKAGE_CASES))
+def test_package_refuses_bad_input_in_one_line(case, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "taken.tar.gz").write_bytes(b"")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")  # never read: every case fails before the export
+    args, names = PACKAGE_CASES[case]
+    argv = ["package", "--model", "{tmp}/model", "--out", "{tmp}/pkg", *args]
+    rc, err = run_main([a.format(tmp=tmp_path) for a in argv], capsys)
+    error_line(rc, err, *names)
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_package_in_a_real_process_prints_no_traceback(tmp_path):
+    rc, err = run_subprocess(["package", "--model", str(tmp_path / "nomodel"), "--out", str(tmp_path / "pkg")])
+    assert rc == 1 and error_line(rc, err, "nomodel").startswith("error: ")

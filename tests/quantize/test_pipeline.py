@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 from ranker_eval.metrics import spearman
 from ranker_quantize import FidelityError, PackageOptions, VerifyOptions, build_package
+from ranker_quantize.package import write_package
 from ranker_sdk import Ranker
 from ranker_sdk.encoding import TITLE_SEPARATOR
 from ranker_sdk.errors import InputError
 from ranker_sdk.package import read_package
 from ranker_sdk.tokenize import PairEncoder
+
+from ..conftest import tiny_config
 
 
 def torch_reference(model_dir, package, query, docs) -> np.ndarray:
@@ -129,6 +132,11 @@ def test_refuses_non_empty_out_before_any_work(tiny_bert_dir, tmp_path):
     with pytest.raises(InputError, match="not an empty directory"):
         build_package(tiny_bert_dir, tmp_path / "pkg")
     assert (tmp_path / "pkg" / "keep.txt").read_text() == "user data"
+    with pytest.raises(InputError, match="not an empty directory"):  # the writer makes the same one check
+        write_package(tmp_path / "pkg", {}, tiny_config())
+    with pytest.raises(InputError, match="a package needs model.onnx"):
+        write_package(tmp_path / "new", {"tokenizer.json": b"{}"}, tiny_config())
+    assert not (tmp_path / "new").exists()
 
 
 def test_rejects_bad_options(tiny_bert_dir, tmp_path):

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from ranker_sdk.cli import main, read_docs
 
+from ..cli_helpers import error_line, run_main, run_subprocess
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -219,3 +221,43 @@ def test_rank_help_teaches(capsys):
         "the package bundled with ranker-sdk",
     ):
         assert phrase in out, phrase
+
+
+# -- every runtime command with bad input: one `error:` line naming it, non-zero, no traceback --------
+
+RUNTIME_CASES = {
+    "rank: no docs file": (["rank", "--query", "q", "--docs", "{tmp}/none.txt"], ["cannot read --docs", "none.txt"]),
+    "rank: bad JSONL line": (["rank", "--query", "q", "--docs", "{tmp}/bad.jsonl"], ["bad.jsonl", "line 2"]),
+    "rank: no first-stage score": (
+        ["rank", "--query", "q", "--docs", "{tmp}/good.jsonl", "--first-stage"],
+        ["good.jsonl", "line 1", "'score'"],
+    ),
+    "rank: no package": (
+        ["rank", "--query", "q", "--docs", "{tmp}/good.jsonl", "--package", "{tmp}/nopkg"],
+        ["nopkg", "no such package"],
+    ),
+    "rank: --top-k not a number": (["rank", "--query", "q", "--top-k", "ten"], ["--top-k", "'ten'"]),
+    "verify: no package": (["verify", "{tmp}/nopkg"], ["nopkg", "no such package"]),
+    "verify: empty tarball": (["verify", "{tmp}/empty.tar.gz"], ["empty.tar.gz", "not a readable .tar.gz"]),
+    "info: a folder that is no package": (["info", "{tmp}"], ["no manifest.json"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RUNTIME_CASES))
+def test_runtime_commands_refuse_bad_input_in_one_line(case, tmp_path, capsys):
+    (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\nnot json\n', encoding="utf-8")
+    (tmp_path / "good.jsonl").write_text('{"text": "a doc"}\n', encoding="utf-8")
+    (tmp_path / "empty.tar.gz").write_bytes(b"")
+    args, names = RUNTIME_CASES[case]
+    rc, err = run_main([a.format(tmp=tmp_path) for a in args], capsys)
+    error_line(rc, err, *names)
+
+
+def test_runtime_commands_are_covered():
+    covered = {args[0] for args, _ in RUNTIME_CASES.values()}
+    assert covered == {"rank", "verify", "info"}
+
+
+def test_a_bad_package_in_a_real_process_is_one_line(tmp_path):
+    rc, err = run_subprocess(["info", str(tmp_path / "nopkg")])
+    assert rc == 1 and error_line(rc, err, "nopkg").startswith("error: ")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ranker_sdk.errors import RankerError
 from ranker_training import config as C
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -51,6 +52,44 @@ def test_an_empty_section_keeps_its_defaults(tmp_path):
     path = tmp_path / "recipe.yaml"
     path.write_text("teacher:\neval:\n")
     assert C.load_config(C.RecipeConfig, path) == C.RecipeConfig()
+
+
+def test_config_files_that_do_not_parse_name_the_file_and_line(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("train:\n  lr: 1e-4\n  max_steps: [3\n", encoding="utf-8")
+    with pytest.raises(C.ConfigError, match=r"c\.yaml:4: not valid YAML"):
+        C.load_config(C.TeacherConfig, y)
+    j = tmp_path / "c.json"
+    j.write_text('{\n  "loss": "bce",\n  "alpha": 1,,\n}\n', encoding="utf-8")
+    with pytest.raises(C.ConfigError, match=r"c\.json:3: not valid JSON"):
+        C.load_config(C.DistillConfig, j)
+    # one hierarchy: a RankerError for the CLI, still the ValueError it always was
+    assert issubclass(C.ConfigError, RankerError) and issubclass(C.ConfigError, ValueError)
+
+
+def test_a_model_folder_without_a_checkpoint_is_refused(tmp_path):
+    with pytest.raises(C.ConfigError, match="not a local checkpoint folder"):
+        C.local_model_dir(str(tmp_path / "none"), "student")
+    with pytest.raises(C.ConfigError, match="has no config.json"):  # transformers would fail deep inside
+        C.local_model_dir(str(tmp_path), "student")
+    (tmp_path / "config.json").write_text("{}")
+    assert C.local_model_dir(str(tmp_path), "student") == str(tmp_path)
+
+
+def test_numbers_out_of_range_are_refused_when_the_config_is_read(tmp_path):
+    for text, match in [
+        ("train: {max_steps: 0}", r"TrainConfig\.max_steps must be >= 1, got 0"),
+        ("train: {lr: -1.0e-4}", r"TrainConfig\.lr must be > 0"),
+        ("train: {warmup_ratio: 1.5}", r"TrainConfig\.warmup_ratio must be in \[0\.0, 1\.0\]"),
+        ("train: {batch_size: 0}", r"TrainConfig\.batch_size"),
+        ("group: {size: 1}", r"GroupConfig\.size must be >= 2"),
+    ]:
+        (tmp_path / "c.yaml").write_text(text + "\n", encoding="utf-8")
+        with pytest.raises(C.ConfigError, match=f"c\\.yaml: {match}"):
+            C.load_config(C.TeacherConfig, tmp_path / "c.yaml")
+    with pytest.raises(C.ConfigError, match="grad_accum"):
+        C.apply_overrides(C.CPTConfig(), train_grad_accum=0)
+    assert C.TrainConfig(log_every=0, save_every=0, max_grad_norm=0.0).log_every == 0  # 0 = off
 
 
 def test_overrides_and_data_shorthands():

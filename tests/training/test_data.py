@@ -6,8 +6,10 @@ import json
 import random
 
 import pytest
+from ranker_sdk.errors import RankerError
 from ranker_training.config import ConfigError, DataSource
 from ranker_training.data import Group, load_clicklog, load_sources, sample_group, sample_scored, schedule, trainable
+from ranker_training.errors import DataError
 
 
 def test_clicklog_groups_by_query_with_labels_from_clicks_or_grades(tmp_path):
@@ -25,9 +27,19 @@ def test_clicklog_groups_by_query_with_labels_from_clicks_or_grades(tmp_path):
     assert groups["b"].doc_ids[1] == "D4"
     assert load_clicklog(p)[0].qid == load_clicklog(p)[0].qid  # stable ids
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"query": "a", "title": "t"}\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match="label"):
-        load_clicklog(bad)
+    for line, match in [
+        ('{"query": "a", "title": "t"}', "expected 'label' .* or 'clicks'"),
+        ('{"query": "a", "clicks": "many"}', "'clicks' must be an integer, got 'many'"),
+        ('{"query": "a", "label": [1]}', "'label' must be an integer"),
+        ('{"title": "t", "label": 1}', "expected an object with a str 'query'"),
+        ("not json", "not valid JSON"),
+    ]:
+        bad.write_text('{"query": "a", "label": 1}\n\n' + line + "\n", encoding="utf-8")
+        with pytest.raises(DataError, match=f"bad.jsonl:3: {match}"):  # the line, blank ones counted
+            load_clicklog(bad)
+    with pytest.raises(DataError, match="cannot read click log"):
+        load_clicklog(tmp_path / "none.jsonl")
+    assert issubclass(DataError, ValueError) and issubclass(DataError, RankerError)
 
 
 def test_several_sources_are_concatenated_with_prefixed_qids(data_dir):
@@ -98,3 +110,28 @@ def test_hard_scored_sampling_takes_half_from_the_teachers_top():
         got = sample_scored(cands, 8, random.Random(seed), targets)
         assert len(got) == 8 == len(set(got))
         assert sum(c < 8 for c in got) >= 4
+
+
+def test_a_beir_folder_with_a_bad_line_names_the_file_and_line(tmp_path):
+    from ranker_eval.beir import load_groups
+    from ranker_sdk.errors import InputError
+
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": "b"}\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "q"}\n')
+    (tmp_path / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t0\n")
+    assert load_groups(tmp_path, "dev")[0].labels == (1, 0)  # the well-formed folder reads
+    for name, text, match in [
+        ("corpus.jsonl", '{"_id": "d1", "text": "a"}\n{"text": "no id"}\n', r"corpus\.jsonl:2: .*'_id'"),
+        ("queries.jsonl", '{"_id": "q1"}\n', r"queries\.jsonl:1: .*'text'"),
+        ("qrels/dev.tsv", "query-id\tcorpus-id\tscore\nq1\td1\tnan\n", r"dev\.tsv:2: grade 'nan'"),
+        ("candidates.run", "q1 Q0 d1 first 1.0 bm25\n", r"candidates\.run:1: rank 'first'"),
+    ]:
+        good = (tmp_path / name).read_text() if (tmp_path / name).exists() else None
+        (tmp_path / name).write_text(text)
+        with pytest.raises(InputError, match=match):
+            load_groups(tmp_path, "dev")
+        if good is None:
+            (tmp_path / name).unlink()
+        else:
+            (tmp_path / name).write_text(good)

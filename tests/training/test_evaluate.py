@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from ranker_training.config import DataSource
 from ranker_training.data import Group
+from ranker_training.errors import ConfigError
 from ranker_training.evaluate import evaluate_groups, evaluate_model
 
 
@@ -53,3 +54,9 @@ def test_random_baseline_is_seeded_by_query(wikiqa):
     a = evaluate_model("random", [DataSource(str(wikiqa), "dev")], max_queries=30)
     b = evaluate_model("random", [DataSource(str(wikiqa), "dev")], max_queries=30)
     assert a == b and 0 < a["sources"][0]["map"] < 1
+
+
+def test_a_cut_off_below_one_is_refused_before_trec_eval_aborts_the_process():
+    g = Group("q", "query", ("a", "b"), ({}, {}), (0, 1))
+    with pytest.raises(ConfigError, match="k .* must be a positive integer, got 0"):
+        evaluate_groups([g], [np.array([0.1, 0.9])], k=0)

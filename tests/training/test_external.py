@@ -7,6 +7,7 @@ import json
 import pytest
 from ranker_training.config import ConfigError, DataSource, LabelConfig
 from ranker_training.data import load_sourced
+from ranker_training.errors import DataError
 from ranker_training.external import combine_targets, read_run_scores
 from ranker_training.label import label, read_scores
 
@@ -81,7 +82,7 @@ def test_label_stage_writes_the_combined_target_and_its_report(tmp_path):
 def test_bad_run_line_names_the_file(tmp_path):
     p = tmp_path / "x.run"
     p.write_text("q1 Q0 d1 1 notanumber tag\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="x.run:1"):
+    with pytest.raises(DataError, match="x.run:1: score 'notanumber' is not a number"):
         read_run_scores(p)
 
 

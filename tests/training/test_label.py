@@ -69,3 +69,19 @@ def test_shards_cover_the_data_once_and_merge(teacher_dir, wikiqa, tmp_path):
     assert set(merged) == set(full)
     for k, v in full.items():
         assert merged[k] == pytest.approx(v, abs=1e-4)  # batch-mates never change a score
+
+
+def test_a_scores_line_that_does_not_parse_is_named_but_a_torn_tail_is_not(tmp_path):
+    from ranker_training.errors import DataError
+
+    path = tmp_path / "s.jsonl"
+    good = '{"qid": "q", "docid": "d1", "score": 0.5}\n'
+    path.write_text(good + '{"qid": "q", "docid": "d2", "sco', encoding="utf-8")  # a crash mid-line
+    assert read_scores(path) == {("q", "d1"): 0.5}
+    path.write_text(good + '{"qid": "q", "docid": "d2"}\n' + good, encoding="utf-8")
+    with pytest.raises(DataError, match=r"s\.jsonl:2: expected"):
+        read_scores(path)
+    tsv = tmp_path / "s.tsv"
+    tsv.write_text("q\td1\tnot-a-score\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"s\.tsv:1: expected qid<TAB>docid<TAB>score"):
+        read_scores(tsv)

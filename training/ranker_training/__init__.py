@@ -16,5 +16,6 @@ recipe     ``ranker train recipe``      all of the above, skipping finished stag
 
 Shared pieces: :mod:`.data` (BEIR folders and click logs -> groups, sampling), :mod:`.losses`,
 :mod:`.prompt` (how an LLM input is built), :mod:`.loop` (the accelerate training loop,
-checkpoints without pickle). Importing this package imports no torch.
+checkpoints without pickle), :mod:`.errors` (``ConfigError``, ``DataError``: the SDK's
+``InputError``). Importing this package imports no torch.
 """

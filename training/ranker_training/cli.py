@@ -17,7 +17,6 @@ import argparse
 import json
 import logging
 import os
-import sys
 
 __all__ = ["register"]
 
@@ -38,24 +37,41 @@ def _sources(args):
     if not getattr(args, "data", None):
         return None
     from .config import DataSource
+    from .errors import ConfigError
 
     out = []
     for p in args.data:  # DIR, or DIR=SPLIT to give this folder its own split
         path, sep, split = p.rpartition("=") if "=" in p else (p, "", "")
+        if not path or (sep and not split):
+            raise ConfigError(f"--data {p!r}: expected DIR or DIR=SPLIT (a BEIR folder or a click-log .jsonl)")
         out.append(DataSource(path=path, split=split if sep else args.split))
     return tuple(out)
 
 
-def _guard(fn):
-    def run(args: argparse.Namespace) -> int:
-        from .config import ConfigError
+def _int_at_least(low: int):
+    """An argparse type: an integer >= ``low``, so a typo like ``--max-queries 0`` fails before any work."""
 
-        _setup_logging()
+    def parse(text: str) -> int:
         try:
-            return fn(args)
-        except (ConfigError, FileNotFoundError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+
+
+def _guard(fn):
+    """Set up logging, then run the command; its errors (RankerError) are the ``ranker`` main's to print."""
+
+    def run(args: argparse.Namespace) -> int:
+        _setup_logging()
+        return fn(args)
 
     return run
 
@@ -70,10 +86,11 @@ def _load(cls, args, **overrides):
 @_guard
 def _cmd_cpt(args) -> int:
     from .config import CPTConfig
-    from .cpt import train_cpt
 
     cfg = _load(CPTConfig, args, data=_sources(args), max_queries=args.max_queries, train_max_steps=args.max_steps)
     cfg = _model_override(cfg, args)
+    from .cpt import train_cpt  # torch: after the config is read and checked
+
     print(train_cpt(cfg, args.out, progress=_progress))
     return 0
 
@@ -81,7 +98,6 @@ def _cmd_cpt(args) -> int:
 @_guard
 def _cmd_teacher(args) -> int:
     from .config import TeacherConfig
-    from .teacher import train_teacher
 
     cfg = _load(
         TeacherConfig,
@@ -93,6 +109,8 @@ def _cmd_teacher(args) -> int:
         train_max_steps=args.max_steps,
     )
     cfg = _model_override(cfg, args)
+    from .teacher import train_teacher  # torch: after the config is read and checked
+
     print(train_teacher(cfg, args.out, progress=_progress))
     return 0
 
@@ -109,7 +127,6 @@ def _model_override(cfg, args):
 @_guard
 def _cmd_label(args) -> int:
     from .config import LabelConfig
-    from .label import label
 
     cfg = _load(
         LabelConfig,
@@ -122,6 +139,8 @@ def _cmd_label(args) -> int:
         batch_size=args.batch_size,
         max_queries=args.max_queries,
     )
+    from .label import label
+
     print(label(cfg, progress=_progress))
     return 0
 
@@ -129,7 +148,6 @@ def _cmd_label(args) -> int:
 @_guard
 def _cmd_distill(args) -> int:
     from .config import DistillConfig
-    from .distill import train_distill
 
     cfg = _load(
         DistillConfig,
@@ -141,6 +159,8 @@ def _cmd_distill(args) -> int:
         max_queries=args.max_queries,
         train_max_steps=args.max_steps,
     )
+    from .distill import train_distill
+
     print(train_distill(cfg, args.out, progress=_progress))
     return 0
 
@@ -148,9 +168,10 @@ def _cmd_distill(args) -> int:
 @_guard
 def _cmd_recipe(args) -> int:
     from .config import RecipeConfig, load_config
-    from .recipe import run_recipe
 
     cfg = load_config(RecipeConfig, args.config)
+    from .recipe import run_recipe
+
     res = run_recipe(
         cfg,
         args.out,
@@ -180,11 +201,12 @@ def _print_table(results: dict) -> None:
 
 @_guard
 def _cmd_eval(args) -> int:
+    sources = _sources(args)
     from .evaluate import evaluate_model
 
     res = evaluate_model(
         args.model,
-        _sources(args),
+        sources,
         k=args.k,
         max_queries=args.max_queries,
         batch_size=args.batch_size,
@@ -208,9 +230,9 @@ def _common(p: argparse.ArgumentParser, *, out_help: str, out_default: str | Non
         help="BEIR folder or click-log .jsonl (repeatable; replaces the config's data)",
     )
     p.add_argument("--split", default="train", help="qrels split of --data (default: train)")
-    p.add_argument("--max-queries", type=int, help="use the first N queries of each source")
+    p.add_argument("--max-queries", type=_positive_int, help="use the first N queries of each source")
     if steps:
-        p.add_argument("--max-steps", type=int, help="optimizer steps (overrides train.max_steps)")
+        p.add_argument("--max-steps", type=_positive_int, help="optimizer steps (overrides train.max_steps)")
 
 
 def register(subparsers) -> None:
@@ -234,9 +256,9 @@ def register(subparsers) -> None:
     p = tsub.add_parser("label", help="score every candidate with the teacher (batched, resumable, shardable)")
     _common(p, out_help="scores file (.jsonl or .tsv; default: the config's out)", out_default=None, steps=False)
     p.add_argument("--teacher", help="trained teacher folder")
-    p.add_argument("--shard", type=int, help="this shard's index (0-based)")
-    p.add_argument("--num-shards", type=int, help="number of shards")
-    p.add_argument("--batch-size", type=int, help="pairs per forward pass")
+    p.add_argument("--shard", type=_int_at_least(0), help="this shard's index (0-based)")
+    p.add_argument("--num-shards", type=_positive_int, help="number of shards")
+    p.add_argument("--batch-size", type=_positive_int, help="pairs per forward pass")
     p.set_defaults(func=_cmd_label)
 
     p = tsub.add_parser("distill", help="distill teacher scores into a BERT cross-encoder (hybrid loss)")
@@ -249,8 +271,8 @@ def register(subparsers) -> None:
     p = tsub.add_parser("recipe", help="run every stage (skips finished ones) and evaluate")
     p.add_argument("--config", required=True, help="recipe config (configs/recipe.yaml)")
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--max-queries", type=int, help="first N queries of every source (a quick slice)")
-    p.add_argument("--max-steps", type=int, help="optimizer steps of every trainer")
+    p.add_argument("--max-queries", type=_positive_int, help="first N queries of every source (a quick slice)")
+    p.add_argument("--max-steps", type=_positive_int, help="optimizer steps of every trainer")
     p.add_argument("--no-eval", action="store_true", help="skip the evaluation")
     p.set_defaults(func=_cmd_recipe)
 
@@ -271,9 +293,9 @@ def register(subparsers) -> None:
         help="qrels split (default: dev); NAME:PREFIX keeps qids starting with PREFIX, NAME:!PREFIX drops "
         "them (trec-dl's dev: train:dl21-)",
     )
-    p.add_argument("--k", type=int, default=10, help="nDCG cut-off (default: 10)")
-    p.add_argument("--max-queries", type=int, help="first N queries of each source")
-    p.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
+    p.add_argument("--k", type=_positive_int, default=10, help="nDCG cut-off (default: 10)")
+    p.add_argument("--max-queries", type=_positive_int, help="first N queries of each source")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="pairs per forward pass")
     p.add_argument(
         "--first-stage",
         action="store_true",

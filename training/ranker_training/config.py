@@ -36,6 +36,8 @@ from typing import Any
 from ranker_sdk import dataclass_io
 from ranker_sdk.encoding import DOC_MAX_CHARS, MAX_LENGTH, QUERY_MAX_TOKENS, TITLE_SEPARATOR
 
+from .errors import ConfigError
+
 __all__ = [
     "ConfigError",
     "DataSource",
@@ -56,10 +58,6 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
-    """A config file or value that does not fit its dataclass."""
-
-
 @dataclass(frozen=True)
 class DataSource:
     """One data set: a BEIR folder (with ``qrels/<split>.tsv``) or a click-log ``.jsonl`` file."""
@@ -78,6 +76,16 @@ class DataSource:
     weight: float = 1.0
 
 
+def _in_range(cfg: Any, name: str, low: float, high: float | None = None, *, strict: bool = False) -> None:
+    """Refuse ``cfg.<name>`` below ``low`` (or at it, ``strict``) or above ``high``, naming the field."""
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return  # a wrong type is from_dict's to report, with the file's name
+    if value < low or (strict and value == low) or (high is not None and value > high):
+        want = f"> {low}" if strict else f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ConfigError(f"{type(cfg).__name__}.{name} must be {want}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class GroupConfig:
     """How a training group is sampled from a query's candidates.
@@ -91,6 +99,9 @@ class GroupConfig:
 
     size: int = 8
     negatives: str = "hard"  # or "random"
+
+    def __post_init__(self) -> None:
+        _in_range(self, "size", 2)  # a rank loss needs a positive and one more
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,16 @@ class TrainConfig:
     bf16: bool = False  # bf16 autocast (CPU or CUDA); weights and optimizer stay fp32
     save_every: int = 0  # write a resumable checkpoint every N steps (0: only at the end)
     log_every: int = 10
+
+    def __post_init__(self) -> None:
+        # a bad number fails here, when the config is read, not as a torch error (or a silent
+        # no-op run: max_steps 0) after the model has loaded
+        _in_range(self, "lr", 0.0, strict=True)
+        for name in ("batch_size", "grad_accum", "max_steps"):
+            _in_range(self, name, 1)
+        _in_range(self, "warmup_ratio", 0.0, 1.0)
+        for name in ("weight_decay", "max_grad_norm", "save_every", "log_every"):
+            _in_range(self, name, 0)
 
 
 @dataclass(frozen=True)
@@ -317,14 +338,35 @@ def load_config(cls: type, path: str | Path, **overrides: Any):
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    raw = _parse_config(path, text)
+    try:
+        cfg = from_dict(cls, raw or {}, where=str(path))
+    except ConfigError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ConfigError(f"{path}: {exc}") from exc  # a range check of a nested config's __post_init__
+    return apply_overrides(cfg, **overrides)
+
+
+def _parse_config(path: Path, text: str) -> Any:
+    """The YAML (``.yaml``/``.yml``) or JSON (anything else) in ``text``; a syntax error names the line."""
     if path.suffix in (".yaml", ".yml"):
         import yaml
 
-        raw = yaml.safe_load(text)
-    else:
-        raw = json.loads(text)
-    cfg = from_dict(cls, raw or {}, where=str(path))
-    return apply_overrides(cfg, **overrides)
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            problem = getattr(exc, "problem", None) or exc
+            raise ConfigError(f"{where}: not valid YAML ({problem}); fix the file") from exc
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        line = f":{exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ConfigError(
+            f"{path}{line}: not valid JSON ({exc}); fix the file (a YAML config needs a .yaml or .yml name)"
+        ) from exc
 
 
 def apply_overrides(cfg: Any, **overrides: Any):
@@ -375,6 +417,12 @@ def local_model_dir(p: str, what: str) -> str:
         raise ConfigError(
             f"{what}: {p!r} is not a local checkpoint folder (nothing is downloaded); "
             "pass the directory that save_pretrained wrote, or pkg:NAME/sub"
+        )
+    if not (Path(path) / "config.json").is_file() and not any(Path(path).rglob("*.gguf")):
+        # transformers fails on such a folder deep inside its tokenizer conversion
+        raise ConfigError(
+            f"{what}: {p!r} has no config.json (nor a .gguf file): not a checkpoint folder; "
+            "pass the directory that save_pretrained wrote"
         )
     return path
 

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from ranker_eval.beir import Group, load_groups
 
-from .config import ConfigError, DataSource
+from .config import DataSource
+from .errors import ConfigError, DataError
 
 __all__ = [
     "Group",
@@ -50,25 +51,29 @@ def _hid(prefix: str, text: str) -> str:
 
 
 def load_clicklog(path: str | Path, *, max_queries: int | None = None) -> list[Group]:
-    """Read a click-log JSONL (``query``, ``title``, ``summary``, ``label`` or ``clicks``) into groups."""
+    """Read a click-log JSONL (``query``, ``title``, ``summary``, ``label`` or ``clicks``) into groups.
+
+    Raises:
+        DataError: the file cannot be read, or a line is not such an object (``path:line`` in
+            the message).
+    """
     path = Path(path)
     rows: dict[str, list[dict]] = {}
-    with open(path, encoding="utf-8") as fh:
+    try:
+        fh = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot read click log {path}: {exc.strerror}") from exc
+    with fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
                 r = json.loads(line)
             except ValueError as exc:
-                raise ConfigError(f"{path}:{n}: not valid JSON ({exc})") from exc
+                raise DataError(f"{path}:{n}: not valid JSON ({exc}); expected one click-log object a line") from exc
             if not isinstance(r, dict) or not isinstance(r.get("query"), str):
-                raise ConfigError(f"{path}:{n}: expected an object with a str 'query'")
-            if "label" in r:
-                label = int(r["label"]) if r["label"] is not None else None
-            elif "clicks" in r:
-                label = 1 if int(r["clicks"]) > 0 else 0
-            else:
-                raise ConfigError(f"{path}:{n}: expected 'label' or 'clicks'")
+                raise DataError(f"{path}:{n}: expected an object with a str 'query'")
+            label = _click_label(r, f"{path}:{n}")
             doc = {"title": r.get("title") or "", "text": r.get("summary") or r.get("text") or ""}
             docid = str(r.get("docid") or _hid("d", doc["title"] + "\x00" + doc["text"]))
             rows.setdefault(r["query"], []).append({"docid": docid, "doc": doc, "label": label, "qid": r.get("qid")})
@@ -86,6 +91,20 @@ def load_clicklog(path: str | Path, *, max_queries: int | None = None) -> list[G
         )
     groups.sort(key=lambda g: g.qid)
     return groups[:max_queries] if max_queries is not None else groups
+
+
+def _click_label(r: dict, where: str) -> int | None:
+    """The graded label of a click-log row: ``label`` (a grade, or null: unjudged), else ``clicks > 0``."""
+    key = "label" if "label" in r else "clicks" if "clicks" in r else None
+    if key is None:
+        raise DataError(f"{where}: expected 'label' (a grade) or 'clicks' (a count)")
+    if key == "label" and r[key] is None:
+        return None
+    try:
+        value = int(r[key])
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DataError(f"{where}: {key!r} must be an integer, got {r[key]!r}") from exc
+    return value if key == "label" else int(value > 0)
 
 
 def load_sources(sources: Sequence[DataSource], *, max_queries: int | None = None) -> list[Group]:

@@ -50,7 +50,7 @@ import numpy as np
 from ranker_sdk import encoding
 from ranker_sdk.encoding import TITLE_SEPARATOR
 
-from .config import ConfigError, DistillConfig, hf_load_kwargs, local_model_dir, resolve_path, save_config
+from .config import ConfigError, DistillConfig, hf_load_kwargs, local_model_dir, save_config
 
 __all__ = ["StudentEncoder", "scale_teacher_scores", "pseudo_title", "train_distill", "load_student", "STUDENT_META"]
 
@@ -290,7 +290,7 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
         raise ConfigError(f"title_augment must be in [0, 1], got {cfg.title_augment}")
     visits = weighted_items([w for _, _, w in items], cfg.train.seed)  # one epoch, source weights applied
     log.info("distill: %d training groups, %d visits an epoch (loss %s)", len(items), len(visits), cfg.loss)
-    student_path = resolve_path(cfg.student)
+    student_path = local_model_dir(cfg.student, "student")  # a clear error before the tokenizer loads
     encoder = StudentEncoder(
         student_path,
         max_length=cfg.max_length,

@@ -49,6 +49,7 @@ from ranker_eval import metrics
 from ranker_eval.beir import Group
 
 from .config import DataSource, resolve_path
+from .errors import ConfigError
 
 __all__ = ["evaluate_groups", "load_scorer", "evaluate_model", "BASELINES"]
 
@@ -65,6 +66,8 @@ def evaluate_groups(groups: Sequence[Group], scores: Sequence[np.ndarray], k: in
     >>> r["mrr"], r["pnr"], r["queries"]
     (0.5, 0.0, 1)
     """
+    if k < 1:  # trec_eval would abort the whole process
+        raise ConfigError(f"k (the nDCG cut-off) must be a positive integer, got {k!r}")
     runs = []
     conc = disc = skipped = uncovered = 0
     trec_qrels, trec_run = [], []
@@ -195,7 +198,7 @@ def load_scorer(
             return lambda g: ranker.score(g.query, list(g.docs), first_stage=-np.arange(len(g.docs), dtype=np.float64))
         return lambda g: ranker.score(g.query, list(g.docs))
     if first_stage:
-        raise FileNotFoundError(f"--first-stage: {model!r} is not a package; fusion rules live in packages")
+        raise ConfigError(f"--first-stage: {model!r} is not a package; fusion rules live in packages")
     if (path / "teacher.json").is_file():
         import torch
 
@@ -207,7 +210,7 @@ def load_scorer(
         return lambda g: teacher.score_pairs([(g.query, d) for d in g.docs], batch_size=batch_size, device=device)
     if (path / "config.json").is_file():
         return _checkpoint_scorer(path, batch_size)
-    raise FileNotFoundError(
+    raise ConfigError(
         f"--model {model!r}: expected a package, a teacher or HF cross-encoder folder, or one of {BASELINES}"
     )
 

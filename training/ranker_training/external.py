@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import ConfigError, DataSource
+from .errors import DataError
 
 __all__ = ["read_run_scores", "combine_targets"]
 
@@ -59,11 +60,11 @@ def read_run_scores(path: str | Path) -> dict[str, dict[str, float]]:
             if not parts:
                 continue
             if len(parts) < 5:
-                raise ConfigError(f"{path}:{n}: expected 'qid Q0 docid rank score tag'")
+                raise DataError(f"{path}:{n}: expected 'qid Q0 docid rank score tag'")
             try:
                 out.setdefault(parts[0], {})[parts[2]] = float(parts[4])
             except ValueError as exc:
-                raise ConfigError(f"{path}:{n}: score {parts[4]!r} is not a number") from exc
+                raise DataError(f"{path}:{n}: score {parts[4]!r} is not a number") from exc
     return out
 
 

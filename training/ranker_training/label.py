@@ -33,6 +33,7 @@ import os
 from pathlib import Path
 
 from .config import ConfigError, LabelConfig, resolve_path
+from .errors import DataError
 
 __all__ = ["label", "read_scores", "shard_path"]
 
@@ -69,16 +70,23 @@ def _read_one(path: Path) -> dict[tuple[str, str], float]:
     fmt = ".tsv" if path.suffix == ".tsv" else ".jsonl"
     out: dict[tuple[str, str], float] = {}
     with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.endswith("\n"):  # a line without its newline was torn by a crash
-                row = _parse(line, fmt)
-                if row:
-                    out[(row[0], row[1])] = row[2]
+        for n, line in enumerate(fh, 1):
+            if not line.endswith("\n") or not line.strip():  # a line without its newline was torn by a crash
+                continue
+            row = _parse(line, fmt)
+            if row is None:  # a whole line that does not parse: not a scores file, or edited by hand
+                want = "qid<TAB>docid<TAB>score" if fmt == ".tsv" else '{"qid": ..., "docid": ..., "score": ...}'
+                raise DataError(f"{path}:{n}: expected {want} (a scores file from `ranker train label`)")
+            out[(row[0], row[1])] = row[2]
     return out
 
 
 def read_scores(path: str | Path) -> dict[tuple[str, str], float]:
-    """``(qid, docid) -> score`` of a scores file, or of all its shards when the file itself is absent."""
+    """``(qid, docid) -> score`` of a scores file, or of all its shards when the file itself is absent.
+
+    A last line without its newline (a write torn by a crash) is left out; any other line that
+    does not parse, or no file at all, is a :class:`~ranker_training.errors.DataError`.
+    """
     path = Path(path)
     files = (
         [path]
@@ -86,7 +94,7 @@ def read_scores(path: str | Path) -> dict[tuple[str, str], float]:
         else sorted(Path(p) for p in glob.glob(str(path.with_name(f"{path.stem}.shard*of*{path.suffix}"))))
     )
     if not files:
-        raise FileNotFoundError(
+        raise DataError(
             f"no scores at {path} (nor shards {path.stem}.shard<i>of<n>{path.suffix}); run `ranker train label`"
         )
     out: dict[tuple[str, str], float] = {}

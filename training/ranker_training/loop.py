@@ -124,7 +124,7 @@ def _load_checkpoint(accelerator, model, optimizer, ckpt: Path) -> tuple[int, li
     missing, unexpected = inner.load_state_dict(weights, strict=False)
     trainable = {n for n, p in inner.named_parameters() if p.requires_grad}
     if unexpected or trainable - set(weights):
-        raise RuntimeError(
+        raise ConfigError(
             f"{ckpt}: checkpoint does not match the model (unexpected {unexpected[:5]}, "
             f"missing {sorted(trainable - set(weights))[:5]}); delete it to start over"
         )

@@ -29,6 +29,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .errors import ConfigError
+
 __all__ = [
     "pairwise_logistic",
     "listwise_softmax",
@@ -127,7 +129,7 @@ def rank_loss(name: str, scores: torch.Tensor, labels: torch.Tensor, mask: torch
         return bce_labels(scores, labels, mask)
     if name == "mse":
         return pointwise_mse(scores, labels, mask)
-    raise ValueError(f"unknown loss {name!r}; expected one of {RANK_LOSSES}")
+    raise ConfigError(f"unknown loss {name!r}; expected one of {RANK_LOSSES}")
 
 
 RANK_LOSSES = ("pairwise", "listwise", "bce", "mse")

@@ -95,7 +95,7 @@ def load_segmented(path: str | Path) -> SegmentedBiEncoder:
     from tokenizers import Tokenizer
     from transformers import BertModel
 
-    from .config import hf_load_kwargs, local_model_dir
+    from .config import ConfigError, hf_load_kwargs, local_model_dir
 
     path = Path(local_model_dir(str(path), "student"))
     bert = BertModel.from_pretrained(
@@ -104,7 +104,7 @@ def load_segmented(path: str | Path) -> SegmentedBiEncoder:
     tok = Tokenizer.from_file(str(path / "tokenizer.json"))
     cls = tok.token_to_id("[CLS]")
     if cls is None:
-        raise ValueError(f"{path}: the tokenizer has no [CLS] token; the segmented student needs a BERT vocabulary")
+        raise ConfigError(f"{path}: the tokenizer has no [CLS] token; the segmented student needs a BERT vocabulary")
     model = SegmentedBiEncoder(bert, cls)
     if is_segmented(path):
         head = load_file(str(path / HEAD_FILE))

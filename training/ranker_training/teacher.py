@@ -128,7 +128,7 @@ class Teacher(nn.Module):
         path = Path(path)
         meta_path = path / META
         if not meta_path.is_file():
-            raise FileNotFoundError(
+            raise ConfigError(
                 f"{path} is not a teacher folder: {META} is missing (train one with `ranker train teacher`)"
             )
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
