@@ -30,21 +30,40 @@ class Group:
     labels: tuple[int | None, ...]  # graded label per candidate, None if unjudged
 
 
-def _jsonl(path: Path, fields: tuple[str, ...] = ("_id",)) -> Iterator[dict]:
-    """The objects of a JSONL file, each checked for str ``fields`` (errors name ``path:line``)."""
+def read_jsonl(
+    path: Path, *, error: type[Exception] = InputError, kind: str = "file", expect: str = "one JSON object a line"
+) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` of each non-blank line of a JSONL file.
+
+    A line that is not a JSON object raises ``error`` naming ``path:line`` and ``expect``; a file
+    that cannot be opened raises ``error`` too (``kind`` says what the file should have been).
+    The one JSONL reader of the project (BEIR files here, click logs in
+    :func:`ranker_training.data.load_clicklog`).
+    """
     try:
-        with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        obj = json.loads(line)
-                    except ValueError as exc:
-                        raise InputError(f"{path}:{n}: not valid JSON ({exc})") from exc
-                    if not isinstance(obj, dict) or not all(isinstance(obj.get(f), str) for f in fields):
-                        raise InputError(f"{path}:{n}: expected an object with str {' and '.join(map(repr, fields))}")
-                    yield obj
-    except FileNotFoundError as exc:
-        raise InputError(f"{path} not found: expected a BEIR folder") from exc
+        fh = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise error(f"cannot read {kind} {path}: {exc.strerror}") from exc
+    with fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    obj = json.loads(line)
+                except ValueError as exc:
+                    raise error(f"{path}:{n}: not valid JSON ({exc}); expected {expect}") from exc
+                if not isinstance(obj, dict):
+                    raise error(f"{path}:{n}: expected {expect}, got {type(obj).__name__}")
+                yield n, obj
+
+
+def _jsonl(path: Path, fields: tuple[str, ...] = ("_id",)) -> Iterator[dict]:
+    """The objects of a BEIR JSONL file, each checked for str ``fields`` (errors name ``path:line``)."""
+    if not Path(path).is_file():
+        raise InputError(f"{path} not found: expected a BEIR folder")
+    for n, obj in read_jsonl(path):
+        if not all(isinstance(obj.get(f), str) for f in fields):
+            raise InputError(f"{path}:{n}: expected an object with str {' and '.join(map(repr, fields))}")
+        yield obj
 
 
 def read_corpus(root: Path, wanted: set[str] | None = None) -> dict[str, dict]:

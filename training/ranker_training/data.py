@@ -20,13 +20,12 @@ batches it would have seen, without pickling a data loader's state.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from ranker_eval.beir import Group, load_groups
+from ranker_eval.beir import Group, load_groups, read_jsonl
 
 from .config import DataSource
 from .errors import ConfigError, DataError
@@ -59,24 +58,13 @@ def load_clicklog(path: str | Path, *, max_queries: int | None = None) -> list[G
     """
     path = Path(path)
     rows: dict[str, list[dict]] = {}
-    try:
-        fh = open(path, encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"cannot read click log {path}: {exc.strerror}") from exc
-    with fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except ValueError as exc:
-                raise DataError(f"{path}:{n}: not valid JSON ({exc}); expected one click-log object a line") from exc
-            if not isinstance(r, dict) or not isinstance(r.get("query"), str):
-                raise DataError(f"{path}:{n}: expected an object with a str 'query'")
-            label = _click_label(r, f"{path}:{n}")
-            doc = {"title": r.get("title") or "", "text": r.get("summary") or r.get("text") or ""}
-            docid = str(r.get("docid") or _hid("d", doc["title"] + "\x00" + doc["text"]))
-            rows.setdefault(r["query"], []).append({"docid": docid, "doc": doc, "label": label, "qid": r.get("qid")})
+    for n, r in read_jsonl(path, error=DataError, kind="click log", expect="one click-log object a line"):
+        if not isinstance(r.get("query"), str):
+            raise DataError(f"{path}:{n}: expected an object with a str 'query'")
+        label = _click_label(r, f"{path}:{n}")
+        doc = {"title": r.get("title") or "", "text": r.get("summary") or r.get("text") or ""}
+        docid = str(r.get("docid") or _hid("d", doc["title"] + "\x00" + doc["text"]))
+        rows.setdefault(r["query"], []).append({"docid": docid, "doc": doc, "label": label, "qid": r.get("qid")})
     groups = []
     for query, items in rows.items():
         qid = str(items[0]["qid"] or _hid("q", query))
