@@ -61,12 +61,9 @@ def worker(runtime: str, package: str, threads: int, repeats: int) -> dict:
     model = read_package(package).files["model.onnx"]
     if runtime == "onnxruntime":
         import onnxruntime as ort
+        from ranker_sdk.session import session_options
 
-        opts = ort.SessionOptions()  # what ranker_sdk's session sets
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.inter_op_num_threads = 1
-        opts.intra_op_num_threads = threads
+        opts = session_options(threads)  # exactly what ranker_sdk's session sets
         sess = ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
         name = sess.get_outputs()[0].name
         run = lambda f: sess.run([name], f)[0]  # noqa: E731
