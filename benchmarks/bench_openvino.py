@@ -141,11 +141,12 @@ def main() -> int:
                 continue
             res[runtime] = json.loads(proc.stdout.strip().splitlines()[-1])
         base = res.get("onnxruntime", {})
+        ref = np.asarray(base.get("scores", []))  # read before the loop pops each row's scores
         for runtime, r in res.items():
             if "error" in r or "error" in base:
                 rows.append({"runtime": runtime, "threads": threads, **r})
                 continue
-            a, b = np.asarray(r.pop("scores")), np.asarray(base["scores"])
+            a, b = np.asarray(r.pop("scores")), ref
             rows.append(
                 r
                 | {

@@ -137,3 +137,13 @@ def test_profile_ops_shares_sum_to_one(tiny_int8):
     shares = op_shares(str(tiny_int8), rows=2, runs=2)
     assert shares and abs(sum(shares.values()) - 1.0) < 1e-6
     assert any("MatMul" in op or "Attention" in op for op in shares)
+
+
+def test_bench_openvino_compares_against_onnxruntime(tiny_int8, tmp_path):
+    out = tmp_path / "ov.json"
+    _run("bench_openvino.py", "--package", str(tiny_int8), "--threads", "1", "--repeats", "1", "--json", str(out))
+    rows = {r["runtime"]: r for r in json.loads(out.read_text())["rows"]}
+    ort = rows["onnxruntime"]
+    assert ort["speed_x"] == 1.0 and ort["max_abs_diff_vs_ort"] == 0.0 and ort["docs_per_s"] > 0
+    ov = rows["openvino"]  # measured when openvino is installed, an error row when it is not
+    assert ("error" in ov) or (ov["docs_per_s"] > 0 and math.isfinite(ov["spearman_vs_ort"]))
