@@ -19,6 +19,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 from workload import print_rows, run_worker, with_ratios  # noqa: E402
 
 
+def measure_packages(packages: list[str], threads: int = 1, repeats: int = 10, rounds: int = 2) -> list[dict]:
+    """Each package's best round on the workload (fresh process each), with ratios to the first."""
+    best: dict[str, dict] = {}
+    for _ in range(rounds):
+        for pkg in packages:
+            row = run_worker("ranker", threads, repeats, package=pkg)
+            if pkg not in best or row["docs_per_s"] > best[pkg]["docs_per_s"]:
+                best[pkg] = row
+    base = best[packages[0]]
+    rows = [with_ratios(best[p] | {"name": Path(p).name, "package": p, "threads": threads}, base) for p in packages]
+    for r in rows:
+        r.pop("scores", None)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--package", action="append", required=True, help="package dir (repeat; the first is the baseline)")
@@ -27,16 +42,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    best: dict[str, dict] = {}
-    for _ in range(args.rounds):
-        for pkg in args.package:
-            row = run_worker("ranker", args.threads, args.repeats, package=pkg)
-            if pkg not in best or row["docs_per_s"] > best[pkg]["docs_per_s"]:
-                best[pkg] = row
-    base = best[args.package[0]]
-    rows = [with_ratios(best[p] | {"name": Path(p).name, "threads": args.threads}, base) for p in args.package]
-    for r in rows:
-        r.pop("scores", None)
+    rows = measure_packages(args.package, args.threads, args.repeats, args.rounds)
     print_rows(rows)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")

@@ -147,3 +147,34 @@ def test_bench_openvino_compares_against_onnxruntime(tiny_int8, tmp_path):
     assert ort["speed_x"] == 1.0 and ort["max_abs_diff_vs_ort"] == 0.0 and ort["docs_per_s"] > 0
     ov = rows["openvino"]  # measured when openvino is installed, an error row when it is not
     assert ("error" in ov) or (ov["docs_per_s"] > 0 and math.isfinite(ov["spearman_vs_ort"]))
+
+
+def test_pareto_table_joins_speed_size_and_quality(tiny_int8, tmp_path):
+    result = {  # the shape `ranker eval --json` prints
+        "sources": [
+            {"data": "/x/trec-dl", "split": "train:dl21-", "ndcg@10_trec": 0.5, "queries": 53},
+            {"data": "/x/trec-rag24", "split": "dev", "ndcg@10": 0.7, "queries": 45},
+            {"data": "/x/wikiqa", "split": "dev", "map": 0.9, "queries": 126},
+        ]
+    }
+    ev = tmp_path / "eval.json"
+    ev.write_text(json.dumps(result))
+    out = tmp_path / "pareto"
+    text = _run(
+        "pareto.py",
+        "--entry",
+        f"a={tiny_int8}={ev}",
+        "--entry",
+        f"b={tiny_int8}={ev}",
+        "--repeats",
+        "1",
+        "--rounds",
+        "1",
+        "--out",
+        str(out),
+    )
+    rows = json.loads(out.with_suffix(".json").read_text())
+    assert [r["name"] for r in rows] == ["a", "b"] and rows[0]["speed_x"] == 1.0 and rows[0]["rss_x"] == 1.0
+    assert rows[1]["q_mean"] == pytest.approx(0.7) and rows[1]["q_wikiqa"] == 0.9
+    assert rows[0]["model_mib"] == pytest.approx((tiny_int8 / "model.onnx").stat().st_size / 2**20)
+    assert out.with_suffix(".png").stat().st_size > 0 and "| a |" in text
