@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -174,6 +176,22 @@ def test_recipe_runs_every_stage_and_skips_finished_ones(tmp_path, tiny_llama_di
     )
     assert {p: p.stat().st_mtime_ns for p in out.rglob("model.safetensors")} == stamps
     assert "hybrid" in capsys.readouterr().out
+
+    # an edited recipe does not silently reuse a student trained with the old settings
+    cfg = yaml.safe_load(Path(recipe).read_text())
+    cfg["students"]["labels_only"]["query_max_tokens"] = 12
+    edited = _yaml(tmp_path / "edited.yaml", cfg)
+    args = ["train", "recipe", "--config", edited, "--out", str(out), "--max-queries", "4", "--max-steps", "2"]
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "student 'labels_only'" in err and "query_max_tokens" in err and "Traceback" not in err
+    shutil.rmtree(out / "students" / "labels_only")
+    old_eval = (out / "eval" / "labels_only.json").stat().st_mtime_ns
+    assert main(args) == 0  # retrains that student alone, and measures it again
+    after = {p: p.stat().st_mtime_ns for p in out.rglob("model.safetensors")}
+    changed = {p for p in after if after[p] != stamps.get(p)}
+    assert changed == {out / "students" / "labels_only" / "model.safetensors"}
+    assert (out / "eval" / "labels_only.json").stat().st_mtime_ns != old_eval
 
 
 def _free_port() -> int:

@@ -13,6 +13,11 @@ A stage whose output is complete (``train_state.json`` says done; an eval file e
 skipped, and an interrupted trainer resumes from its checkpoint, so re-running the same command
 after a crash or a timeout continues where it stopped. The labeller is itself resumable.
 
+A finished stage is skipped only if it was trained with the settings it would get now (its
+``train_config.json``): a recipe edited between two runs raises :class:`ConfigError` naming the
+stage and the settings that changed, instead of silently keeping the old model. A student trained
+in this run has its old eval file removed, so its figures are measured again.
+
 Example:
     >>> cfg = load_config(RecipeConfig, "configs/recipe.yaml")          # doctest: +SKIP
     >>> run_recipe(cfg, "runs/default", max_queries=5, max_steps=2)     # doctest: +SKIP
@@ -25,7 +30,8 @@ import json
 import logging
 from pathlib import Path
 
-from .config import RecipeConfig, apply_overrides, save_config
+from .config import RecipeConfig, apply_overrides, save_config, to_dict
+from .errors import ConfigError
 
 __all__ = ["run_recipe"]
 
@@ -42,6 +48,21 @@ def _barrier() -> None:
     from accelerate import PartialState
 
     PartialState().wait_for_everyone()
+
+
+def _check_unchanged(stage_out: Path, cfg, what: str) -> None:
+    """Refuse to reuse ``stage_out`` if it was trained with settings other than ``cfg``."""
+    saved_path = stage_out / "train_config.json"
+    if not saved_path.is_file():
+        return
+    saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    now = json.loads(json.dumps(to_dict(cfg)))  # the form save_config wrote
+    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if changed:
+        raise ConfigError(
+            f"{what} in {stage_out} was trained with other settings ({', '.join(changed)} differ from the "
+            "config now); remove that folder to train it again, or give the recipe another --out"
+        )
 
 
 def run_recipe(
@@ -71,6 +92,7 @@ def run_recipe(
     if cfg.run_cpt:
         cpt_out = out / "cpt"
         if stage_done(cpt_out):
+            _check_unchanged(cpt_out, apply_overrides(cfg.cpt, **ov), "the CPT model")
             log.info("recipe: cpt done, skipping (%s)", cpt_out)
         else:
             train_cpt(apply_overrides(cfg.cpt, **ov), cpt_out, progress=progress)
@@ -80,6 +102,7 @@ def run_recipe(
     if not cfg.run_teacher:
         log.info("recipe: run_teacher is false: the teacher target is label.runs and the labels")
     elif stage_done(teacher_out):
+        _check_unchanged(teacher_out, teacher_cfg, "the teacher")
         log.info("recipe: teacher done, skipping (%s)", teacher_out)
     else:
         train_teacher(teacher_cfg, teacher_out, progress=progress)
@@ -100,9 +123,11 @@ def run_recipe(
             dcfg = dataclasses.replace(dcfg, teacher_scores=str(scores))
         s_out = out / "students" / name
         if stage_done(s_out):
+            _check_unchanged(s_out, dcfg, f"student {name!r}")
             log.info("recipe: student %s done, skipping", name)
         else:
             train_distill(dcfg, s_out, progress=progress)
+            (out / "eval" / f"{name}.json").unlink(missing_ok=True)  # figures of an older model
         students[name] = s_out
 
     results: dict = {}
