@@ -46,6 +46,7 @@ ORDER = (
     "seg_margin_only",
     "seg_hybrid",
     "seg_hybrid_lw2",
+    "seg_hybrid_lw2_wise07",
 )
 LABELS = {
     "random": "random order",
@@ -64,6 +65,7 @@ LABELS = {
     "seg_margin_only": "segmented student, margin-MSE only",
     "seg_hybrid": "segmented student, hybrid loss (fp32)",
     "seg_hybrid_lw2": "segmented student, hybrid + labels' pairwise term x2 (fp32)",
+    "seg_hybrid_lw2_wise07": "that student, WiSE-FT: 0.7 x its weights + 0.3 x the bi-encoder as it ships (fp32)",
 }
 
 
@@ -89,6 +91,12 @@ def headlines(result: dict) -> dict[str, float]:
 def student_config(run: Path, name: str) -> dict:
     """The settings a student was distilled with (``train_config.json``, written by distillation)."""
     path = run / "students" / name / "train_config.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def merge_record(run: Path, name: str) -> dict:
+    """How a student was interpolated with its start (``merge.json`` of ``ranker train merge``), or {}."""
+    path = run / "students" / name / "merge.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
@@ -146,6 +154,7 @@ def card(
     student: str,
     sc: dict,
     layers: int,
+    merge: dict,
     how: str,
     pkg_cfg: dict,
     table_md: str,
@@ -182,7 +191,13 @@ def card(
         + (f", plus {sc['label_weight']} x the labels' pairwise RankNet term" if sc.get("label_weight") else "")
         + f") on groups of {sc['group']['size']}"
         f" ({sc['group']['negatives']}), {tr['max_steps']} steps of {tr['batch_size']} groups, lr {tr['lr']},"
-        f" max {sc['max_length']} tokens, pseudo-title augmentation {sc.get('title_augment', 0)}.",
+        f" max {sc['max_length']} tokens, pseudo-title augmentation {sc.get('title_augment', 0)}."
+        + (
+            f"\n   Then WiSE-FT (`ranker train merge`): {merge['alpha']} x those weights +"
+            f" {1 - merge['alpha']:.1f} x the start ({merge['base']}) as it ships; the score head stays the tuned one's."
+            if merge
+            else ""
+        ),
         "   Data (source weight): "
         + ", ".join(f"{Path(d['path']).name} {d['split']} (x{d.get('weight', 1.0)})" for d in sc["data"])
         + ".",
@@ -363,6 +378,7 @@ def main() -> None:
         student,
         student_config(run, student),
         layer_count(ckpt),
+        merge_record(run, student),
         args.how,
         loaded.config.to_dict(),
         table_md,

@@ -38,12 +38,14 @@ def inputs(tmp_path_factory):
     return sc, pkg_cfg
 
 
-def _card(build_default, sc, pkg_cfg, layers=6, docs_per_s=81.9, rss=187.0, shipped=0.548):
+def _card(build_default, sc, pkg_cfg, layers=6, docs_per_s=81.9, rss=187.0, shipped=0.548, merge=None):
+    merge = merge or {}
     key = "trec-dl ndcg@10_trec"
     return build_default.card(
         "seg_hybrid",
         sc,
         layers,
+        merge,
         "how it was made",
         pkg_cfg,
         "| table |",
@@ -78,3 +80,10 @@ def test_card_follows_its_inputs(build_default, inputs):
 def test_layer_count_reads_the_checkpoint(build_default, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"num_hidden_layers": 4}), encoding="utf-8")
     assert build_default.layer_count(tmp_path) == 4
+
+
+def test_card_says_how_a_merged_student_was_made(build_default, inputs):
+    sc, pkg_cfg = inputs
+    merged = _card(build_default, sc, pkg_cfg, merge={"alpha": 0.7, "base": "pkg:minilm"})
+    assert "WiSE-FT" in merged and "0.7 x those weights + 0.3 x the start (pkg:minilm)" in merged
+    assert "WiSE-FT" not in _card(build_default, sc, pkg_cfg)

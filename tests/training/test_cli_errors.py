@@ -42,6 +42,14 @@ WIKIQA = "{data}/wikiqa"
 
 # (argv with {bad}/{data}/{tmp} placeholders, what the error line must name)
 CASES = {
+    "merge: alpha out of range": (
+        ["train", "merge", "--tuned", "{bad}/empty_model", "--alpha", "1.5", "--out", "{tmp}/m"],
+        ["alpha must be in (0, 1]", "1.5"],
+    ),
+    "merge: no student folder": (
+        ["train", "merge", "--tuned", "{tmp}/nowhere", "--alpha", "0.7", "--out", "{tmp}/m"],
+        ["nowhere", "not a local checkpoint folder"],
+    ),
     "cpt: YAML syntax error": (["train", "cpt", "--config", "{bad}/syntax.yaml"], ["syntax.yaml:3", "not valid YAML"]),
     "cpt: click-log line": (
         ["train", "cpt", "--model", "{bad}/empty_model", "--data", "{bad}/clicks.jsonl", "--out", "{tmp}/c"],

@@ -166,6 +166,14 @@ def _cmd_distill(args) -> int:
 
 
 @_guard
+def _cmd_merge(args) -> int:
+    from .merge import interpolate
+
+    print(interpolate(args.tuned, args.alpha, args.out, base=args.base))
+    return 0
+
+
+@_guard
 def _cmd_recipe(args) -> int:
     from .config import RecipeConfig, load_config
 
@@ -267,6 +275,15 @@ def register(subparsers) -> None:
     p.add_argument("--teacher-scores", help="scores file from `ranker train label`")
     p.add_argument("--loss", choices=("hybrid", "pairwise", "listwise", "bce", "mse"))
     p.set_defaults(func=_cmd_distill)
+
+    p = tsub.add_parser("merge", help="WiSE-FT: interpolate a distilled student's weights with its starting model")
+    p.add_argument("--tuned", required=True, help="the distilled student folder")
+    p.add_argument(
+        "--alpha", type=float, required=True, help="weight of the tuned model, in (0, 1]; 0.7 was best on dev"
+    )
+    p.add_argument("--out", required=True, help="new student folder")
+    p.add_argument("--base", help="starting checkpoint (default: the student's base_model, as a segmented student)")
+    p.set_defaults(func=_cmd_merge)
 
     p = tsub.add_parser("recipe", help="run every stage (skips finished ones) and evaluate")
     p.add_argument("--config", required=True, help="recipe config (configs/recipe.yaml)")
