@@ -274,6 +274,12 @@ def main() -> None:
         help="word table of an INT8 package (ranker package --embeddings; default: rows)",
     )
     ap.add_argument(
+        "--calibration-pairs",
+        type=int,
+        default=512,
+        help="pairs that calibrate static INT8 (ranker package --calibration-pairs; default 512)",
+    )
+    ap.add_argument(
         "--fusion",
         action="append",
         default=None,
@@ -312,7 +318,9 @@ def main() -> None:
         else [(str(DATA / "trec-rag24"), "dev"), (str(DATA / "trec-dl"), "train:dl21-")]
     )
     quant = QuantizeOptions(
-        activations="dynamic" if args.precision == "dynamic" else "static", embeddings=args.embeddings
+        activations="dynamic" if args.precision == "dynamic" else "static",
+        embeddings=args.embeddings,
+        calibration_pairs=args.calibration_pairs,
     )
     if (
         built is not None
@@ -320,6 +328,8 @@ def main() -> None:
         and built.quantization.get("precision") == ("fp32" if args.precision == "fp32" else "int8")
         and built.quantization.get("activations") == quant.activations
         and built.quantization.get("embeddings") == quant.embeddings
+        # (a package calibrated on fewer pairs than asked, all there were, is rebuilt: safe, slower)
+        and (built.quantization.get("calibration") or {}).get("pairs") == quant.calibration_pairs
         and [f"{Path(d).name}/{sp}" for d, sp in fusion] == (built.to_dict().get("fusion") or {}).get("fitted_on")
     ):
         print(f"packaged: {pkg} (already built from this checkpoint)", flush=True)
