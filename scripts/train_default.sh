@@ -13,11 +13,4 @@ cd "$(dirname "$0")/.."
 . scripts/setup_venv.sh
 OUT="${OUT:-runs/dl}"
 ranker train recipe --config configs/recipe-cpu.yaml --out "$OUT"
-# WiSE-FT (ranker_training/merge.py): 0.7 x the distilled weights + 0.3 x the bi-encoder as it ships,
-# alpha chosen on dev (README "Quality"); evaluated like every student, then a candidate of the pick.
-MERGED="$OUT/students/hybrid_labels_wise07"
-[ -d "$MERGED" ] || ranker train merge --tuned "$OUT/students/hybrid_labels" --alpha 0.7 --out "$MERGED"
-[ -s "$OUT/eval/hybrid_labels_wise07.json" ] || ranker eval --model "$MERGED" \
-    --data ../shared/data/trec-dl=train:dl21- --data ../shared/data/trec-rag24 --data ../shared/data/wikiqa \
-    --split dev --json > "$OUT/eval/hybrid_labels_wise07.json"
 python scripts/build_default.py --run "$OUT" "$@"
