@@ -87,3 +87,24 @@ def test_card_says_how_a_merged_student_was_made(build_default, inputs):
     merged = _card(build_default, sc, pkg_cfg, merge={"alpha": 0.7, "base": "pkg:minilm"})
     assert "WiSE-FT" in merged and "0.7 x those weights + 0.3 x the start (pkg:minilm)" in merged
     assert "WiSE-FT" not in _card(build_default, sc, pkg_cfg)
+
+
+def test_students_are_tried_best_mean_first_and_only_hybrid_ones(build_default, tmp_path):
+    def result(dl, rag, wiki):
+        return {
+            "sources": [
+                {"data": "/d/trec-dl", "ndcg@10_trec": dl, "queries": 1},
+                {"data": "/d/trec-rag24", "ndcg@10": rag, "queries": 1},
+                {"data": "/d/wikiqa", "map": wiki, "queries": 1},
+            ]
+        }
+
+    evals = {"a": result(0.5, 0.7, 0.7), "b": result(0.6, 0.7, 0.7), "labels": result(0.9, 0.9, 0.9)}
+    for name, loss in (("a", "hybrid"), ("b", "hybrid"), ("labels", "pairwise")):
+        (tmp_path / "students" / name).mkdir(parents=True)
+        cfg = {"loss": loss, "alpha": 1.0, "beta": 1.0}
+        (tmp_path / "students" / name / "train_config.json").write_text(json.dumps(cfg))
+    assert build_default.ranked(evals, "auto", tmp_path) == ["b", "a"]  # the labels-only one is not the product
+    assert build_default.ranked(evals, "a", tmp_path) == ["a"]
+    with pytest.raises(SystemExit):
+        build_default.ranked(evals, "missing", tmp_path)
