@@ -21,18 +21,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_packages import measure_packages  # noqa: E402
-
-HEADLINES = (("trec-dl", "ndcg@10_trec"), ("trec-rag24", "ndcg@10"), ("wikiqa", "map"))
+from ranker_training.report import HEADLINES, headlines  # noqa: E402
 
 
 def quality(result: dict) -> dict[str, float | None]:
-    """The headlines of one ``ranker eval --json`` result (None where a set was not evaluated)."""
-    out: dict[str, float | None] = {}
-    for data, measure in HEADLINES:
-        s = next((s for s in result.get("sources", ()) if Path(s["data"]).name == data and s.get("queries")), None)
-        out[data] = s[measure] if s is not None else None
-    have = [v for v in out.values() if v is not None]
-    out["mean"] = sum(have) / len(have) if len(have) == len(HEADLINES) else None
+    """The headlines of one ``ranker eval --json`` result by data set (None where a set was not
+    evaluated), and their mean when all are there."""
+    got = {data: v for (data, _), v in headlines(result).items()}
+    out: dict[str, float | None] = {data: got.get(data) for data, _ in HEADLINES}
+    out["mean"] = sum(got.values()) / len(got) if len(got) == len(HEADLINES) else None
     return out
 
 

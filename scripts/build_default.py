@@ -26,10 +26,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from ranker_training import report  # tables and the dev headlines; imports no torch
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 INT8_MAX_LOSS = 0.005  # what INT8 may cost against the fp32 student, per dev headline (half a point)
-HEADLINES = (("trec-dl", "ndcg@10_trec"), ("trec-rag24", "ndcg@10"), ("wikiqa", "map"))
 ORDER = (
     "random",
     "bm25",
@@ -83,24 +84,23 @@ def dev_sources():
 
 
 def headlines(result: dict) -> dict[str, float]:
-    out = {}
-    for data, measure in HEADLINES:
-        s = next((s for s in result["sources"] if Path(s["data"]).name == data), None)
-        if s is not None and s.get("queries"):
-            out[f"{data} {measure}"] = s[measure]
-    return out
+    """:func:`ranker_training.report.headlines` keyed ``"data measure"``, as printed and carded."""
+    return {f"{data} {measure}": v for (data, measure), v in report.headlines(result).items()}
+
+
+def _student_json(run: Path, name: str, file: str) -> dict:
+    path = run / "students" / name / file
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def student_config(run: Path, name: str) -> dict:
     """The settings a student was distilled with (``train_config.json``, written by distillation)."""
-    path = run / "students" / name / "train_config.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return _student_json(run, name, "train_config.json")
 
 
 def merge_record(run: Path, name: str) -> dict:
     """How a student was interpolated with its start (``merge.json`` of ``ranker train merge``), or {}."""
-    path = run / "students" / name / "merge.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return _student_json(run, name, "merge.json")
 
 
 def shippable(run: Path, name: str) -> bool:
@@ -121,7 +121,7 @@ def ranked(evals: dict, wanted: str, run: Path) -> list[str]:
         sys.exit(
             "the run has no evaluated hybrid-loss student; evaluate one first (ranker eval --json > RUN/eval/hybrid.json)"
         )
-    return sorted(have, key=lambda s: -sum(headlines(evals[s]).values()) / len(HEADLINES))
+    return sorted(have, key=lambda s: -sum(headlines(evals[s]).values()) / len(report.HEADLINES))
 
 
 def speed(pkg: Path, out: Path, repeats: int) -> dict:

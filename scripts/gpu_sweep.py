@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
+from ranker_training.report import HEADLINES  # the three dev headlines (training/ is on PYTHONPATH)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from gpu_pack import pack  # noqa: E402
@@ -44,7 +45,6 @@ DEV = [
     "--split",
     "dev",
 ]
-HEADLINES = (("trec-dl", "ndcg@10_trec"), ("trec-rag24", "ndcg@10"), ("wikiqa", "map"))
 CROSS = {"architecture": "cross", "train": {"lr": 1.0e-4}}
 
 # name, changes to the base config (train: merged). Priority order: the first run first.

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["COLUMNS", "rows", "markdown", "plot", "write"]
+__all__ = ["COLUMNS", "HEADLINES", "headlines", "rows", "markdown", "plot", "write"]
 
 # (row key, data set folder, measure in the result, column title)
 COLUMNS = (
@@ -35,9 +35,28 @@ COLUMNS = (
 )
 
 
+# The one figure per dev set that picks and compares models: (data set folder, measure).
+HEADLINES = (("trec-dl", "ndcg@10_trec"), ("trec-rag24", "ndcg@10"), ("wikiqa", "map"))
+
+
 def _source(result: dict, name: str) -> dict:
     s = next((s for s in result.get("sources", ()) if Path(s["data"]).name == name), {})
     return s if s.get("queries") else {}
+
+
+def headlines(result: dict) -> dict[tuple[str, str], float]:
+    """``(data set, measure) -> value`` of the :data:`HEADLINES` in one result; a set that was not
+    evaluated, or covers no query, is left out.
+
+    >>> headlines({"sources": [{"data": "d/wikiqa", "split": "dev", "map": 0.5, "queries": 2}]})
+    {('wikiqa', 'map'): 0.5}
+    """
+    out = {}
+    for data, measure in HEADLINES:
+        s = _source(result, data)
+        if s:
+            out[(data, measure)] = s[measure]
+    return out
 
 
 def rows(
