@@ -16,7 +16,10 @@ both z-scored within the query). This module chooses ``weight``:
 Queries of several folders are pooled (the union), so one weight serves them all; the record
 keeps each folder's figures before and after. :func:`add_fusion` writes the rule into an
 existing package directory and re-seals its manifest; ``ranker package --fit-fusion DATA_DIR``
-does both at build time.
+does both at build time. :func:`refit_package` (``ranker fusion``) fits a finished package,
+the bundled default included, on the user's own labelled candidates and writes a copy with
+that rule: the right weight depends on the first stage (the bundled one leans on its model,
+because BM25-like first stages are weak; a strong dense retriever wants a larger weight).
 
 Example:
     >>> fusion = fit_fusion("packages/minilm-int8", [("../shared/data/trec-rag24", "dev")])  # doctest: +SKIP
@@ -43,7 +46,7 @@ from ranker_sdk.errors import InputError
 from ranker_sdk.fusion import Fusion, fuse
 from ranker_sdk.package import CONFIG, MANIFEST, PackageConfig, read_package
 
-from .package import config_bytes, manifest_bytes
+from .package import check_out_dir, config_bytes, manifest_bytes, write_package
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -53,6 +56,7 @@ __all__ = [
     "fit_weight",
     "fit_fusion",
     "add_fusion",
+    "refit_package",
 ]
 
 log = logging.getLogger(__name__)
@@ -254,3 +258,54 @@ def add_fusion(pkg_dir: str | os.PathLike[str], fusion: Mapping[str, Any] | Fusi
         tmp.write_bytes(data)
         os.replace(tmp, root / name)
     return config
+
+
+def refit_package(
+    package: str | os.PathLike[str] | None,
+    out_dir: str | os.PathLike[str],
+    sources: Sequence[tuple[str, str]],
+    *,
+    weights: Sequence[float] = DEFAULT_WEIGHTS,
+    k: int = 10,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Write a copy of ``package`` to ``out_dir`` with its fusion rule fitted on ``sources``.
+
+    ``package`` is a package directory or ``.tar.gz``, or None for the bundled default. Every
+    file is copied as verified; ``ranker.json`` gets the new ``fusion`` object (replacing any
+    earlier one) and, when the package has a ``MODEL_CARD.md``, a section recording the refit is
+    appended to it. The original is never modified. Returns ``(out_dir, fusion)``.
+
+    Raises:
+        InputError: ``out_dir`` is taken, a source cannot be fitted on (:func:`check_fusion_data`),
+            or it has no query with a relevant judged candidate.
+        PackageError: the package fails verification.
+    """
+    out = check_out_dir(out_dir)  # before minutes of scoring
+    check_fusion_data(sources)
+    ranker = Ranker.load(package, threads=threads)
+    pkg = read_package(ranker.source)
+    fusion = fit_fusion(ranker, sources, weights=weights, k=k, progress=progress)
+    files = {name: data for name, data in pkg.files.items() if name not in (MANIFEST, CONFIG)}
+    card = files.get("MODEL_CARD.md")
+    if card is not None:
+        files["MODEL_CARD.md"] = card + _card_section(fusion).encode("utf-8")
+    config = PackageConfig.from_dict({**pkg.config.to_dict(), "fusion": fusion})
+    return write_package(out, files, config), fusion
+
+
+def _card_section(fusion: Mapping[str, Any]) -> str:
+    """The model card's record of a refit: the new rule and what it measured."""
+    lines = [
+        "",
+        "## First-stage fusion, refitted",
+        f"`ranker fusion` replaced the fusion rule: first-stage weight {fusion['weight']:g}, fitted on "
+        f"{', '.join(fusion['fitted_on'])} ({fusion['metric']}, first stage = {fusion['first_stage']}).",
+        "",
+        "| data | queries | model | first stage | fused |",
+        "|---|---|---|---|---|",
+    ]
+    for s in fusion["sources"]:
+        lines.append(f"| {s['data']} | {s['queries']} | {s['model']} | {s['first_stage']} | {s['fused']} |")
+    return "\n".join(lines) + "\n"

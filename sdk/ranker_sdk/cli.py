@@ -31,7 +31,7 @@ __all__ = ["main", "read_docs", "read_scored_docs", "decode_text", "build_parser
 
 _PLUGINS = (
     ("ranker_training.cli", "train", ("train", "eval")),
-    ("ranker_quantize.cli", "quantize", ("package",)),
+    ("ranker_quantize.cli", "quantize", ("package", "fusion")),
     ("ranker_bindings.cli", "bindings", ("bindings",)),
 )
 

@@ -209,3 +209,59 @@ def test_ranker_eval_first_stage_reports_the_fitted_figure(fitted, tiny_package,
     assert fused["queries"] == alone["queries"] == fusion["dev"]["queries"]
     assert round(fused["ndcg@10"], 4) == fusion["dev"]["fused"]
     assert round(alone["ndcg@10"], 4) == fusion["dev"]["model"]
+
+
+def test_fusion_cli_refits_a_copy_and_leaves_the_original_alone(fitted, tiny_package, data_dir, tmp_path, capsys):
+    """``ranker fusion``: a finished package refitted on other data, written as a new package."""
+    _, first_fit = fitted
+    from ranker_quantize.package import write_package
+    from ranker_sdk.package import PackageConfig, read_package
+
+    pkg = read_package(tiny_package)  # a package with a model card and a rule of its own
+    files = {n: b for n, b in pkg.files.items() if n not in ("manifest.json", "ranker.json")}
+    config = PackageConfig.from_dict({**pkg.config.to_dict(), "fusion": {"kind": "zscore-linear", "weight": 0.0}})
+    src = write_package(tmp_path / "src", files | {"MODEL_CARD.md": b"# tiny\n"}, config)
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    out = tmp_path / "refit"
+    rc = main(["fusion", "--package", str(src), "--data", f"{data_dir / 'trec-rag24'}=dev", "--out", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # the original is untouched
+    refit = Ranker.load(out, threads=1)  # the copy verifies
+    # the same fit as fit_fusion on the same package and data, replacing the old rule
+    assert refit.config.fusion.weight == first_fit["weight"] != 0.0
+    assert refit.config.fusion.info["dev"] == first_fit["dev"]
+    assert (out / "model.onnx").read_bytes() == before["model.onnx"]
+    card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert card.startswith("# tiny\n") and "## First-stage fusion, refitted" in card
+    assert f"| trec-rag24/dev | 45 | {first_fit['dev']['model']} |" in card
+    dev = first_fit["dev"]
+    assert (
+        f"{'trec-rag24/dev':<28} {45:>7} {dev['model']:>7.4f} {dev['first_stage']:>7.4f} {dev['fused']:>7.4f}"
+        in cap.out
+    )
+    assert "score" in cap.err  # the progress bar
+
+
+FUSION_CASES = {
+    "out taken": (["--data", "{data}", "--out", "{tmp}/src"], ["--out", "not an empty directory"]),
+    "no candidates.run": (["--data", "{tmp}", "--out", "{tmp}/o"], ["no candidates.run"]),
+    "no such split": (["--data", "{data}=nosplit", "--out", "{tmp}/o"], ["no qrels/nosplit.tsv"]),
+    "empty split": (["--data", "{data}=", "--out", "{tmp}/o"], ["expected DIR or DIR=SPLIT"]),
+    "no data": (["--out", "{tmp}/o"], ["--data"]),
+    "zero threads": (["--data", "{data}", "--out", "{tmp}/o", "--threads", "0"], ["--threads must be a positive"]),
+    "not a package": (["--package", "{tmp}/nopkg", "--data", "{data}", "--out", "{tmp}/o"], ["nopkg"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FUSION_CASES))
+def test_fusion_cli_refuses_bad_input_in_one_line(case, tiny_package, data_dir, tmp_path, capsys):
+    from ..cli_helpers import error_line, run_main
+
+    shutil.copytree(tiny_package, tmp_path / "src")
+    args, names = FUSION_CASES[case]
+    fill = {"tmp": tmp_path, "data": data_dir / "trec-rag24"}
+    argv = ["fusion", "--package", str(tmp_path / "src"), *[a.format(**fill) for a in args]]
+    rc, err = run_main(argv, capsys)
+    error_line(rc, err, *names)
+    assert not (tmp_path / "o").exists()
