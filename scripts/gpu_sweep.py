@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
-from ranker_training.report import HEADLINES  # the three dev headlines (training/ is on PYTHONPATH)
+from ranker_training.report import headlines as _headlines  # the dev headlines (training/ is on PYTHONPATH)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from gpu_pack import pack  # noqa: E402
@@ -100,8 +100,9 @@ def merged(changes: dict) -> dict:
 
 
 def headlines(res: dict) -> dict:
-    by = {Path(s["data"]).name: s for s in res["sources"]}
-    return {name: by[name][key] for name, key in HEADLINES if name in by}
+    """The dev headlines of one ``ranker eval --json`` result by data set; a set that covers no
+    query is left out (not reported as 0.0)."""
+    return {data: v for (data, _), v in _headlines(res).items()}
 
 
 def seg_zero(out: Path) -> None:
@@ -168,11 +169,11 @@ def job(name: str, changes: dict | None, results: dict) -> None:
         "train_s": round(train_s, 1),
         "eval_s": round(time.time() - t - train_s, 1),
         "headlines": h,
-        "mean": sum(h.values()) / len(h),
+        "mean": sum(h.values()) / len(h) if h else None,
         "eval": res,
     }
     (OUT / "results.json").write_text(json.dumps(results, indent=1))
-    print(f"[{time.time() - T0:6.0f}s] {name}: {h} mean {results[name]['mean']:.4f}", flush=True)
+    print(f"[{time.time() - T0:6.0f}s] {name}: {h} mean {results[name]['mean']}", flush=True)
 
 
 def main() -> None:

@@ -26,8 +26,14 @@ The other choices:
   quantize, the attention core (scores, softmax) stays fp32 in both modes.
 - **MatMul outputs stay fp32** (``OpTypesToExcludeOutputQuantization``): the bias add, GELU and
   LayerNorm that follow run in float, so no extra rounding is added after the integer product.
-- **Only MatMuls with a constant weight** (``MatMulConstBOnly``): the attention score MatMuls of
-  an unfused graph multiply two activations; quantizing those costs accuracy for little speed.
+- **Only MatMuls with a constant weight**: the attention score MatMuls of an unfused graph (the
+  segmented student's, whose block mask does not fuse) multiply two activations; quantizing those
+  costs accuracy. onnxruntime's ``MatMulConstBOnly`` does not keep them out on its own: it
+  accepts a MatMul when *any* node upstream of its second input reads an initializer, and the
+  key projection's bias is one, so ``Q x K^T`` and ``softmax x V`` were quantized (the softmax
+  probabilities to uint8 steps of about 1/255, most of a 160-token row's probabilities rounding
+  to 0 or 1/255). They are named in ``nodes_to_exclude`` (:func:`activation_matmuls`) and stay
+  fp32. Measured on the segmented default (``benchmarks/int8_variants.py``): see docs/speed.md.
 - **Types of contrib-op outputs**: ONNX shape inference cannot type the outputs of
   onnxruntime's contrib ops (``MultiHeadAttention``, ``SkipLayerNormalization``, ``BiasGelu``),
   and the static quantizer silently skips every MatMul whose input it cannot type (the FFN
@@ -60,7 +66,15 @@ from ranker_sdk.errors import InputError
 
 from .errors import ExportError
 
-__all__ = ["QuantizeOptions", "quantize_int8", "int8_embedding_rows", "cpu_features", "ACTIVATIONS", "EMBEDDINGS"]
+__all__ = [
+    "QuantizeOptions",
+    "quantize_int8",
+    "activation_matmuls",
+    "int8_embedding_rows",
+    "cpu_features",
+    "ACTIVATIONS",
+    "EMBEDDINGS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +181,11 @@ def quantize_int8(
     )
 
     extra: dict[str, Any] = {"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True}
+    model = _typed(model) if options.static else _copy(model)
+    excluded = activation_matmuls(model)
     with tempfile.TemporaryDirectory(prefix="ranker-quantize-") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        onnx.save_model(_typed(model) if options.static else model, str(src))
+        onnx.save_model(model, str(src))
         if options.static:
             if calibration is None:
                 raise InputError("static INT8 needs calibration feeds (pairs from --calibration or generated text)")
@@ -196,6 +212,7 @@ def quantize_int8(
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
+                nodes_to_exclude=excluded,
                 extra_options={**extra, "OpTypesToExcludeOutputQuantization": ["MatMul"]},
             )
             log.info("static scales calibrated on %d pairs", reader.count)
@@ -207,12 +224,38 @@ def quantize_int8(
                 per_channel=options.per_channel,
                 reduce_range=options.reduce_range,
                 op_types_to_quantize=list(options.quantized_ops()),
+                nodes_to_exclude=excluded,
                 extra_options=extra,
             )
         quantized = onnx.load(str(dst), load_external_data=True)
     if options.embeddings == "rows":
         quantized = int8_embedding_rows(quantized)
     return quantized
+
+
+def activation_matmuls(model: Any) -> list[str]:
+    """Names of the MatMuls of ``model`` whose second input is not a constant (activation x activation).
+
+    These stay fp32 (see the module docstring). Unnamed MatMuls are given a name first (in
+    place), since onnxruntime's quantizer excludes nodes by name.
+    """
+    consts = {t.name for t in model.graph.initializer}
+    consts |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    out = []
+    for i, node in enumerate(model.graph.node):
+        if node.op_type == "MatMul" and node.input[1] not in consts:
+            if not node.name:
+                node.name = f"ranker_activation_matmul_{i}"
+            out.append(node.name)
+    return out
+
+
+def _copy(model: Any) -> Any:
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
 
 
 def _typed(model: Any) -> Any:

@@ -11,7 +11,13 @@ from ranker_quantize.calibrate import calibration_feeds
 from ranker_quantize.errors import ExportError
 from ranker_quantize.export import export_onnx, load_checkpoint
 from ranker_quantize.optimize import optimize_onnx
-from ranker_quantize.quantize import QuantizeOptions, cpu_features, int8_embedding_rows, quantize_int8
+from ranker_quantize.quantize import (
+    QuantizeOptions,
+    activation_matmuls,
+    cpu_features,
+    int8_embedding_rows,
+    quantize_int8,
+)
 from ranker_quantize.verify import calibration_groups
 from ranker_sdk.errors import InputError
 
@@ -176,3 +182,26 @@ def test_static_graph_runs_on_integer_kernels(fused_static, feeds, tmp_path):
         if n.op_type == "DequantizeLinear" and n.input[0] in inits and len(inits[n.input[0]].dims) == 2
     ]
     assert not weight_dq, f"weights dequantized at run time: {weight_dq}"
+
+
+def test_static_keeps_activation_by_activation_matmuls_fp32(exported, feeds):
+    """An unfused graph (the segmented student's) keeps Q x K^T and softmax x V in fp32.
+
+    onnxruntime's MatMulConstBOnly alone let them through (the key bias is an initializer
+    upstream of K^T), quantizing the softmax probabilities to uint8.
+    """
+    raw = onnx.ModelProto()
+    raw.CopyFrom(exported[1].model)  # not fused: attention is plain MatMul / Softmax / MatMul
+    names = activation_matmuls(raw)
+    layers = sum(1 for n in raw.graph.node if n.op_type == "Softmax")
+    assert layers >= 1 and len(names) == 2 * layers
+    q = quantize_int8(raw, QuantizeOptions(), feeds)
+    producer = {o: n.op_type for n in q.graph.node for o in n.output}
+    matmuls = [n for n in q.graph.node if n.op_type == "MatMul"]
+    assert {n.name for n in matmuls} >= set(names)
+    for n in matmuls:
+        dq = [producer.get(i) == "DequantizeLinear" for i in n.input]
+        assert (not any(dq)) if n.name in names else all(dq), (n.name, dq)
+    fp32 = np.concatenate([_run(raw, f) for f in feeds])
+    int8 = np.concatenate([_run(q, f) for f in feeds])
+    assert np.corrcoef(fp32, int8)[0, 1] > 0.95
