@@ -178,3 +178,22 @@ def test_pareto_table_joins_speed_size_and_quality(tiny_int8, tmp_path):
     assert rows[1]["q_mean"] == pytest.approx(0.7) and rows[1]["q_wikiqa"] == 0.9
     assert rows[0]["model_mib"] == pytest.approx((tiny_int8 / "model.onnx").stat().st_size / 2**20)
     assert out.with_suffix(".png").stat().st_size > 0 and "| a |" in text
+
+
+def test_ceiling_times_graph_variants_of_one_package(tiny_int8, tiny_bert_dir):
+    out = _run("ceiling.py", "--package", str(tiny_int8), "--model", str(tiny_bert_dir), "--repeats", "1")
+    rows = {}
+    for line in out.splitlines()[2:]:
+        name, docs_s, speed, rho = line.rsplit(None, 3)
+        rows[name.strip()] = (float(docs_s), float(speed.rstrip("x")), float(rho))
+    assert list(rows) == [
+        "sdk batches",
+        "one row a call",
+        "no mask, one row a call",
+        "+ GELU approximation",
+        "MatMulNBits 8-bit, sdk batches",
+    ]
+    assert rows["sdk batches"][1] == 1.0 and rows["sdk batches"][2] == 1.0
+    assert rows["one row a call"][2] > 0.999  # static INT8: a pair's score does not depend on its batch
+    assert rows["no mask, one row a call"][2] > 0.99  # nothing padded, so the mask was not needed
+    assert all(docs_s > 0 for docs_s, _, _ in rows.values())
