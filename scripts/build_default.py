@@ -283,12 +283,6 @@ def main() -> None:
         help="pairs that calibrate static INT8 (ranker package --calibration-pairs; default 512)",
     )
     ap.add_argument(
-        "--calibration-method",
-        default="minmax",
-        choices=("minmax", "percentile"),
-        help="how static INT8 scales are chosen (ranker package --calibration-method; default minmax)",
-    )
-    ap.add_argument(
         "--fusion",
         action="append",
         default=None,
@@ -325,7 +319,6 @@ def main() -> None:
         activations="dynamic" if args.precision == "dynamic" else "static",
         embeddings=args.embeddings,
         calibration_pairs=args.calibration_pairs,
-        calibration_method=args.calibration_method,
     )
     dev = dev_sources()
     pkg = run / "package"
@@ -341,8 +334,6 @@ def main() -> None:
             and built.quantization.get("embeddings") == quant.embeddings
             # (a package calibrated on fewer pairs than asked, all there were, is rebuilt: safe, slower)
             and (built.quantization.get("calibration") or {}).get("pairs") == quant.calibration_pairs
-            and (built.quantization.get("calibration") or {}).get("method", "").split(",")[0]
-            == quant.calibration_label()
             and [f"{Path(d).name}/{sp}" for d, sp in fusion] == (built.to_dict().get("fusion") or {}).get("fitted_on")
         ):
             print(f"packaged: {pkg} (already built from this checkpoint)", flush=True)

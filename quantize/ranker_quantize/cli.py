@@ -155,14 +155,6 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="static INT8: calibrate on at most N (query, doc) pairs of the verification queries (default: 512)",
     )
-    q.add_argument(
-        "--calibration-method",
-        dest="quantize.calibration_method",
-        choices=("minmax", "percentile"),
-        default=None,
-        help="static INT8: minmax = each scale spans every value seen in calibration (default); "
-        "percentile = the central 99.999%% (outliers saturate, the rest get finer steps)",
-    )
     f = p.add_argument_group("first-stage fusion")
     f.add_argument(
         "--fit-fusion",

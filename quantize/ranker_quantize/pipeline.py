@@ -314,7 +314,7 @@ def build_package(
             quantization["calibration"] = {
                 "data": data,
                 "pairs": len(feeds or ()),
-                "method": f"{q.calibration_label()}, one unpadded pair a feed",
+                "method": "MinMax, one unpadded pair a feed",
             }
     config = replace(config, quantization=quantization, provenance=_provenance(ckpt, options))
 

@@ -73,17 +73,13 @@ __all__ = [
     "int8_embedding_rows",
     "cpu_features",
     "ACTIVATIONS",
-    "CALIBRATION_METHODS",
     "EMBEDDINGS",
 ]
 
 log = logging.getLogger(__name__)
 
 ACTIVATIONS = ("static", "dynamic")
-CALIBRATION_METHODS = ("minmax", "percentile")
 EMBEDDINGS = ("rows", "tensor", "fp32")
-# The share of a tensor's calibration values its static range spans with calibration_method="percentile".
-PERCENTILE = 99.999
 # The /proc/cpuinfo flags that decide which INT8 kernels onnxruntime uses.
 _INT8_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
 # The graph input whose Gather reads the word table (every exported BERT-family graph has it).
@@ -102,9 +98,6 @@ class QuantizeOptions:
         per_channel: one weight scale per output column (else one per tensor).
         reduce_range: 7-bit weights, for CPUs without VNNI.
         calibration_pairs: at most this many (query, doc) pairs calibrate static scales.
-        calibration_method: ``"minmax"`` (a tensor's scale spans every value it reached) or
-            ``"percentile"`` (it spans the central 99.999% of them; the rare outliers beyond
-            saturate, the rest get finer steps).
     """
 
     activations: str = "static"
@@ -112,7 +105,6 @@ class QuantizeOptions:
     per_channel: bool = True
     reduce_range: bool = False
     calibration_pairs: int = 512
-    calibration_method: str = "minmax"
 
     def __post_init__(self) -> None:
         if self.activations not in ACTIVATIONS:
@@ -123,10 +115,6 @@ class QuantizeOptions:
             raise InputError(
                 "embeddings='tensor' is onnxruntime's dynamic embedding quantization; with static "
                 "activations use 'rows' (int8 with a scale per row) or 'fp32'"
-            )
-        if self.calibration_method not in CALIBRATION_METHODS:
-            raise InputError(
-                f"calibration_method must be one of {CALIBRATION_METHODS}, got {self.calibration_method!r}"
             )
         if not isinstance(self.calibration_pairs, int) or self.calibration_pairs < 1:
             raise InputError(f"calibration_pairs must be a positive int, got {self.calibration_pairs!r}")
@@ -150,14 +138,10 @@ class QuantizeOptions:
         ops = ("MatMul", "Attention")
         return ops + ("EmbedLayerNormalization", "Gather") if self.embeddings == "tensor" else ops
 
-    def calibration_label(self) -> str:
-        """How static scales are chosen, in words (``ranker.json``)."""
-        return {"minmax": "MinMax", "percentile": f"percentile {PERCENTILE}"}[self.calibration_method]
-
     def method(self) -> str:
         """One line for ``ranker.json``'s quantization details."""
         acts = (
-            f"static QDQ: uint8 activations with fixed scales calibrated ({self.calibration_label()}) on real pairs"
+            "static QDQ: uint8 activations with fixed scales calibrated (MinMax) on real pairs"
             if self.static
             else "dynamic: uint8 activations quantized per batch"
         )
@@ -227,17 +211,9 @@ def quantize_int8(
                 reduce_range=options.reduce_range,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
-                calibrate_method=(
-                    CalibrationMethod.Percentile
-                    if options.calibration_method == "percentile"
-                    else CalibrationMethod.MinMax
-                ),
+                calibrate_method=CalibrationMethod.MinMax,
                 nodes_to_exclude=excluded,
-                extra_options={
-                    **extra,
-                    "OpTypesToExcludeOutputQuantization": ["MatMul"],
-                    **({"CalibPercentile": PERCENTILE} if options.calibration_method == "percentile" else {}),
-                },
+                extra_options={**extra, "OpTypesToExcludeOutputQuantization": ["MatMul"]},
             )
             log.info("static scales calibrated on %d pairs", reader.count)
         else:
