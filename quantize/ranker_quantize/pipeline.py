@@ -58,8 +58,6 @@ log = logging.getLogger(__name__)
 
 # progress(stage, done, total): called as each stage advances; the CLI draws bars from it.
 Progress = Callable[[str, int, int], None]
-# Cap of the default max_length of a checkpoint that records none (see ranker_sdk.encoding).
-DEFAULT_MAX_LENGTH = encoding.MAX_LENGTH
 # Queries that run under the export check (torch vs fp32 ONNX): a few groups find a broken
 # export as surely as many.
 EXPORT_CHECK_QUERIES = 2
@@ -124,14 +122,12 @@ class PackageResult:
 def _model_limit(ckpt: Checkpoint) -> int:
     """Longest input the model's position table and tokenizer allow."""
     cfg = ckpt.config
-    limit = int(getattr(cfg, "max_position_embeddings", 512))
-    if cfg.model_type in ("roberta", "xlm-roberta", "camembert"):
-        # RoBERTa numbers positions from pad_token_id + 1, so that many rows are never used.
-        limit -= int(cfg.pad_token_id or 0) + 1
-    tok_max = getattr(ckpt.tokenizer, "model_max_length", None)
-    if isinstance(tok_max, int) and 0 < tok_max < 100_000:
-        limit = min(limit, tok_max)
-    return limit
+    return encoding.model_limit(
+        getattr(cfg, "max_position_embeddings", None),
+        cfg.model_type,
+        getattr(cfg, "pad_token_id", None),
+        getattr(ckpt.tokenizer, "model_max_length", None),
+    )
 
 
 def _student_meta(ckpt: Checkpoint) -> dict[str, Any]:
@@ -173,22 +169,23 @@ def _distillation(ckpt: Checkpoint) -> dict[str, Any] | None:
 def _package_config(ckpt: Checkpoint, inputs: tuple[str, ...], options: PackageOptions) -> PackageConfig:
     limit = _model_limit(ckpt)
     trained = _trained_settings(ckpt)
-    max_length = next(
-        (v for v in (options.max_length, trained.get("max_length")) if v is not None), min(DEFAULT_MAX_LENGTH, limit)
+    if options.doc_max_chars is not None and options.doc_max_chars < 1:
+        raise InputError(f"--doc-max-chars must be positive, got {options.doc_max_chars}")
+    settings = encoding.resolve(
+        trained,
+        limit,
+        max_length=options.max_length,
+        query_max_tokens=options.query_max_tokens,
+        doc_max_chars=options.doc_max_chars,
     )
+    max_length, query_max = settings["max_length"], settings["query_max_tokens"]
     if max_length > limit:
         raise InputError(f"--max-length {max_length} exceeds what the model allows ({limit} tokens)")
-    query_max = next(
-        (v for v in (options.query_max_tokens, trained.get("query_max_tokens")) if v is not None),
-        max(1, max_length // 4),
-    )
     if max_length < 8 or not 1 <= query_max < max_length - 3:
         raise InputError(
             f"need --max-length >= 8 and 1 <= --query-max-tokens < max-length - 3 (room for the "
             f"special tokens and the doc), got {max_length} and {query_max}"
         )
-    if options.doc_max_chars is not None and options.doc_max_chars < 1:
-        raise InputError(f"--doc-max-chars must be positive, got {options.doc_max_chars}")
     pad = trained.get("pad_token_id")
     if pad is None:  # the same rule distillation records it by (ranker_training.distill.StudentEncoder)
         pad = encoding.pad_token_id(ckpt.tokenizer.pad_token_id, getattr(ckpt.config, "pad_token_id", None))
@@ -197,9 +194,9 @@ def _package_config(ckpt: Checkpoint, inputs: tuple[str, ...], options: PackageO
             "format_version": encoding.FORMAT_VERSION,
             "max_length": max_length,
             "query_max_tokens": query_max,
-            "doc_max_chars": options.doc_max_chars or trained.get("doc_max_chars") or encoding.char_budget(max_length),
+            "doc_max_chars": settings["doc_max_chars"],
             "inputs": list(inputs),
-            "title_separator": trained.get("title_separator", encoding.TITLE_SEPARATOR),
+            "title_separator": settings["title_separator"],
             "pad_token_id": pad,
         }
     )

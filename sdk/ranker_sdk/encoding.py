@@ -45,6 +45,8 @@ __all__ = [
     "doc_text",
     "char_budget",
     "pad_token_id",
+    "model_limit",
+    "resolve",
 ]
 
 # The package format this code writes and reads (ranker.json and manifest.json say which they are).
@@ -109,3 +111,55 @@ def pad_token_id(tokenizer_pad: int | None, fallback: int | None = None) -> int:
         if candidate is not None:
             return int(candidate)
     return 0
+
+
+def model_limit(
+    max_position_embeddings: int | None, model_type: str | None, pad_id: int | None, tokenizer_max: object = None
+) -> int:
+    """The longest input (tokens) a checkpoint allows: its position table, and its tokenizer's limit.
+
+    RoBERTa-family models number positions from ``pad_token_id + 1``, so that many rows are never
+    used. A tokenizer limit of 100,000 or more (transformers' "no limit" placeholder) is ignored.
+
+    >>> model_limit(512, "bert", 0), model_limit(514, "roberta", 1), model_limit(512, "bert", 0, 128)
+    (512, 512, 128)
+    """
+    limit = int(max_position_embeddings or 512)
+    if model_type in ("roberta", "xlm-roberta", "camembert"):
+        limit -= int(pad_id or 0) + 1
+    if isinstance(tokenizer_max, int) and 0 < tokenizer_max < 100_000:
+        limit = min(limit, tokenizer_max)
+    return limit
+
+
+def resolve(
+    recorded: Mapping[str, Any],
+    limit: int,
+    *,
+    max_length: int | None = None,
+    query_max_tokens: int | None = None,
+    doc_max_chars: int | None = None,
+) -> dict[str, Any]:
+    """The pair-encoding settings of a checkpoint: an explicit value, else its record, else the default.
+
+    ``recorded`` is what distillation wrote in ``ranker_student.json`` (empty for a plain Hugging
+    Face cross-encoder); ``limit`` is :func:`model_limit` of the checkpoint. The defaults of a
+    checkpoint without a record: ``min(MAX_LENGTH, limit)`` tokens, a quarter of them for the
+    query, :func:`char_budget` characters of doc. The packager and ``ranker eval`` both use this,
+    so a checkpoint is evaluated on exactly the text its package will read. Values are not checked
+    against ``limit`` here (the packager refuses a too-long ``max_length`` with its own message).
+
+    >>> resolve({}, 128)
+    {'max_length': 128, 'query_max_tokens': 32, 'doc_max_chars': 1536, 'title_separator': ' | '}
+    >>> resolve({"max_length": 160, "query_max_tokens": 32, "doc_max_chars": 4096}, 512)["doc_max_chars"]
+    4096
+    """
+    ml = next((v for v in (max_length, recorded.get("max_length")) if v is not None), min(MAX_LENGTH, limit))
+    qm = next((v for v in (query_max_tokens, recorded.get("query_max_tokens")) if v is not None), max(1, ml // 4))
+    dc = doc_max_chars or recorded.get("doc_max_chars") or char_budget(ml)
+    return {
+        "max_length": int(ml),
+        "query_max_tokens": int(qm),
+        "doc_max_chars": int(dc),
+        "title_separator": recorded.get("title_separator", TITLE_SEPARATOR),
+    }

@@ -44,3 +44,29 @@ def test_training_defaults_come_from_here():
         encoding.DOC_MAX_CHARS,
         TITLE_SEPARATOR,
     )
+
+
+def test_model_limit_reads_positions_roberta_offset_and_tokenizer():
+    assert encoding.model_limit(512, "bert", 0) == 512
+    assert encoding.model_limit(514, "roberta", 1) == 512  # positions start at pad + 1
+    assert encoding.model_limit(512, "bert", 0, 128) == 128
+    assert encoding.model_limit(512, "bert", 0, int(1e30)) == 512  # transformers' "no limit"
+    assert encoding.model_limit(None, "bert", None) == 512
+
+
+def test_resolve_prefers_explicit_then_recorded_then_defaults():
+    assert encoding.resolve({}, 128) == {
+        "max_length": 128,
+        "query_max_tokens": 32,
+        "doc_max_chars": encoding.char_budget(128),
+        "title_separator": encoding.TITLE_SEPARATOR,
+    }
+    assert encoding.resolve({}, 4096)["max_length"] == encoding.MAX_LENGTH
+    rec = {"max_length": 160, "query_max_tokens": 32, "doc_max_chars": 4096, "title_separator": " - "}
+    assert encoding.resolve(rec, 512) == rec
+    assert encoding.resolve(rec, 512, max_length=64, query_max_tokens=8, doc_max_chars=100) == {
+        "max_length": 64,
+        "query_max_tokens": 8,
+        "doc_max_chars": 100,
+        "title_separator": " - ",
+    }

@@ -60,3 +60,29 @@ def test_a_cut_off_below_one_is_refused_before_trec_eval_aborts_the_process():
     g = Group("q", "query", ("a", "b"), ({}, {}), (0, 1))
     with pytest.raises(ConfigError, match="k .* must be a positive integer, got 0"):
         evaluate_groups([g], [np.array([0.1, 0.9])], k=0)
+
+
+def test_a_checkpoint_without_a_record_is_evaluated_on_the_text_its_package_reads(tiny_bert_dir, data_dir, tmp_path):
+    """A plain HF cross-encoder (no ranker_student.json) gets the packager's settings in ``ranker eval``.
+
+    The tiny model takes 128 positions, so the eval must not feed it the student default of 256,
+    and it must cut docs to the package's character budget: the two then score alike.
+    """
+    from ranker_eval.beir import load_groups
+    from ranker_quantize import PackageOptions, VerifyOptions, build_package
+    from ranker_sdk import Ranker
+    from ranker_training.evaluate import load_scorer
+
+    assert not (tiny_bert_dir / "ranker_student.json").exists()
+    options = PackageOptions(
+        precision="fp32", verify=VerifyOptions(calibration=str(data_dir / "trec-rag24"), max_queries=2)
+    )
+    pkg = build_package(tiny_bert_dir, tmp_path / "pkg", options).path
+    ranker = Ranker.load(pkg, threads=1)
+    assert ranker.config.max_length == 128
+    g = load_groups(data_dir / "trec-rag24", "dev", max_queries=1)[0]
+    long_doc = {"title": "", "text": ("x" * 150 + " ") * 12 + "pew research is trustworthy " * 40}
+    docs = list(g.docs[:5]) + [long_doc]  # 1,800 characters of unknown words before the words
+    group = Group(qid=g.qid, query=g.query, doc_ids=tuple(map(str, range(6))), docs=tuple(docs), labels=(0,) * 6)
+    via_eval = load_scorer(str(tiny_bert_dir), [group])(group)
+    np.testing.assert_allclose(via_eval, ranker.score(group.query, docs), atol=1e-4)

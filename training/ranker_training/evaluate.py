@@ -135,6 +135,21 @@ def _scores_file_scorer(path: Path) -> Scorer:
     return score
 
 
+def _limit(path: Path) -> int:
+    """:func:`ranker_sdk.encoding.model_limit` of a checkpoint folder (its config and tokenizer)."""
+    from ranker_sdk import encoding
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(path, local_files_only=True)
+    tok_max = None
+    tok_cfg = path / "tokenizer_config.json"
+    if tok_cfg.is_file():
+        tok_max = json.loads(tok_cfg.read_text(encoding="utf-8")).get("model_max_length")
+    return encoding.model_limit(
+        getattr(cfg, "max_position_embeddings", None), cfg.model_type, getattr(cfg, "pad_token_id", None), tok_max
+    )
+
+
 def _checkpoint_scorer(path: Path, batch_size: int) -> Scorer:
     import torch
     from ranker_sdk import encoding
@@ -143,15 +158,9 @@ def _checkpoint_scorer(path: Path, batch_size: int) -> Scorer:
 
     meta_path = path / STUDENT_META
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
-    # The settings the student recorded; a checkpoint without a record gets the student defaults.
-    enc = StudentEncoder(
-        path,
-        max_length=int(meta.get("max_length", encoding.MAX_LENGTH)),
-        query_max_tokens=int(meta.get("query_max_tokens", encoding.QUERY_MAX_TOKENS)),
-        doc_max_chars=int(meta.get("doc_max_chars", encoding.DOC_MAX_CHARS)),
-        title_separator=meta.get("title_separator", encoding.TITLE_SEPARATOR),
-        pad_token_id=meta.get("pad_token_id"),
-    )
+    # The settings the student recorded; a checkpoint without a record gets the settings the
+    # packager gives it (encoding.resolve), so a checkpoint and its package read the same text.
+    enc = StudentEncoder(path, **encoding.resolve(meta, _limit(path)), pad_token_id=meta.get("pad_token_id"))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_student(str(path)).to(device).eval()
 
