@@ -155,6 +155,15 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="static INT8: calibrate on at most N (query, doc) pairs of the verification queries (default: 512)",
     )
+    q.add_argument(
+        "--padded-batches",
+        dest="padded_batches",
+        action="store_true",
+        default=None,
+        help="keep the attention's padding mask (rows of any length share a call); by default a "
+        "static INT8 cross-encoder graph drops it and the runtime batches rows of one length "
+        "(faster attention)",
+    )
     f = p.add_argument_group("first-stage fusion")
     f.add_argument(
         "--fit-fusion",

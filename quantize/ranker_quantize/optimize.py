@@ -27,6 +27,13 @@ Two fusions are optional, for what INT8 needs (:meth:`.quantize.QuantizeOptions.
 - ``fuse_embeddings=False`` leaves the word-embedding ``Gather`` visible, so its table can be
   stored int8 row by row (:func:`.quantize.int8_embedding_rows`).
 
+After quantization, :func:`drop_padding_mask` takes the padding mask off the
+``MultiHeadAttention`` nodes of a static INT8 graph (``ranker.json`` ``batching: "exact"``): with
+no mask, onnxruntime runs its CPU flash-attention kernel, and the runtime then batches only rows
+of one length, so the mask was never needed. Measured with ``benchmarks/ceiling.py`` on the
+MiniLM-L6 cross-encoder student: 1.07x the model-call speed on 100 trec-rag24 passages; in fp32
+the two paths agree to 1.3e-6.
+
 ``opt_level=0`` runs the Python fusions only. Higher levels would first run onnxruntime's own
 graph optimizer, whose level-2 output is specialised to the machine it ran on; the runtime
 applies those optimizations itself when it loads the package, on the user's machine.
@@ -38,7 +45,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["OptimizedGraph", "optimize_onnx"]
+__all__ = ["OptimizedGraph", "optimize_onnx", "drop_padding_mask"]
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +115,20 @@ def optimize_onnx(
     ):
         fused.opset_import.add(domain="com.microsoft", version=1)
     return OptimizedGraph(model=fused, fused_ops=stats)
+
+
+def drop_padding_mask(model: Any) -> int:
+    """Remove the padding-mask input of every ``MultiHeadAttention`` node of ``model``, in place.
+
+    Returns how many nodes lost their mask (0: nothing to do; the graph is unchanged). The
+    ``attention_mask`` graph input stays (the runtime still feeds it; the nodes that summed it
+    into the mask are left for onnxruntime to drop). Only valid for a package whose runtime
+    never pads (``PackageConfig.batching == "exact"``): a padded row would attend to its padding.
+    """
+    dropped = 0
+    for node in model.graph.node:
+        # inputs: query, key, value, bias, key_padding_mask, (attention_bias, past...)
+        if node.op_type == "MultiHeadAttention" and len(node.input) == 5 and node.input[4]:
+            del node.input[4]
+            dropped += 1
+    return dropped

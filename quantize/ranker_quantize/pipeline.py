@@ -37,7 +37,7 @@ from .calibrate import calibration_feeds
 from .errors import FidelityError
 from .export import DEFAULT_OPSET, Checkpoint, export_onnx, is_segmented_checkpoint, load_checkpoint
 from .fusion import add_fusion, check_fusion_data, fit_fusion
-from .optimize import optimize_onnx
+from .optimize import drop_padding_mask, optimize_onnx
 from .package import check_out_dir, tar_package, write_package
 from .provenance import checkpoint_sha256, code_commit, tool_versions
 from .quantize import QuantizeOptions, cpu_features, quantize_int8
@@ -87,6 +87,9 @@ class PackageOptions:
         fusion_data: ``((data_dir, split), ...)``: fit the first-stage fusion weight on these
             labelled folders with the written package and record it in ``ranker.json``
             (:mod:`ranker_quantize.fusion`); empty: no fusion rule (first stage ignored).
+        padded_batches: keep the attention's padding mask in a static INT8 graph with fused
+            ``MultiHeadAttention`` (rows of different lengths share a call). By default it is
+            removed and the package says ``batching: "exact"`` (:func:`.optimize.drop_padding_mask`).
     """
 
     precision: str = "int8"
@@ -102,6 +105,7 @@ class PackageOptions:
     tar: bool = False
     model_card: str | None = None
     fusion_data: tuple[tuple[str, str], ...] = ()
+    padded_batches: bool = False
 
 
 @dataclass(frozen=True)
@@ -287,7 +291,10 @@ def build_package(
         t0 = time.perf_counter()
         tick("quantize", 0, 1)
         feeds = calibration_feeds(ckpt.tokenizer_json, config, groups, q.calibration_pairs) if q.static else None
-        shipped = quantize_int8(optimized.model, q, feeds).SerializeToString()
+        quantized = quantize_int8(optimized.model, q, feeds)
+        if q.static and not options.padded_batches and drop_padding_mask(quantized):
+            config = replace(config, batching="exact")
+        shipped = quantized.SerializeToString()
         timings["quantize"] = time.perf_counter() - t0
         tick("quantize", 1, 1)
 

@@ -187,7 +187,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"package {ranker.source}")
     print(
         f"    precision {cfg.quantization.get('precision', 'unknown')}, max_length {cfg.max_length}, "
-        f"query_max_tokens {cfg.query_max_tokens}, inputs {list(cfg.inputs)}"
+        f"query_max_tokens {cfg.query_max_tokens}, inputs {list(cfg.inputs)}, batching {cfg.batching}"
     )
     prov = cfg.provenance or {}
     for key in ("base_model", "training_data", "distillation", "code_commit"):

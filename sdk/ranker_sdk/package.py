@@ -87,6 +87,10 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# How rows of different lengths meet in one model call (PackageConfig.batching).
+BATCHING = ("padded", "exact")
+
+
 @dataclass(frozen=True)
 class ScoreConfig:
     """How the model's raw output becomes the score the SDK returns.
@@ -131,6 +135,11 @@ class PackageConfig:
             scores (:class:`ranker_sdk.fusion.Fusion`), or None when the package has no fitted
             rule: then ``first_stage`` is validated and the model's scores come back unchanged.
             Optional, so packages written before it existed load unchanged (format version 1).
+        batching: ``"padded"`` (rows of different lengths share a model call, padded, and the
+            graph masks the padding) or ``"exact"`` (the graph has no padding mask, which lets
+            onnxruntime run its faster attention: the runtime puts only rows of one length in a
+            call). Written only when ``"exact"``; a runtime that does not know the key refuses
+            such a package rather than pad it.
     """
 
     format_version: int
@@ -145,6 +154,7 @@ class PackageConfig:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     fidelity: Mapping[str, Any] = field(default_factory=dict)
     fusion: Fusion | None = None
+    batching: str = "padded"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "PackageConfig":
@@ -167,6 +177,8 @@ class PackageConfig:
             )
         if cfg.doc_max_chars < 1:
             raise PackageError(f"ranker.json: doc_max_chars must be positive, got {cfg.doc_max_chars}")
+        if cfg.batching not in BATCHING:
+            raise PackageError(f"ranker.json: batching must be one of {list(BATCHING)}, got {cfg.batching!r}")
         if (
             "input_ids" not in cfg.inputs
             or "attention_mask" not in cfg.inputs
@@ -183,6 +195,8 @@ class PackageConfig:
         d = to_dict(self, hooks={Fusion: Fusion.to_dict})
         if d["fusion"] is None:
             del d["fusion"]  # written only when fitted, so a package without fusion is byte-identical to before
+        if d["batching"] == "padded":
+            del d["batching"]  # the same: packages that pad are byte-identical to before
         return d
 
 

@@ -245,14 +245,21 @@ class Ranker:
         return scores
 
     def _batches(self, lengths: np.ndarray) -> list[np.ndarray]:
-        """Row indices of each model call: at most batch_size rows and max_batch_tokens padded tokens."""
+        """Row indices of each model call: at most batch_size rows and max_batch_tokens padded tokens.
+
+        A package without a padding mask in its graph (``config.batching == "exact"``) gets
+        calls of one row length only: nothing is ever padded.
+        """
         order = np.argsort(lengths, kind="stable") if self._sort else np.arange(len(lengths))
+        exact = self._config.batching == "exact"
         batches, start = [], 0
         while start < len(order):
             end, width = start, 0
             while end < len(order) and end - start < self._batch_size:
                 w = max(width, int(lengths[order[end]]))
-                if end > start and w * (end - start + 1) > self._max_batch_tokens:
+                if end > start and (
+                    w * (end - start + 1) > self._max_batch_tokens or (exact and int(lengths[order[end]]) != width)
+                ):
                     break
                 width, end = w, end + 1
             batches.append(order[start:end])

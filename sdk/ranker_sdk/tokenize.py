@@ -134,6 +134,8 @@ class PairEncoder:
         Row 0 is a real (query, doc) pair stretched to exactly ``max_length`` tokens (its ids
         repeated if the doc is short), so every position the package promises is exercised;
         row 1 is a short pair padded to that width, so padding and the mask are exercised too.
+        A package whose graph has no padding mask (``batching="exact"``) never gets a padded
+        row, so its probe is row 0 alone.
         """
         with wrap_backend_errors("tokenizing the probe"):
             enc = self.encode(_PROBE_QUERY, [_PROBE_DOC, "short"])
@@ -147,4 +149,5 @@ class PairEncoder:
         mask[0] = 1
         n = len(enc.ids[1])
         ids[1, :n], types[1, :n], mask[1, :n] = enc.ids[1], enc.type_ids[1], 1
-        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        rows = 1 if self.config.batching == "exact" else 2
+        return {"input_ids": ids[:rows], "attention_mask": mask[:rows], "token_type_ids": types[:rows]}

@@ -165,3 +165,17 @@ def test_model_checked_before_the_parser_and_again_after(pkg_copy):
     (pkg_copy / "model.onnx").write_bytes(bytes(data) + b"x")
     with pytest.raises(PackageError, match=r"model\.onnx has \d+ bytes, the manifest says"):
         read_package(pkg_copy, keep_model=False)
+
+
+def test_batching_is_padded_unless_the_package_says_exact(pkg_copy):
+    cfg = json.loads((pkg_copy / "ranker.json").read_text())
+    assert "batching" not in cfg  # a padding package writes no key: its bytes are as before
+    assert Ranker.load(pkg_copy, threads=1).config.batching == "padded"
+    for value, ok in (("exact", True), ("sometimes", False), (1, False)):
+        (pkg_copy / "ranker.json").write_text(json.dumps({**cfg, "batching": value}))
+        reseal(pkg_copy)
+        if ok:
+            assert Ranker.load(pkg_copy, threads=1).config.batching == value
+        else:
+            with pytest.raises(PackageError, match="batching"):
+                Ranker.load(pkg_copy)

@@ -211,3 +211,28 @@ def test_single_threaded_tokenization_gives_the_same_scores(tiny_package, trec_q
     many = Ranker.load(tiny_package, threads=2)
     assert not one._encoder._parallel and many._encoder._parallel
     np.testing.assert_allclose(one.score(q, docs), many.score(q, docs), atol=1e-5)
+
+
+def test_exact_batching_puts_one_row_length_in_a_call(pkg_copy, default_ranker, trec_query_docs):
+    """A package whose graph has no padding mask (batching "exact") is never fed a padded row."""
+    import json
+
+    from .conftest import reseal
+
+    cfg = json.loads((pkg_copy / "ranker.json").read_text())
+    (pkg_copy / "ranker.json").write_text(json.dumps({**cfg, "batching": "exact"}))
+    reseal(pkg_copy)
+    lengths = np.array([10, 10, 12, 10, 12, 64, 64, 64, 3, 12])
+    for sort in (True, False):
+        r = Ranker.load(pkg_copy, threads=1, batch_size=2, sort_by_length=sort)
+        batches = r._batches(lengths)
+        assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+        assert all(len(set(lengths[b].tolist())) == 1 and len(b) <= 2 for b in batches)
+    exact = Ranker.load(pkg_copy, threads=1)
+    seen = []
+    run = exact._session.run
+    exact._session.run = lambda feed: seen.append(feed["attention_mask"]) or run(feed)  # a spy, the session is real
+    q, docs = trec_query_docs
+    # the default graph keeps its mask, so both batchings must give the same scores
+    np.testing.assert_allclose(exact.score(q, docs), default_ranker.score(q, docs), atol=1e-5)
+    assert seen and all(m.all() for m in seen)  # no padded position in any call
