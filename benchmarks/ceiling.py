@@ -1,17 +1,20 @@
 """How much faster one package's graph could run in onnxruntime: variants of its model calls.
 
-    python benchmarks/ceiling.py --package PKG [--model HF_DIR] [--repeats 5]
+    python benchmarks/ceiling.py --package PKG [--model HF_DIR] [--repeats 5] [--data DIR --split S]
 
 Times only the model calls (onnxruntime ``run``, 1 thread, the runtime's own session options) on
-the shared workload (1 query x 100 trec-rag24 dev passages, encoded as the SDK encodes them),
-each variant in this process, alternating rounds, and prints each variant's speed against the
-first and the Spearman of its 100 scores against the first's. For a cross-encoder package built
-with ``ranker package`` defaults (fused ``MultiHeadAttention``):
+the shared workload (1 query x 100 trec-rag24 dev passages, encoded as the SDK encodes them; or
+the first 100 candidates of ``--data``/``--split``), each variant in this process, alternating
+rounds, and prints each variant's speed against the first and the Spearman of its 100 scores
+against the first's. For a cross-encoder package built with ``ranker package --padded-batches``
+(fused ``MultiHeadAttention`` that still has its padding mask):
 
 - ``sdk batches``: the package as the SDK runs it (length-sorted batches of up to 512 tokens);
 - ``one row a call``: every pair alone (nothing padded);
 - ``no mask, one row a call``: the ``MultiHeadAttention`` nodes without their padding-mask input,
   which lets onnxruntime take its CPU flash-attention path; valid only with nothing padded;
+- ``no mask, exact-length batches``: the same graph in calls of rows of one length (what a
+  package with ``batching: "exact"``, the ``ranker package`` default, runs);
 - ``+ GELU approximation``: the same with onnxruntime's tanh GELU
   (``optimization.enable_gelu_approximation``): not exact, see the Spearman;
 - ``MatMulNBits 8-bit`` (with ``--model``): the checkpoint's fp32 graph with every weight MatMul
@@ -102,14 +105,16 @@ def _nbits(model_dir: str, block: int = 32) -> bytes:
     return m.SerializeToString()
 
 
-def _sdk_batches(lengths: np.ndarray, rows: int = 32, tokens: int = 512) -> list[list[int]]:
+def _sdk_batches(lengths: np.ndarray, rows: int = 32, tokens: int = 512, exact: bool = False) -> list[list[int]]:
     """The SDK's batching at its defaults (``Ranker.load(batch_size=32, max_batch_tokens=512)``):
-    pairs sorted by length, a batch closed when one more row would pass either bound."""
+    pairs sorted by length, a batch closed when one more row would pass either bound (``exact``:
+    or has another length)."""
     order = [int(i) for i in np.argsort(lengths, kind="stable")]
     out: list[list[int]] = []
     for i in order:
         cur = out[-1] if out else None
-        if cur and len(cur) < rows and max(int(lengths[j]) for j in cur + [i]) * (len(cur) + 1) <= tokens:
+        fits = cur and len(cur) < rows and max(int(lengths[j]) for j in cur + [i]) * (len(cur) + 1) <= tokens
+        if fits and not (exact and lengths[i] != lengths[cur[0]]):
             cur.append(i)
         else:
             out.append([i])
@@ -121,6 +126,10 @@ def main() -> int:
     ap.add_argument("--package", required=True, help="a cross-encoder package (fused MultiHeadAttention)")
     ap.add_argument("--model", default=None, help="its checkpoint, for the MatMulNBits variant")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument(
+        "--data", default=None, help="another BEIR folder's first 100 candidates (default: the shared workload)"
+    )
+    ap.add_argument("--split", default="dev")
     args = ap.parse_args()
 
     import onnxruntime as ort
@@ -129,7 +138,13 @@ def main() -> int:
     from ranker_sdk.tokenize import PairEncoder, doc_text
 
     cfg = Ranker.load(args.package, threads=1).config
-    w = load_workload(title_separator=cfg.title_separator)
+    if cfg.batching != "padded":
+        sys.exit("error: --package must keep its padding mask (build it with ranker package --padded-batches)")
+    w = (
+        load_workload(args.data, args.split, title_separator=cfg.title_separator)
+        if args.data
+        else load_workload(title_separator=cfg.title_separator)
+    )
     enc = PairEncoder((Path(args.package) / "tokenizer.json").read_bytes(), cfg).encode(
         w.query, [doc_text(d, cfg.title_separator) for d in w.docs]
     )
@@ -141,6 +156,7 @@ def main() -> int:
         ("sdk batches", model, sdk_batches, {}),
         ("one row a call", model, alone, {}),
         ("no mask, one row a call", _without_mask(model), alone, {}),
+        ("no mask, exact-length batches", _without_mask(model), _sdk_batches(enc.lengths(), exact=True), {}),
         ("+ GELU approximation", _without_mask(model), alone, {"optimization.enable_gelu_approximation": "1"}),
     ]
     if args.model:
@@ -169,7 +185,8 @@ def main() -> int:
             r["times"].append(time.perf_counter() - t)
     base = runs[0]
     t0 = float(np.median(base["times"]))
-    print(f"model calls only, 1 thread, {n} trec-rag24 dev passages, median of {args.repeats} rounds")
+    where = f"{Path(args.data).name} {args.split}" if args.data else "trec-rag24 dev"
+    print(f"model calls only, 1 thread, {n} {where} passages, median of {args.repeats} rounds")
     print(f"{'variant':<34} {'docs/s':>8} {'speed':>7} {'Spearman':>9}")
     for r in runs:
         t = float(np.median(r["times"]))

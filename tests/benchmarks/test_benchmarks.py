@@ -180,8 +180,14 @@ def test_pareto_table_joins_speed_size_and_quality(tiny_int8, tmp_path):
     assert out.with_suffix(".png").stat().st_size > 0 and "| a |" in text
 
 
-def test_ceiling_times_graph_variants_of_one_package(tiny_int8, tiny_bert_dir):
-    out = _run("ceiling.py", "--package", str(tiny_int8), "--model", str(tiny_bert_dir), "--repeats", "1")
+def test_ceiling_times_graph_variants_of_one_package(tiny_bert_dir, data_dir, tmp_path):
+    from ranker_quantize import PackageOptions, VerifyOptions, build_package
+
+    options = PackageOptions(
+        padded_batches=True, verify=VerifyOptions(calibration=str(data_dir / "trec-rag24"), max_queries=2), force=True
+    )
+    padded = build_package(tiny_bert_dir, tmp_path / "padded", options).path
+    out = _run("ceiling.py", "--package", str(padded), "--model", str(tiny_bert_dir), "--repeats", "1")
     rows = {}
     for line in out.splitlines()[2:]:
         name, docs_s, speed, rho = line.rsplit(None, 3)
@@ -190,10 +196,12 @@ def test_ceiling_times_graph_variants_of_one_package(tiny_int8, tiny_bert_dir):
         "sdk batches",
         "one row a call",
         "no mask, one row a call",
+        "no mask, exact-length batches",
         "+ GELU approximation",
         "MatMulNBits 8-bit, sdk batches",
     ]
     assert rows["sdk batches"][1] == 1.0 and rows["sdk batches"][2] == 1.0
     assert rows["one row a call"][2] > 0.999  # static INT8: a pair's score does not depend on its batch
     assert rows["no mask, one row a call"][2] > 0.99  # nothing padded, so the mask was not needed
+    assert rows["no mask, exact-length batches"][2] > 0.99
     assert all(docs_s > 0 for docs_s, _, _ in rows.values())
