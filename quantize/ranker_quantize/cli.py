@@ -156,6 +156,19 @@ def register(subparsers: Any) -> None:
         help="static INT8: calibrate on at most N (query, doc) pairs of the verification queries (default: 512)",
     )
     q.add_argument(
+        "--smooth",
+        dest="quantize.smooth",
+        type=float,
+        default=None,
+        metavar="ALPHA",
+        help="static INT8: SmoothQuant the LayerNorm outputs with this alpha (0..1, default 0.8): "
+        "their outlier channels move into the weights' per-channel scales, so the activations keep "
+        "finer steps",
+    )
+    q.add_argument(
+        "--no-smooth", dest="no_smooth", action="store_true", help="static INT8 without smoothing (to compare)"
+    )
+    q.add_argument(
         "--padded-batches",
         dest="padded_batches",
         action="store_true",
@@ -331,6 +344,8 @@ def _options(args: argparse.Namespace) -> Any:
         raw["precision"], raw["quantize"]["activations"] = "int8", "dynamic"
     if args.fp32_embeddings:
         raw["quantize"]["embeddings"] = "fp32"
+    if args.no_smooth:
+        raw["quantize"]["smooth"] = None
     raw["fusion_data"] = [(v[0], v[1] if len(v) > 1 else args.fusion_split) for v in args.fit_fusion]
     return from_dict(PackageOptions, raw, where="ranker package", error=InputError)
 
@@ -342,6 +357,9 @@ def _cmd_package(args: argparse.Namespace) -> int:
     opts = vars(args)
     if any(len(v) > 2 for v in args.fit_fusion):
         print("error: --fit-fusion takes DATA_DIR and at most one SPLIT", file=sys.stderr)
+        return 2
+    if args.no_smooth and opts["quantize.smooth"] is not None:
+        print("error: --no-smooth contradicts --smooth", file=sys.stderr)
         return 2
     if args.fp32_embeddings and opts["quantize.embeddings"] not in (None, "fp32"):
         print(f"error: --fp32-embeddings contradicts --embeddings {opts['quantize.embeddings']}", file=sys.stderr)

@@ -312,6 +312,7 @@ def build_package(
             embeddings=q.embeddings,
             per_channel=q.per_channel,
             reduce_range=q.reduce_range,
+            **({"smooth": q.smooth} if q.static and q.smooth is not None else {}),
             op_types=list(q.quantized_ops()),
         )
         if q.static:

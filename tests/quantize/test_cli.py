@@ -189,6 +189,8 @@ PACKAGE_CASES = {
     "fusion folder": (["--fit-fusion", "{tmp}"], ["--fit-fusion", "no candidates.run"]),
     "fusion arguments": (["--fit-fusion", "{tmp}", "dev", "extra"], ["--fit-fusion takes DATA_DIR"]),
     "zero threads": (["--threads", "0"], ["--threads must be a positive integer"]),
+    "smooth twice": (["--smooth", "0.5", "--no-smooth"], ["--no-smooth contradicts --smooth"]),
+    "smooth out of range": (["--smooth", "2"], ["smooth", "between 0 and 1"]),
     "max length not a number": (["--max-length", "long"], ["--max-length", "'long'"]),
 }
 

@@ -205,3 +205,27 @@ def test_static_keeps_activation_by_activation_matmuls_fp32(exported, feeds):
     fp32 = np.concatenate([_run(raw, f) for f in feeds])
     int8 = np.concatenate([_run(q, f) for f in feeds])
     assert np.corrcoef(fp32, int8)[0, 1] > 0.95
+
+
+def test_smoothing_preserves_the_fp32_function_and_is_recorded(fused_static, feeds):
+    """SmoothQuant moves range from activations into weights: before quantization the graph
+    computes the same scores; the quantized graph keeps the residual path unsmoothed."""
+    from ranker_quantize.quantize import smooth_layer_norm_outputs
+
+    smoothed = onnx.ModelProto()
+    smoothed.CopyFrom(fused_static)
+    n = smooth_layer_norm_outputs(smoothed, feeds, 0.8)
+    layer_norms = sum(1 for node in fused_static.graph.node if node.op_type == "LayerNormalization")
+    assert 1 <= n <= layer_norms
+    muls = [node for node in smoothed.graph.node if node.op_type == "Mul" and node.name.endswith("_smooth")]
+    assert len(muls) == n
+    for f in feeds[:8]:
+        np.testing.assert_allclose(_run(smoothed, f), _run(fused_static, f), rtol=1e-4, atol=1e-4)
+    # every smoothed tensor still reaches a residual Add (or the next LayerNorm) unsmoothed
+    readers = {i for node in smoothed.graph.node if node.op_type != "Mul" for i in node.input}
+    assert all(m.input[0] in readers for m in muls)
+    assert "smoothed into the weights (alpha 0.8)" in QuantizeOptions().method()
+    assert "smoothed" not in QuantizeOptions(smooth=None).method()
+    assert "smoothed" not in QuantizeOptions(activations="dynamic").method()
+    with pytest.raises(InputError, match="smooth"):
+        QuantizeOptions(smooth=1.5)
