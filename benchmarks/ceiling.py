@@ -105,22 +105,6 @@ def _nbits(model_dir: str, block: int = 32) -> bytes:
     return m.SerializeToString()
 
 
-def _sdk_batches(lengths: np.ndarray, rows: int = 32, tokens: int = 512, exact: bool = False) -> list[list[int]]:
-    """The SDK's batching at its defaults (``Ranker.load(batch_size=32, max_batch_tokens=512)``):
-    pairs sorted by length, a batch closed when one more row would pass either bound (``exact``:
-    or has another length)."""
-    order = [int(i) for i in np.argsort(lengths, kind="stable")]
-    out: list[list[int]] = []
-    for i in order:
-        cur = out[-1] if out else None
-        fits = cur and len(cur) < rows and max(int(lengths[j]) for j in cur + [i]) * (len(cur) + 1) <= tokens
-        if fits and not (exact and lengths[i] != lengths[cur[0]]):
-            cur.append(i)
-        else:
-            out.append([i])
-    return out
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--package", required=True, help="a cross-encoder package (fused MultiHeadAttention)")
@@ -134,6 +118,7 @@ def main() -> int:
 
     import onnxruntime as ort
     from ranker_sdk import Ranker
+    from ranker_sdk.ranker import batch_rows
     from ranker_sdk.session import session_options
     from ranker_sdk.tokenize import PairEncoder, doc_text
 
@@ -149,14 +134,20 @@ def main() -> int:
         w.query, [doc_text(d, cfg.title_separator) for d in w.docs]
     )
     n = len(w.docs)
-    sdk_batches = _sdk_batches(enc.lengths())
+    # the SDK's batching at its defaults (Ranker.load: batch_size=32, max_batch_tokens=512)
+    sdk_batches = batch_rows(enc.lengths(), batch_size=32, max_batch_tokens=512)
     alone = [[i] for i in range(n)]
     model = (Path(args.package) / "model.onnx").read_bytes()
     variants = [
         ("sdk batches", model, sdk_batches, {}),
         ("one row a call", model, alone, {}),
         ("no mask, one row a call", _without_mask(model), alone, {}),
-        ("no mask, exact-length batches", _without_mask(model), _sdk_batches(enc.lengths(), exact=True), {}),
+        (
+            "no mask, exact-length batches",
+            _without_mask(model),
+            batch_rows(enc.lengths(), batch_size=32, max_batch_tokens=512, exact=True),
+            {},
+        ),
         ("+ GELU approximation", _without_mask(model), alone, {"optimization.enable_gelu_approximation": "1"}),
     ]
     if args.model:

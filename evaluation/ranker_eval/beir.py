@@ -16,7 +16,16 @@ from pathlib import Path
 
 from ranker_sdk.errors import InputError
 
-__all__ = ["Group", "load_groups", "parse_split", "read_corpus", "read_queries", "read_qrels", "read_run"]
+__all__ = [
+    "Group",
+    "load_groups",
+    "parse_source",
+    "parse_split",
+    "read_corpus",
+    "read_queries",
+    "read_qrels",
+    "read_run",
+]
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,21 @@ def parse_split(split: str) -> tuple[str, str | None, bool]:
     if not name or (":" in split and not prefix):
         raise InputError(f"split {split!r}: expected NAME, NAME:QID_PREFIX or NAME:!QID_PREFIX")
     return name, prefix or None, exclude
+
+
+def parse_source(spec: str, default_split: str) -> tuple[str, str] | None:
+    """A ``--data`` value, ``DIR`` or ``DIR=SPLIT``, as ``(dir, split)``; None when one side is empty.
+
+    The last ``=`` separates, so a folder name may hold one. The caller says what was wrong, in
+    its own error class.
+
+    >>> parse_source("data/trec-dl=train:dl21-", "dev"), parse_source("data/wikiqa", "dev"), parse_source("x=", "dev")
+    (('data/trec-dl', 'train:dl21-'), ('data/wikiqa', 'dev'), None)
+    """
+    if "=" not in spec:
+        return (spec, default_split) if spec else None
+    path, _, split = spec.rpartition("=")
+    return (path, split) if path and split else None
 
 
 def _keep(qid: str, prefix: str | None, exclude: bool) -> bool:

@@ -235,6 +235,7 @@ def _register_fusion(subparsers: Any) -> None:
 
 
 def _cmd_fusion(args: argparse.Namespace) -> int:
+    from ranker_eval.beir import parse_source
     from ranker_sdk.errors import InputError
 
     from .fusion import refit_package
@@ -245,10 +246,10 @@ def _cmd_fusion(args: argparse.Namespace) -> int:
         return 2
     sources = []
     for spec in args.data:
-        path, sep, split = spec.rpartition("=") if "=" in spec else (spec, "", "")
-        if not path or (sep and not split):
+        parsed = parse_source(spec, args.split)
+        if parsed is None:
             raise InputError(f"--data {spec!r}: expected DIR or DIR=SPLIT")
-        sources.append((path, split if sep else args.split))
+        sources.append(parsed)
     bars = _Bars()
     try:
         out, fusion = refit_package(

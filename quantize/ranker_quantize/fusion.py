@@ -282,8 +282,7 @@ def refit_package(
             or it has no query with a relevant judged candidate.
         PackageError: the package fails verification.
     """
-    out = check_out_dir(out_dir)  # before minutes of scoring
-    check_fusion_data(sources)
+    out = check_out_dir(out_dir)  # before minutes of scoring (fit_fusion checks the data first)
     ranker = Ranker.load(package, threads=threads)
     pkg = read_package(ranker.source)
     fusion = fit_fusion(ranker, sources, weights=weights, k=k, progress=progress)

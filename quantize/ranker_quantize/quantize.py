@@ -91,8 +91,6 @@ log = logging.getLogger(__name__)
 
 ACTIVATIONS = ("static", "dynamic")
 EMBEDDINGS = ("rows", "tensor", "fp32")
-# The name ending of the Mul nodes smooth_layer_norm_outputs adds.
-_SMOOTH_SUFFIX = "_smooth"
 # The /proc/cpuinfo flags that decide which INT8 kernels onnxruntime uses.
 _INT8_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
 # The graph input whose Gather reads the word table (every exported BERT-family graph has it).
@@ -205,10 +203,10 @@ def quantize_int8(
     )
 
     extra: dict[str, Any] = {"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True}
-    model = _typed(model) if options.static else _copy(model)
-    excluded = activation_matmuls(model)
     if options.static and calibration is None:
         raise InputError("static INT8 needs calibration feeds (pairs from --calibration or generated text)")
+    model = _typed(model) if options.static else _copy(model)
+    excluded = activation_matmuls(model)
     if options.static and options.smooth is not None:
         calibration = list(calibration)  # read twice: for the smoothing, then for the scales
         smooth_layer_norm_outputs(model, calibration, options.smooth)
@@ -216,8 +214,6 @@ def quantize_int8(
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save_model(model, str(src))
         if options.static:
-            if calibration is None:
-                raise InputError("static INT8 needs calibration feeds (pairs from --calibration or generated text)")
 
             class _Reader(CalibrationDataReader):
                 def __init__(self) -> None:
@@ -312,7 +308,7 @@ def smooth_layer_norm_outputs(model: Any, calibration: list[Mapping[str, np.ndar
             inv = f"{x}_smooth_inv"
             model.graph.initializer.append(numpy_helper.from_array((1.0 / s).astype(np.float32), inv))
             smoothed = f"{x}_smoothed"
-            nodes.append(helper.make_node("Mul", [x, inv], [smoothed], name=f"{x}{_SMOOTH_SUFFIX}"))
+            nodes.append(helper.make_node("Mul", [x, inv], [smoothed], name=f"{x}_smooth"))
             # typed like X: the static quantizer skips a MatMul whose input has no type
             typed = next((v for v in model.graph.value_info if v.name == x), None)
             if typed is not None:

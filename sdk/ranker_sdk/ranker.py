@@ -18,7 +18,7 @@ from .package import PackageConfig, read_package, recheck_file
 from .session import ModelSession
 from .tokenize import Doc, PairEncoder, doc_text
 
-__all__ = ["Ranker", "Hit", "default_package_path"]
+__all__ = ["Ranker", "Hit", "default_package_path", "batch_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,31 @@ def default_package_path() -> Path | None:
     root = resources.files("ranker_sdk") / "default"
     path = Path(str(root))
     return path if (path / "manifest.json").is_file() else None
+
+
+def batch_rows(
+    lengths: np.ndarray, *, batch_size: int, max_batch_tokens: int, sort: bool = True, exact: bool = False
+) -> list[np.ndarray]:
+    """Row indices of each model call: at most ``batch_size`` rows and ``max_batch_tokens`` padded tokens.
+
+    ``sort``: rows in order of token length first (so little is padded). ``exact``: only rows of
+    one length share a call (a package whose graph has no padding mask, ``batching == "exact"``:
+    nothing is ever padded).
+    """
+    order = np.argsort(lengths, kind="stable") if sort else np.arange(len(lengths))
+    batches, start = [], 0
+    while start < len(order):
+        end, width = start, 0
+        while end < len(order) and end - start < batch_size:
+            w = max(width, int(lengths[order[end]]))
+            if end > start and (
+                w * (end - start + 1) > max_batch_tokens or (exact and int(lengths[order[end]]) != width)
+            ):
+                break
+            width, end = w, end + 1
+        batches.append(order[start:end])
+        start = end
+    return batches
 
 
 class Ranker:
@@ -245,26 +270,14 @@ class Ranker:
         return scores
 
     def _batches(self, lengths: np.ndarray) -> list[np.ndarray]:
-        """Row indices of each model call: at most batch_size rows and max_batch_tokens padded tokens.
-
-        A package without a padding mask in its graph (``config.batching == "exact"``) gets
-        calls of one row length only: nothing is ever padded.
-        """
-        order = np.argsort(lengths, kind="stable") if self._sort else np.arange(len(lengths))
-        exact = self._config.batching == "exact"
-        batches, start = [], 0
-        while start < len(order):
-            end, width = start, 0
-            while end < len(order) and end - start < self._batch_size:
-                w = max(width, int(lengths[order[end]]))
-                if end > start and (
-                    w * (end - start + 1) > self._max_batch_tokens or (exact and int(lengths[order[end]]) != width)
-                ):
-                    break
-                width, end = w, end + 1
-            batches.append(order[start:end])
-            start = end
-        return batches
+        """Row indices of each model call (:func:`batch_rows` with this ranker's settings)."""
+        return batch_rows(
+            lengths,
+            batch_size=self._batch_size,
+            max_batch_tokens=self._max_batch_tokens,
+            sort=self._sort,
+            exact=self._config.batching == "exact",
+        )
 
     def rank(
         self, query: str, docs: Sequence[Doc], top_k: int | None = None, first_stage: Sequence[float] | None = None

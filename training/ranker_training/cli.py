@@ -36,15 +36,17 @@ def _setup_logging() -> None:
 def _sources(args):
     if not getattr(args, "data", None):
         return None
+    from ranker_eval.beir import parse_source
+
     from .config import DataSource
     from .errors import ConfigError
 
     out = []
     for p in args.data:  # DIR, or DIR=SPLIT to give this folder its own split
-        path, sep, split = p.rpartition("=") if "=" in p else (p, "", "")
-        if not path or (sep and not split):
+        parsed = parse_source(p, args.split)
+        if parsed is None:
             raise ConfigError(f"--data {p!r}: expected DIR or DIR=SPLIT (a BEIR folder or a click-log .jsonl)")
-        out.append(DataSource(path=path, split=split if sep else args.split))
+        out.append(DataSource(path=parsed[0], split=parsed[1]))
     return tuple(out)
 
 
