@@ -61,21 +61,25 @@ def _save_lm(out: Path, config, tokenizer) -> Path:
     return out
 
 
+def _tiny_causal(tokenizer) -> dict:
+    """The size of every tiny causal LM here: 2 layers, 32 wide, grouped-query attention."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+
+
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory, causal_tokenizer) -> Path:
     from transformers import LlamaConfig
 
-    cfg = LlamaConfig(
-        vocab_size=len(causal_tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=causal_tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
+    cfg = LlamaConfig(**_tiny_causal(causal_tokenizer), tie_word_embeddings=False)
     return _save_lm(tmp_path_factory.mktemp("tiny_llama"), cfg, causal_tokenizer)
 
 
@@ -83,17 +87,7 @@ def tiny_llama_dir(tmp_path_factory, causal_tokenizer) -> Path:
 def tiny_qwen2_dir(tmp_path_factory, causal_tokenizer) -> Path:
     from transformers import Qwen2Config
 
-    cfg = Qwen2Config(
-        vocab_size=len(causal_tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=causal_tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
+    cfg = Qwen2Config(**_tiny_causal(causal_tokenizer), tie_word_embeddings=True)
     return _save_lm(tmp_path_factory.mktemp("tiny_qwen2"), cfg, causal_tokenizer)
 
 
