@@ -12,7 +12,7 @@ Measures (mean over queries is the caller's; :func:`per_query` gives one value p
   ``nDCG(cutoff=k, gains={g: 2**g - 1})`` (trec_eval's ``ndcg_cut`` with mapped gains).
 - ``ap`` (average precision) and ``rr`` (reciprocal rank), relevance = ``grade >= 1``:
   ir-measures ``AP`` and ``RR``. 0.0 when no candidate is relevant.
-- :func:`trec_ndcg`: nDCG@k exactly as trec_eval reports it for TREC runs (gain = grade, unjudged
+- :func:`trec_measures` (and :func:`trec_ndcg`): nDCG@k and RR@k exactly as trec_eval reports them (gain = grade, unjudged
   documents not relevant, trec_eval's own tie order): the figure TREC DL papers report.
 - :func:`pnr_pairs`: the positive-negative ratio's counts, ours (no library has it): concordant
   and discordant pairs among label-distinct candidates.
@@ -46,6 +46,7 @@ __all__ = [
     "ndcg_at_k",
     "average_precision",
     "reciprocal_rank",
+    "trec_measures",
     "trec_ndcg",
     "pnr_pairs",
     "spearman",
@@ -126,25 +127,38 @@ def reciprocal_rank(scores, labels) -> float:
     return float(per_query([(scores, labels)])["rr"][0])
 
 
-def trec_ndcg(qrels: Sequence[tuple[str, str, int]], run: Sequence[tuple[str, str, float]], k: int = 10) -> float:
-    """Mean nDCG@k of ``run`` as trec_eval's ``ndcg_cut`` computes it (ir-measures ``nDCG@k``),
-    over the queries of ``run`` that have a relevant judged document (the caller passes only those).
+def trec_measures(
+    qrels: Sequence[tuple[str, str, int]], run: Sequence[tuple[str, str, float]], k: int = 10
+) -> dict[str, float]:
+    """nDCG@k and RR@k of ``run`` as trec_eval computes them (ir-measures ``nDCG@k``, ``RR@k``),
+    means over the queries of ``run`` that have a relevant judged document (the caller passes only those).
 
     Gain is the grade (not ``2**grade - 1``), unjudged documents count as not relevant, the ideal
     ranking holds every judged document of the query, and score ties are broken as trec_eval
-    breaks them (by document id, descending).
+    breaks them (by document id, descending). RR@k is 1 / rank of the first relevant document
+    in the top k (0 when none is there): the measure for a collection with one judged answer a
+    question (squad), where measures over judged candidates only are trivially 1.
+
+    >>> trec_measures([("q", "a", 2), ("q", "b", 0)], [("q", "a", 0.1), ("q", "b", 0.9), ("q", "c", 0.5)])
+    {'ndcg': 0.5, 'rr': 0.3333333333333333}
+    """
+    if not run:
+        return {"ndcg": 0.0, "rr": 0.0}
+    ir = _ir_measures()
+    ndcg, rr = ir.nDCG @ k, ir.RR @ k
+    res = ir.calc_aggregate(
+        [ndcg, rr], [ir.Qrel(q, d, r) for q, d, r in qrels], [ir.ScoredDoc(q, d, s) for q, d, s in run]
+    )
+    return {"ndcg": float(res[ndcg]), "rr": float(res[rr])}
+
+
+def trec_ndcg(qrels: Sequence[tuple[str, str, int]], run: Sequence[tuple[str, str, float]], k: int = 10) -> float:
+    """Mean nDCG@k of ``run`` as trec_eval computes it (:func:`trec_measures`).
 
     >>> trec_ndcg([("q", "a", 2), ("q", "b", 0)], [("q", "a", 0.1), ("q", "b", 0.9), ("q", "c", 0.5)])
     0.5
     """
-    if not run:
-        return 0.0
-    ir = _ir_measures()
-    measure = ir.nDCG @ k
-    res = ir.calc_aggregate(
-        [measure], [ir.Qrel(q, d, r) for q, d, r in qrels], [ir.ScoredDoc(q, d, s) for q, d, s in run]
-    )
-    return float(res[measure])
+    return trec_measures(qrels, run, k)["ndcg"]
 
 
 def pnr_pairs(scores, labels) -> tuple[int, int]:

@@ -133,8 +133,17 @@ def score_queries(
     return out
 
 
-def _judged(scores: np.ndarray, labels: Sequence[int | None]) -> tuple[np.ndarray, np.ndarray] | None:
-    """The judged candidates' (scores, grades); None when none of them is relevant (no defined nDCG)."""
+def _judged(
+    scores: np.ndarray, labels: Sequence[int | None], unjudged: str = "skip"
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The judged candidates' (scores, grades); None when none of them is relevant (no defined nDCG).
+
+    ``unjudged="irrelevant"`` keeps every candidate and counts an unjudged one as grade 0 (as
+    trec_eval does): the only measure that means anything on a pool with one judged answer a
+    query (squad), where the judged candidates alone always rank perfectly.
+    """
+    if unjudged == "irrelevant":
+        labels = [0 if y is None else y for y in labels]
     keep = [i for i, y in enumerate(labels) if y is not None]
     y = np.array([labels[i] for i in keep], dtype=np.int64)
     if not (y > 0).any():
@@ -142,45 +151,79 @@ def _judged(scores: np.ndarray, labels: Sequence[int | None]) -> tuple[np.ndarra
     return np.asarray(scores, dtype=np.float64)[keep], y
 
 
-def _mean_ndcg(queries: Sequence[FusionQuery], scores: Callable[[FusionQuery], np.ndarray], k: int) -> float:
+def _mean_ndcg(
+    queries: Sequence[FusionQuery], scores: Callable[[FusionQuery], np.ndarray], k: int, unjudged: str = "skip"
+) -> float:
     """Mean nDCG@k of ``scores(q)`` over ``queries`` (each with a relevant judged candidate)."""
-    values = per_query([_judged(scores(q), q.labels) for q in queries], k)[f"ndcg@{k}"]
+    values = per_query([_judged(scores(q), q.labels, unjudged) for q in queries], k)[f"ndcg@{k}"]
     return float(np.mean(values)) if len(values) else 0.0
 
 
-def fit_weight(
-    queries: Sequence[FusionQuery], weights: Sequence[float] = DEFAULT_WEIGHTS, k: int = 10
-) -> tuple[float, dict[float, float]]:
-    """The grid weight with the best mean nDCG@k of the fused scores (smallest on a tie).
+OBJECTIVES = ("pooled", "maxmin")
 
-    Returns ``(weight, {weight: mean nDCG@k})``. Queries without a relevant judged candidate
-    are left out of every mean.
+
+def _gains(
+    queries: Sequence[FusionQuery], rule: Fusion, k: int, unjudged: str, base: Mapping[str, float]
+) -> dict[str, float]:
+    """Per source: mean nDCG@k of the fused scores minus ``base`` (the first stage's own, per source)."""
+    out = {}
+    for name in base:
+        mine = [q for q in queries if q.source == name]
+        out[name] = _mean_ndcg(mine, lambda q: fuse(q.model, q.first_stage, rule), k, unjudged) - base[name]
+    return out
+
+
+def fit_weight(
+    queries: Sequence[FusionQuery],
+    weights: Sequence[float] = DEFAULT_WEIGHTS,
+    k: int = 10,
+    *,
+    objective: str = "pooled",
+    unjudged: str = "skip",
+) -> tuple[float, dict[float, float]]:
+    """The grid weight with the best objective (smallest on a tie).
+
+    ``objective="pooled"``: mean nDCG@k of the fused scores over all queries. ``"maxmin"``: the
+    worst source's gain over its own first stage, ``min_s (nDCG_s(fused) - nDCG_s(first stage))``,
+    so one weight is judged on the collection it serves worst; a positive optimum means fused is
+    at or above the first stage everywhere. Returns ``(weight, {weight: objective})``. Queries
+    without a relevant judged candidate are left out of every mean.
 
     Raises:
-        InputError: an empty or non-finite grid, or no query with a relevant judged candidate.
+        InputError: an empty or non-finite grid, an unknown objective, or no query with a relevant
+            judged candidate.
     """
     grid = [float(w) for w in weights]
     if not grid or not all(np.isfinite(grid)):
         raise InputError(f"the fusion weight grid must be non-empty and finite, got {list(weights)!r}")
-    usable = [q for q in queries if _judged(q.model, q.labels) is not None]
+    if objective not in OBJECTIVES or unjudged not in ("skip", "irrelevant"):
+        raise InputError(f"fusion objective must be one of {OBJECTIVES} and unjudged 'skip' or 'irrelevant'")
+    usable = [q for q in queries if _judged(q.model, q.labels, unjudged) is not None]
     if not usable:
         raise InputError("no query with a relevant judged candidate: the fusion weight cannot be fitted")
+    base = {
+        name: _mean_ndcg([q for q in usable if q.source == name], lambda q: q.first_stage, k, unjudged)
+        for name in dict.fromkeys(q.source for q in usable)
+    }
     table: dict[float, float] = {}
     for w in grid:
         rule = Fusion(KIND, w)
-        table[w] = _mean_ndcg(usable, lambda q: fuse(q.model, q.first_stage, rule), k)
+        if objective == "maxmin":
+            table[w] = min(_gains(usable, rule, k, unjudged, base).values())
+        else:
+            table[w] = _mean_ndcg(usable, lambda q: fuse(q.model, q.first_stage, rule), k, unjudged)
     best = max(table.values())
     return min(w for w, v in table.items() if v >= best - 1e-12), table
 
 
-def _figures(queries: Sequence[FusionQuery], weight: float, k: int) -> dict[str, Any]:
+def _figures(queries: Sequence[FusionQuery], weight: float, k: int, unjudged: str = "skip") -> dict[str, Any]:
     """Mean nDCG@k of the model alone, the first stage alone and the fused scores."""
     rule = Fusion(KIND, weight)
-    usable = [q for q in queries if _judged(q.model, q.labels) is not None]
+    usable = [q for q in queries if _judged(q.model, q.labels, unjudged) is not None]
     means = {
-        "model": _mean_ndcg(usable, lambda q: q.model, k),
-        "first_stage": _mean_ndcg(usable, lambda q: q.first_stage, k),
-        "fused": _mean_ndcg(usable, lambda q: fuse(q.model, q.first_stage, rule), k),
+        "model": _mean_ndcg(usable, lambda q: q.model, k, unjudged),
+        "first_stage": _mean_ndcg(usable, lambda q: q.first_stage, k, unjudged),
+        "fused": _mean_ndcg(usable, lambda q: fuse(q.model, q.first_stage, rule), k, unjudged),
     }
     return {"queries": len(usable), **{name: round(v, 4) for name, v in means.items()}}
 
@@ -193,6 +236,8 @@ def fit_fusion(
     k: int = 10,
     threads: int | None = None,
     progress: Progress | None = None,
+    objective: str = "pooled",
+    unjudged: str = "skip",
 ) -> dict[str, Any]:
     """Fit the fusion rule of ``package`` (a path or a loaded Ranker) on ``sources``.
 
@@ -203,6 +248,8 @@ def fit_fusion(
         k: the nDCG cut-off maximised.
         threads: onnxruntime threads when ``package`` is a path.
         progress: ``progress(done, total)`` after each scored query.
+        objective, unjudged: see :func:`fit_weight`. With ``"maxmin"`` the record says whether
+            fused beats or ties the first stage on every source (``never_below_first_stage``).
 
     Returns:
         The ``fusion`` object for ``ranker.json``: ``kind``, ``weight``, ``metric``,
@@ -213,20 +260,24 @@ def fit_fusion(
     """
     ranker = package if isinstance(package, Ranker) else Ranker.load(package, threads=threads)
     queries = score_queries(ranker, sources, progress)
-    weight, table = fit_weight(queries, weights, k)
+    weight, table = fit_weight(queries, weights, k, objective=objective, unjudged=unjudged)
     names = list(dict.fromkeys(q.source for q in queries))
     grid = sorted(table)
+    per_source = [{"data": n, **_figures([q for q in queries if q.source == n], weight, k, unjudged)} for n in names]
     fusion = {
         "kind": KIND,
         "weight": weight,
-        "metric": f"ndcg@{k}",
+        "metric": f"ndcg@{k}" + ("" if unjudged == "skip" else ", unjudged = not relevant"),
         "first_stage": "-rank in candidates.run",
         "fitted_on": names,
         "grid": {"min": grid[0], "max": grid[-1], "points": len(grid)},
         "curve": [[w, round(table[w], 4)] for w in grid],
-        "dev": _figures(queries, weight, k),
-        "sources": [{"data": n, **_figures([q for q in queries if q.source == n], weight, k)} for n in names],
+        "dev": _figures(queries, weight, k, unjudged),
+        "sources": per_source,
     }
+    if objective != "pooled":  # a pooled fit's record stays as it always was
+        fusion["objective"] = objective
+        fusion["never_below_first_stage"] = all(s["fused"] >= s["first_stage"] for s in per_source)
     log.info("fusion weight %.2f on %s: %s", weight, names, fusion["dev"])
     return fusion
 

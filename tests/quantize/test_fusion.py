@@ -60,6 +60,60 @@ def test_fit_weight_ignores_unjudged_and_unanswerable_queries():
     assert fit_weight(good + noise) == fit_weight(good)
 
 
+def _relabel(queries: list[FusionQuery], source: str) -> list[FusionQuery]:
+    return [FusionQuery(source, q.model, q.first_stage, q.labels) for q in queries]
+
+
+def test_maxmin_judges_a_weight_on_its_worst_source():
+    # a source where the first stage is right (it needs a large weight) and one where the model is
+    # right: the pooled optimum, pulled by the larger source, loses to the first stage on the small
+    # one; the max-min weight does not
+    strong_first = _relabel(synthetic_queries(100.0, n_queries=30, seed=2), "strong-first")
+    model_wins = _relabel(synthetic_queries(0.3, n_queries=150, seed=3), "model-wins")
+    queries = strong_first + model_wins
+    grid = (0.0, 0.2, 0.4, 0.8, 1.5, 3.0, 10.0, 100.0)
+    pooled, _ = fit_weight(queries, grid)
+    maxmin, table = fit_weight(queries, grid, objective="maxmin")
+    rule_gain = lambda w: min(  # noqa: E731
+        np.mean([fq for fq in _gain_per_query(queries, w, src)]) for src in ("strong-first", "model-wins")
+    )
+    assert rule_gain(pooled) < 0 <= rule_gain(maxmin)
+    assert table[maxmin] == max(table.values()) >= 0
+
+
+def _gain_per_query(queries, weight, source):
+    from ranker_eval.metrics import ndcg_at_k
+    from ranker_sdk.fusion import Fusion, fuse
+
+    out = []
+    for q in queries:
+        if q.source == source:
+            keep = [i for i, y in enumerate(q.labels) if y is not None]
+            y = np.array([q.labels[i] for i in keep])
+            fused = fuse(q.model, q.first_stage, Fusion("zscore-linear", weight))[keep]
+            out.append(ndcg_at_k(fused, y) - ndcg_at_k(q.first_stage[keep], y))
+    return out
+
+
+def test_unjudged_as_irrelevant_is_what_a_one_answer_pool_needs():
+    # one judged (relevant) candidate a query, as in squad: over judged candidates alone every
+    # order is perfect, so no weight can be preferred; counting unjudged ones as not relevant
+    # recovers the first stage that put the answer first
+    rng = np.random.default_rng(0)
+    queries = []
+    for _ in range(50):
+        first = -np.arange(10, dtype=np.float64)
+        labels = (1,) + (None,) * 9
+        queries.append(FusionQuery("one-answer", rng.normal(size=10).astype(np.float32), first, labels))
+    grid = (0.0, 0.5, 2.0, 10.0)
+    _, skip_table = fit_weight(queries, grid)
+    assert len(set(skip_table.values())) == 1
+    weight, table = fit_weight(queries, grid, unjudged="irrelevant")
+    assert weight > 1.0 and table[weight] > table[0.0]
+    with pytest.raises(InputError, match="objective"):
+        fit_weight(queries, objective="best")
+
+
 def test_fit_weight_refuses_what_it_cannot_fit():
     with pytest.raises(InputError, match="no query with a relevant"):
         fit_weight([FusionQuery("x", np.zeros(3, np.float32), np.zeros(3), (0, 0, None))])

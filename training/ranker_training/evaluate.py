@@ -8,6 +8,8 @@ the metrics (the judged list is re-ranked). The measures are :mod:`ranker_eval.m
 - ``ndcg@k_trec``: nDCG@k as trec_eval computes it (``ndcg_cut``, by ir-measures): gain = grade,
   every candidate ranked, an unjudged one counting as not relevant, the ideal order from all
   judged candidates. This is the figure TREC DL papers report;
+- ``mrr@k_trec``: RR@k the same way (unjudged = not relevant), the measure of squad, whose
+  questions each have one judged paragraph;
 - ``map``, ``mrr``: relevance = ``grade > 0``, mean over queries;
 - ``pnr``: positive-negative ratio, concordant / discordant label-distinct pairs summed over all
   queries (score ties count as discordant).
@@ -87,10 +89,12 @@ def evaluate_groups(groups: Sequence[Group], scores: Sequence[np.ndarray], k: in
         trec_qrels += [(g.qid, g.doc_ids[i], int(g.labels[i])) for i in keep]
         trec_run += [(g.qid, d, float(v)) for d, v in zip(g.doc_ids, np.asarray(s, dtype=np.float64))]
     per = metrics.per_query(runs, k)
+    trec = metrics.trec_measures(trec_qrels, trec_run, k)
     mean = lambda v: float(np.mean(v)) if len(v) else 0.0  # noqa: E731
     out = {
         f"ndcg@{k}": mean(per[f"ndcg@{k}"]),
-        f"ndcg@{k}_trec": metrics.trec_ndcg(trec_qrels, trec_run, k),
+        f"ndcg@{k}_trec": trec["ndcg"],
+        f"mrr@{k}_trec": trec["rr"],
         "map": mean(per["ap"]),
         "mrr": mean(per["rr"]),
         "pnr": conc / disc if disc else float("inf") if conc else 0.0,

@@ -118,14 +118,19 @@ def combine_targets(
     grade_fallback: bool = True,
     run_dirs: Sequence[str | Path] = (),
     calibration: str = "moments",
+    fit_weights: bool = False,
 ) -> tuple[dict[tuple[str, str], float], dict]:
     """Teacher targets for ``sourced`` (``(group, DataSource, raw qid)`` from ``data.load_sourced``).
 
     ``runs``: run name -> weight; ``llm``: ``(qid, docid) -> score`` of an LLM teacher or None;
     ``run_dirs``: more folders holding ``<source folder name>/<name>.run`` (runs made for this
-    training, e.g. :mod:`ranker_training.biencoder`), looked at before the source's own ``runs/``.
+    training, e.g. :mod:`ranker_training.signals`), looked at before the source's own
+    ``runs/<name>.run`` and then ``<name>.run`` (so ``candidates`` is the first stage's order).
     ``calibration``: ``"moments"`` (per source, see :func:`_moment_fit`) or ``"least_squares"``
     (one line over every covered judged pair).
+    ``fit_weights``: the signals' weights are fitted per source on its judged pairs
+    (:func:`_fit_weights`) instead of taken from ``runs``; a weight of 0 in ``runs`` still
+    leaves a signal out.
     ``grade_fallback=False`` leaves the queries no signal covers without a target (to evaluate
     the teacher's own view, without the labels).
     Returns ``(qid, docid) -> target`` and a report (weights, fit, coverage) for provenance.
@@ -134,29 +139,18 @@ def combine_targets(
         raise ConfigError(f"label_mix must be in [0, 1], got {label_mix}")
     if any(w < 0 for w in runs.values()) or llm_weight < 0:
         raise ConfigError("run and LLM weights must be >= 0")
-    loaded: dict[tuple[str, str], dict] = {}  # (source path, run name) -> run scores
+    zs = _signal_z(sourced, runs, llm, llm_weight, run_dirs)
+    priors = {**runs, **({"llm": llm_weight} if llm is not None else {})}
+    weights = _fit_weights(sourced, zs, priors) if fit_weights else {}
     combined: dict[int, np.ndarray] = {}
     used: dict[str, int] = {}
-    for gi, (g, src, raw_qid) in enumerate(sourced):
-        parts, weights = [], []
-        for name, w in runs.items():
-            key = (src.path, name)
-            if key not in loaded:
-                places = [Path(d) / Path(src.path).name / f"{name}.run" for d in run_dirs]
-                places.append(Path(src.path) / "runs" / f"{name}.run")
-                f = next((p for p in places if p.is_file()), None)
-                loaded[key] = read_run_scores(f) if isinstance(src, DataSource) and f is not None else {}
-            sc = loaded[key].get(raw_qid)
-            if sc and w > 0:
-                parts.append(_run_z(sc, g.doc_ids))
-                weights.append(w)
-                used[name] = used.get(name, 0) + 1
-        if llm is not None and llm_weight > 0 and all((g.qid, d) in llm for d in g.doc_ids):
-            parts.append(_z(np.array([llm[(g.qid, d)] for d in g.doc_ids], dtype=np.float64)))
-            weights.append(llm_weight)
-            used["llm"] = used.get("llm", 0) + 1
-        if parts:
-            combined[gi] = np.average(np.stack(parts), axis=0, weights=weights)
+    for gi, z in zs.items():
+        w = weights.get(sourced[gi][1].path, priors)
+        names = [n for n in z if w.get(n, 0.0) > 0]
+        for n in names:
+            used[n] = used.get(n, 0) + 1
+        if names:
+            combined[gi] = np.average(np.stack([z[n] for n in names]), axis=0, weights=[w[n] for n in names])
     if calibration not in ("moments", "least_squares"):
         raise ConfigError(f"calibration must be 'moments' or 'least_squares', got {calibration!r}")
     fits: dict[str, tuple[float, float, int]] = {}  # source path -> (slope, intercept, judged pairs)
@@ -192,7 +186,62 @@ def combine_targets(
         "queries": len(sourced),
         "queries_covered": len(combined),
         "queries_per_signal": used,
+        **({"fitted_weights": {Path(p).name: w for p, w in weights.items()}} if fit_weights else {}),
         "pairs": len(targets),
     }
     log.info("external teacher: %s", json.dumps(report))
     return targets, report
+
+
+def _signal_z(sourced, runs, llm, llm_weight, run_dirs) -> dict[int, dict[str, np.ndarray]]:
+    """Per group index: ``{signal: z-scores over its candidates}`` for every signal covering it."""
+    loaded: dict[tuple[str, str], dict] = {}  # (source path, run name) -> run scores
+    out: dict[int, dict[str, np.ndarray]] = {}
+    for gi, (g, src, raw_qid) in enumerate(sourced):
+        z = {}
+        for name, w in runs.items():
+            key = (src.path, name)
+            if key not in loaded:
+                places = [Path(d) / Path(src.path).name / f"{name}.run" for d in run_dirs]
+                places += [Path(src.path) / "runs" / f"{name}.run", Path(src.path) / f"{name}.run"]
+                f = next((p for p in places if p.is_file()), None)
+                loaded[key] = read_run_scores(f) if isinstance(src, DataSource) and f is not None else {}
+            sc = loaded[key].get(raw_qid)
+            if sc and w > 0:
+                z[name] = _run_z(sc, g.doc_ids)
+        if llm is not None and llm_weight > 0 and all((g.qid, d) in llm for d in g.doc_ids):
+            z["llm"] = _z(np.array([llm[(g.qid, d)] for d in g.doc_ids], dtype=np.float64))
+        if z:
+            out[gi] = z
+    return out
+
+
+def _fit_weights(sourced, zs, priors: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Per source path: non-negative signal weights fitted on its judged pairs, summing to 1.
+
+    Non-negative least squares of the grade on the signals' z-scores (both centred over the
+    source's judged pairs that every one of its signals covers). Only labels are used, so a
+    fit on the training split never sees dev. A source with fewer than 10 such pairs, or whose
+    fit is all zeros, keeps the prior weights of ``runs``.
+    """
+    from scipy.optimize import nnls
+
+    out = {}
+    for path in dict.fromkeys(src.path for _, src, _ in sourced):
+        groups = [gi for gi in zs if sourced[gi][1].path == path]
+        names = sorted({n for gi in groups for n in zs[gi] if priors.get(n, 0) > 0})
+        rows, ys = [], []
+        for gi in groups:
+            if all(n in zs[gi] for n in names):
+                for j, y in enumerate(sourced[gi][0].labels):
+                    if y is not None:
+                        rows.append([zs[gi][n][j] for n in names])
+                        ys.append(float(y))
+        x, y = np.array(rows), np.array(ys)
+        if len(y) < 10 or not names:
+            continue
+        w, _ = nnls(x - x.mean(0), y - y.mean())
+        if w.sum() > 0:
+            out[path] = {n: round(float(v / w.sum()), 4) for n, v in zip(names, w)}
+            log.info("external teacher: weights fitted on %d judged pairs of %s: %s", len(y), path, out[path])
+    return out

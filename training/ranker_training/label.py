@@ -135,12 +135,16 @@ def label(cfg: LabelConfig, *, progress=None, device: str | None = None) -> Path
             "label: combining runs needs every shard's LLM scores; label the shards, then run "
             "again with num_shards 1 in one process to combine"
         )
-    run_dirs = []
+    run_dirs = [Path(cfg.signal_dir or out.parent / "runs")]
     if cfg.bi_encoder:
         from .biencoder import write_runs
 
-        run_dirs.append(out.parent / "runs")
         write_runs(cfg.bi_encoder, cfg.data, run_dirs[0], max_queries=cfg.max_queries)
+    if cfg.signals:
+        from .signals import write_signal_runs
+
+        for name in cfg.signals:
+            write_signal_runs(name, cfg.data, run_dirs[0], max_queries=cfg.max_queries, progress=progress)
     sourced = load_sourced(cfg.data, max_queries=cfg.max_queries)
     llm = read_scores(llm_path) if llm_path is not None else None
     targets, report = combine_targets(
@@ -152,6 +156,7 @@ def label(cfg: LabelConfig, *, progress=None, device: str | None = None) -> Path
         grade_fallback=cfg.grade_fallback,
         run_dirs=run_dirs,
         calibration=cfg.calibration,
+        fit_weights=cfg.fit_weights,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
