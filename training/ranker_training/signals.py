@@ -69,7 +69,7 @@ def splade_dir() -> Path:
     return path
 
 
-def _splade(threads: int, path: str | Path | None = None, max_length: int = 256) -> Encoder:
+def _splade(threads: int, path: str | Path | None = None, max_length: int = 256, top_terms: int = 256) -> Encoder:
     import torch
     from scipy import sparse
     from transformers import AutoModelForMaskedLM, AutoTokenizer
@@ -85,8 +85,12 @@ def _splade(threads: int, path: str | Path | None = None, max_length: int = 256)
         for s in range(0, len(texts), 32):
             b = tok(list(texts[s : s + 32]), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
             logits = model(**b).logits
-            w = torch.log1p(torch.relu(logits)) * b["attention_mask"].unsqueeze(-1)
-            rows.append(sparse.csr_matrix(w.amax(dim=1).numpy()))
+            w = (torch.log1p(torch.relu(logits)) * b["attention_mask"].unsqueeze(-1)).amax(dim=1)
+            # the top terms carry the score; keeping all 30,522 weights of a passage would make
+            # the cache of a large collection tens of GB
+            top = torch.topk(w, min(top_terms, w.shape[1]), dim=1)
+            dense = torch.zeros_like(w).scatter_(1, top.indices, top.values)
+            rows.append(sparse.csr_matrix(dense.numpy()))
         return sparse.vstack(rows).tocsr() if rows else sparse.csr_matrix((0, model.config.vocab_size))
 
     return encode
@@ -139,18 +143,16 @@ class EmbeddingCache:
 
     A folder of chunks, each ``NNNNN.ids`` (one passage id a line) written after its matrix
     (``NNNNN.npy`` for dense signals, ``NNNNN.npz`` for sparse ones, saved without pickle). A
-    chunk whose ``.ids`` is missing was cut short and is ignored.
+    chunk whose ``.ids`` is missing was cut short and is ignored. Rows are gathered from the
+    chunks as they are (no growing copy of the whole cache).
     """
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.index: dict[str, int] = {}
+        self.index: dict[str, tuple[int, int]] = {}  # passage id -> (chunk, row)
         self.parts: list = []
         for ids_file in sorted(folder.glob("*.ids")) if folder.is_dir() else []:
-            ids = ids_file.read_text(encoding="utf-8").split("\n")[:-1]
-            self.parts.append(self._load(ids_file.with_suffix("")))
-            self.index.update({d: len(self.index) + i for i, d in enumerate(ids)})
-        self.matrix = self._stack()
+            self._remember(ids_file.read_text(encoding="utf-8").split("\n")[:-1], self._load(ids_file.with_suffix("")))
 
     @staticmethod
     def _load(stem: Path):
@@ -160,14 +162,9 @@ class EmbeddingCache:
             return sparse.load_npz(stem.with_suffix(".npz")).tocsr()
         return np.load(stem.with_suffix(".npy"), allow_pickle=False)
 
-    def _stack(self):
-        from scipy import sparse
-
-        if not self.parts:
-            return None
-        if sparse.issparse(self.parts[0]):
-            return sparse.vstack(self.parts).tocsr()
-        return np.concatenate(self.parts)
+    def _remember(self, ids: Sequence[str], matrix) -> None:
+        self.index.update({d: (len(self.parts), i) for i, d in enumerate(ids)})
+        self.parts.append(matrix)
 
     def add(self, ids: Sequence[str], matrix) -> None:
         from scipy import sparse
@@ -175,16 +172,25 @@ class EmbeddingCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         stem = self.folder / f"{len(self.parts):05d}"
         if sparse.issparse(matrix):
-            sparse.save_npz(stem.with_suffix(".npz"), matrix.tocsr(), compressed=False)
+            matrix = matrix.tocsr()
+            sparse.save_npz(stem.with_suffix(".npz"), matrix, compressed=False)
         else:
-            np.save(stem.with_suffix(".npy"), np.asarray(matrix, dtype=np.float32), allow_pickle=False)
+            matrix = np.asarray(matrix, dtype=np.float32)
+            np.save(stem.with_suffix(".npy"), matrix, allow_pickle=False)
         stem.with_suffix(".ids").write_text("".join(f"{d}\n" for d in ids), encoding="utf-8")
-        self.index.update({d: len(self.index) + i for i, d in enumerate(ids)})
-        self.parts.append(matrix)
-        self.matrix = self._stack()
+        self._remember(ids, matrix)
 
-    def rows(self, ids: Sequence[str]):
-        return self.matrix[[self.index[d] for d in ids]]
+    def scores(self, ids: Sequence[str], query) -> np.ndarray:
+        """Dot products of the cached passages ``ids`` with one encoded query (a dense vector)."""
+        out = np.empty(len(ids), dtype=np.float64)
+        by_part: dict[int, list[tuple[int, int]]] = {}
+        for j, d in enumerate(ids):
+            part, row = self.index[d]
+            by_part.setdefault(part, []).append((j, row))
+        for part, items in by_part.items():
+            rows = self.parts[part][[r for _, r in items]]
+            out[[j for j, _ in items]] = np.asarray(rows @ query).ravel()
+        return out
 
 
 def _score_chunk(encode: Encoder, chunk, cache: EmbeddingCache, texts: dict[str, str], name: str) -> list[str]:
@@ -198,7 +204,7 @@ def _score_chunk(encode: Encoder, chunk, cache: EmbeddingCache, texts: dict[str,
     lines = []
     for i, (g, qid) in enumerate(chunk):
         q = queries[i]
-        s = np.asarray(cache.rows(g.doc_ids) @ (q.toarray().ravel() if sparse.issparse(q) else q)).ravel()
+        s = cache.scores(g.doc_ids, q.toarray().ravel() if sparse.issparse(q) else q)
         lines += [f"{qid} Q0 {d} {r} {float(v):.6f} {name}\n" for r, (d, v) in enumerate(zip(g.doc_ids, s), 1)]
     return lines
 
