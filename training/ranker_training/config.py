@@ -74,6 +74,9 @@ class DataSource:
     # how often a query of this source is visited per epoch relative to a weight of 1 (a source
     # with few queries but long candidate lists, like trec-dl, earns a weight above 1)
     weight: float = 1.0
+    # at most this many queries of this source (after with_positive), the first by qid: a fixed
+    # subset of a large dev split (squad) that a CPU can score for every model
+    max_queries: int | None = None
 
 
 def _in_range(cfg: Any, name: str, low: float, high: float | None = None, *, strict: bool = False) -> None:
@@ -218,6 +221,9 @@ class LabelConfig:
     signals: tuple[str, ...] = ()
     signal_dir: str = ""
     fit_weights: bool = False  # fit the run weights per source on its judged pairs (external._fit_weights)
+    # source folder name -> run weights, used instead of ``runs`` for that source (the weights a
+    # fit on the training split chose, applied to dev without looking at dev's labels)
+    source_runs: dict[str, dict[str, float]] = field(default_factory=dict)
     batch_size: int = 32
     bf16: bool = False
     shard: int = 0

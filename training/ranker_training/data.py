@@ -118,7 +118,8 @@ def load_sourced(
     out: list[tuple[Group, DataSource, str]] = []
     for src in sources:
         p = Path(src.path)
-        cap = None if src.with_positive else max_queries  # filter first, then take max_queries
+        n = min((m for m in (max_queries, src.max_queries) if m is not None), default=None)
+        cap = None if src.with_positive else n  # filter first, then take n
         if p.is_file() and p.suffix == ".jsonl":
             groups = load_clicklog(p, max_queries=cap)
         elif p.is_dir():
@@ -126,7 +127,7 @@ def load_sourced(
         else:
             raise ConfigError(f"data source {src.path!r} is neither a BEIR folder nor a click-log .jsonl file")
         if src.with_positive:
-            groups = [g for g in groups if any(y is not None and y > 0 for y in g.labels)][:max_queries]
+            groups = [g for g in groups if any(y is not None and y > 0 for y in g.labels)][:n]
         raw = [g.qid for g in groups]
         if len(sources) > 1:
             name = p.stem if p.is_file() else p.name

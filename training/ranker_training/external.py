@@ -119,6 +119,7 @@ def combine_targets(
     run_dirs: Sequence[str | Path] = (),
     calibration: str = "moments",
     fit_weights: bool = False,
+    source_runs: dict[str, dict[str, float]] | None = None,
 ) -> tuple[dict[tuple[str, str], float], dict]:
     """Teacher targets for ``sourced`` (``(group, DataSource, raw qid)`` from ``data.load_sourced``).
 
@@ -131,6 +132,8 @@ def combine_targets(
     ``fit_weights``: the signals' weights are fitted per source on its judged pairs
     (:func:`_fit_weights`) instead of taken from ``runs``; a weight of 0 in ``runs`` still
     leaves a signal out.
+    ``source_runs``: source folder name -> run weights replacing ``runs`` for that source (a fit
+    on the training split, applied to dev).
     ``grade_fallback=False`` leaves the queries no signal covers without a target (to evaluate
     the teacher's own view, without the labels).
     Returns ``(qid, docid) -> target`` and a report (weights, fit, coverage) for provenance.
@@ -142,6 +145,9 @@ def combine_targets(
     zs = _signal_z(sourced, runs, llm, llm_weight, run_dirs)
     priors = {**runs, **({"llm": llm_weight} if llm is not None else {})}
     weights = _fit_weights(sourced, zs, priors) if fit_weights else {}
+    for src_path in {src.path for _, src, _ in sourced}:
+        if (source_runs or {}).get(Path(src_path).name) and src_path not in weights:
+            weights[src_path] = source_runs[Path(src_path).name]
     combined: dict[int, np.ndarray] = {}
     used: dict[str, int] = {}
     for gi, z in zs.items():

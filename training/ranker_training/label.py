@@ -157,6 +157,7 @@ def label(cfg: LabelConfig, *, progress=None, device: str | None = None) -> Path
         run_dirs=run_dirs,
         calibration=cfg.calibration,
         fit_weights=cfg.fit_weights,
+        source_runs=cfg.source_runs,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

@@ -165,12 +165,16 @@ def _dev_teacher(label_cfg, cfg: RecipeConfig, out: Path) -> str:
 
     path = out / "eval" / "teacher_scores.jsonl"
     if not path.is_file():
+        report = Path(label_cfg.out).with_suffix(".json")
+        fitted = json.loads(report.read_text(encoding="utf-8")).get("fitted_weights", {}) if report.is_file() else {}
         dev = dataclasses.replace(
             label_cfg,
             data=cfg.eval.data,
             max_queries=cfg.eval.max_queries,
             label_mix=0.0,
             grade_fallback=False,
+            fit_weights=False,  # dev's labels never choose the teacher: the training split's fit is applied
+            source_runs={**fitted, **label_cfg.source_runs},
             out=str(path),
         )
         label(dev)
