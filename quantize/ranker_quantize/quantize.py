@@ -33,7 +33,7 @@ The other choices:
   key projection's bias is one, so ``Q x K^T`` and ``softmax x V`` were quantized (the softmax
   probabilities to uint8 steps of about 1/255, most of a 160-token row's probabilities rounding
   to 0 or 1/255). They are named in ``nodes_to_exclude`` (:func:`activation_matmuls`) and stay
-  fp32. Measured on the segmented default (``benchmarks/int8_variants.py``): see docs/speed.md.
+  fp32. Measured on the segmented default (``lab/benchmarks/int8_variants.py``): see docs/speed.md.
 - **Types of contrib-op outputs**: ONNX shape inference cannot type the outputs of
   onnxruntime's contrib ops (``MultiHeadAttention``, ``SkipLayerNormalization``, ``BiasGelu``),
   and the static quantizer silently skips every MatMul whose input it cannot type (the FFN
@@ -48,7 +48,7 @@ The other choices:
   the unsmoothed tensor. On the MiniLM cross-encoder student (32 trec-rag24 dev queries, one row
   a call, against the fp32 graph): per-query Spearman 0.956 -> 0.971 (min 0.875 -> 0.940) at
   alpha 0.8 (0.970 at 0.5); on the segmented student 0.978 -> 0.982; the same speed within noise
-  (``benchmarks/bench_packages.py``). Folding the division into a per-channel ``QuantizeLinear``
+  (``lab/benchmarks/bench_packages.py``). Folding the division into a per-channel ``QuantizeLinear``
   instead of the ``Mul`` made onnxruntime drop its integer kernel (0.43x): not done.
 - **``reduce_range``** (7-bit weights) exists for CPUs without VNNI, where ``vpmaddubsw`` can
   saturate. Off by default; the CPU the package was verified on is recorded (:func:`cpu_features`).

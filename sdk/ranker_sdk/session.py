@@ -45,7 +45,7 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     # No memory pattern: onnxruntime plans one block per input shape it has seen and keeps it,
     # and batches here come in many padded shapes. Off, the default package's peak RSS over
     # 100 trec-rag24 passages drops by about 27 MiB at the same CPU time per call
-    # (benchmarks/bench_rank.py, 1 thread).
+    # (lab/benchmarks/bench_rank.py, 1 thread).
     opts.enable_mem_pattern = False
     # Residual add + LayerNorm stay two ops: onnxruntime's fused SkipLayerNormalization CPU
     # kernel cost 25% of the default package's kernel time, Add + LayerNormalization 10%

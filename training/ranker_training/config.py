@@ -55,6 +55,8 @@ __all__ = [
     "load_config",
     "save_config",
     "resolve_path",
+    "local_model_dir",
+    "hf_load_kwargs",
 ]
 
 

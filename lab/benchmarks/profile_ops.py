@@ -1,8 +1,8 @@
 """Where a package's time goes: onnxruntime's per-operator kernel time on the shared workload.
 
-    python benchmarks/profile_ops.py --package PKG [--rows 3] [--runs 20] [--top 14]
+    python -m lab.benchmarks.profile_ops --package PKG [--rows 3] [--runs 20] [--top 14]
 
-One model call of ``--rows`` pairs from the workload (benchmarks/workload.py: the first trec-rag24
+One model call of ``--rows`` pairs from the workload (lab/benchmarks/workload.py: the first trec-rag24
 dev query and its passages, encoded as the SDK encodes them), run ``--runs`` times on one thread
 with onnxruntime's profiler on; prints each operator type's share of the summed kernel time. A
 diagnosis, not a speed figure: shares, no timings.
@@ -13,12 +13,10 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from workload import load_workload  # noqa: E402
+from lab.benchmarks.workload import load_workload
 
 
 def op_shares(package: str, rows: int, runs: int) -> dict[str, float]:

@@ -1,12 +1,12 @@
-"""Turn the GPU sweep's returned files into a run folder that scripts/build_default.py reads.
+"""Turn the GPU sweep's returned files into a run folder that lab/build_default.py reads.
 
-    python scripts/gpu_collect.py --call runs/gpu/call1 --call runs/gpu/call2 --base runs/dl --out runs/gpu
+    python -m lab.gpu_collect --call runs/gpu/call1 --call runs/gpu/call2 --base runs/dl --out runs/gpu
 
 - ``OUT/eval/NAME.json``: each evaluated job's ``ranker eval`` result (measured on the GPU machine,
   fp32 torch), under the row names of build_default (``seg_hybrid`` is the config's own settings,
   ``seg_hybrid_lr2e5_1k``); the baseline rows (random, BM25, first stage, teacher) and the previous
   cross-encoder default (``cross_hybrid``) are copied from the CPU recipe run ``--base``.
-- ``OUT/students/NAME``: the packed picks, unpacked to fp32 safetensors (scripts/gpu_pack.py).
+- ``OUT/students/NAME``: the packed picks, unpacked to fp32 safetensors (lab/gpu_pack.py).
 - ``OUT/scores.json``: the teacher report of ``--base`` (the targets the students learnt).
 A student's fp32 row is then re-measured here on the unpacked weights (``--fp32 NAME=FILE``): the
 packed copy's int8 word embeddings differ slightly from the weights the GPU evaluated.
@@ -17,11 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from gpu_pack import unpack  # noqa: E402
+from lab.gpu_pack import unpack
 
 ALIASES = {"seg_hybrid_lr2e5_1k": "seg_hybrid"}
 BASE_ROWS = {

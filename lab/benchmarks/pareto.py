@@ -1,7 +1,7 @@
 """The Pareto front of packages: dev quality vs docs/s vs peak RSS vs size, as a table and a plot.
 
-    python benchmarks/pareto.py --entry NAME=PKG=EVAL_JSON [--entry ...] [--threads 1] [--repeats 5] \\
-        [--rounds 2] [--out benchmarks/results/pareto]
+    python -m lab.benchmarks.pareto --entry NAME=PKG=EVAL_JSON [--entry ...] [--threads 1] [--repeats 5] \\
+        [--rounds 2] [--out lab/results/pareto]
 
 For each entry: docs/s and peak RSS of the package on the shared workload (1 query x 100
 trec-rag24 dev passages; :func:`bench_packages.measure_packages`: a fresh process per package,
@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_packages import measure_packages  # noqa: E402
-from ranker_training.report import HEADLINES, headlines  # noqa: E402
+from lab.benchmarks.bench_packages import measure_packages
+from lab.report import HEADLINES, headlines
 
 
 def quality(result: dict) -> dict[str, float | None]:

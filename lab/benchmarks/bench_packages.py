@@ -1,6 +1,6 @@
-"""Packages side by side on the shared workload (benchmarks/workload.py), as ratios to the first.
+"""Packages side by side on the shared workload (lab/benchmarks/workload.py), as ratios to the first.
 
-    python benchmarks/bench_packages.py --package BASELINE_PKG --package PKG [...] [--threads 1] [--repeats 10] [--rounds 2]
+    python -m lab.benchmarks.bench_packages --package BASELINE_PKG --package PKG [...] [--threads 1] [--repeats 10] [--rounds 2]
 
 Each package is measured in a process of its own (so its peak RSS is its own), the packages
 taking turns for ``--rounds`` rounds so that load on a shared machine falls on all of them alike;
@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from workload import print_rows, run_worker, with_ratios  # noqa: E402
+from lab.benchmarks.workload import print_rows, run_worker, with_ratios
 
 
 def measure_packages(packages: list[str], threads: int = 1, repeats: int = 10, rounds: int = 2) -> list[dict]:

@@ -1,14 +1,10 @@
-"""scripts/gpu_pack.py: a checkpoint packed to travel to/from a GPU machine comes back close and whole."""
+"""lab/gpu_pack.py: a checkpoint packed to travel to/from a GPU machine comes back close and whole."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from gpu_pack import PART, pack, unpack  # noqa: E402
+from lab.gpu_pack import PART, pack, unpack
 
 
 def test_pack_unpack_round_trip(tiny_bert_dir, tmp_path):

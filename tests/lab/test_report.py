@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ranker_training.report import markdown, rows, write
+from lab.report import markdown, rows, write
 
 
 def _res(**by_set):

@@ -2,15 +2,16 @@
 
 Each case runs in its own fresh process: load the package, warm up on 50 docs, then record how
 much the process's peak RSS grows during the measured call. Every case is measured twice in the
-same command: with the SDK as it is, and with the old behaviour switched back on in that process
-(the baseline):
+same command: with ``Ranker.load``'s defaults, and with the bound under test lifted through its
+documented keyword (the baseline):
 
-- ``docs``: N candidates in one ``score`` call. SDK: encoded and scored ``CHUNK_DOCS`` (256) at a
-  time. Baseline: ``CHUNK_DOCS`` set beyond N, so all N are encoded before the first model call.
-- ``query``: a 10 MB query against 2 docs. SDK: cut to ``query_max_tokens x 100`` characters before
-  tokenizing. Baseline: ``QUERY_CHARS_PER_TOKEN`` set huge, so the whole query is tokenized.
+- ``docs``: N candidates in one ``score`` call. SDK: encoded and scored ``chunk_docs`` (256) at a
+  time. Baseline: ``chunk_docs`` beyond N, so all N are encoded before the first model call.
+- ``query``: a 10 MB query against 2 docs. SDK: cut to ``query_max_tokens x query_chars_per_token``
+  characters before tokenizing. Baseline: ``query_chars_per_token`` huge, so the whole query is
+  tokenized.
 
-    python benchmarks/bench_memory.py [--package PKG] [--docs 10000] [--chars 300] [--out benchmarks/results/bench_memory.json]
+    python -m lab.benchmarks.bench_memory [--package PKG] [--docs 10000] [--chars 300] [--out lab/results/bench_memory.json]
 
 Docs are trec-rag24 passages (cut to ``--chars`` characters to keep the run short on a CPU),
 repeated to reach N: memory per doc is what is measured, not the text.
@@ -26,15 +27,15 @@ import textwrap
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "trec-rag24" / "corpus.jsonl"
 
 CHILD = """
 import json, resource, sys, time
-import ranker_sdk.ranker as R, ranker_sdk.tokenize as T
 from ranker_sdk import Ranker
 package, n, chars, case, baseline = sys.argv[1] or None, int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
-ranker = Ranker.load(package, threads=1)
+lifted = {"docs": {"chunk_docs": 10**12}, "query": {"query_chars_per_token": 10**12}}[case] if baseline else {}
+ranker = Ranker.load(package, threads=1, **lifted)
 pool = []
 with open(sys.argv[6], encoding="utf-8") as fh:
     for line in fh:
@@ -43,10 +44,6 @@ with open(sys.argv[6], encoding="utf-8") as fh:
             break
 ranker.score("warm up", pool[:50])
 docs = (pool * (n // len(pool) + 1))[:n]
-if baseline and case == "docs":
-    R.CHUNK_DOCS = 10**12
-if baseline and case == "query":
-    T.QUERY_CHARS_PER_TOKEN = 10**12
 query = "inflation " * 1_000_000 if case == "query" else "school lunch prices"
 docs = docs if case == "docs" else docs[:2]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

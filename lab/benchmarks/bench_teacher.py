@@ -5,8 +5,8 @@ head, pairwise rank loss, AdamW) on real trec-rag24 train groups, a few steps pe
 the same process, and reports real (non-pad) tokens per second of forward + backward + update.
 The first step of each precision is a warm-up and is not timed.
 
-    python benchmarks/bench_teacher.py --steps 4 --groups 2 --group-size 4 --max-length 256
-    python benchmarks/bench_teacher.py --json benchmarks/results/bench_teacher.json
+    python -m lab.benchmarks.bench_teacher --steps 4 --groups 2 --group-size 4 --max-length 256
+    python -m lab.benchmarks.bench_teacher --json lab/results/bench_teacher.json
 
 On a GPU it uses CUDA (bf16 autocast there is the fast path); on a CPU, bf16 autocast is only
 faster where the CPU has native bf16 (AVX512-BF16 / AMX).
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
 """Turn evaluation files into the results table (markdown + JSON + plot).
 
-    python benchmarks/results_table.py NAME=EVAL.json [NAME=EVAL.json ...] [--speed NAME=DOCS_PER_S]
-        [--out benchmarks/results/recipe_cpu]
+    python -m lab.benchmarks.results_table NAME=EVAL.json [NAME=EVAL.json ...] [--speed NAME=DOCS_PER_S]
+        [--out lab/results/recipe_cpu]
 
 Each EVAL.json is what `ranker eval --json` prints (or a recipe's ``eval/<name>.json``). The
-table itself is :mod:`ranker_training.report`; ``scripts/build_default.py`` calls it directly.
+table itself is :mod:`lab.report`; ``lab/build_default.py`` calls it directly.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ranker_training.report import markdown, rows, write
+from lab.report import markdown, rows, write
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ Prints wikiqa dev MAP (the 126 answered questions), trec-rag24 dev nDCG@10, mode
 largest score change of a document alone vs batched (:func:`ranker_quantize.verify.batch_invariance`
 over 10 dev queries)::
 
-    python benchmarks/int8_variants.py --model runs/default/students/hybrid [--json OUT]
+    python -m lab.benchmarks.int8_variants --model runs/default/students/hybrid [--json OUT]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from ranker_quantize import PackageOptions, QuantizeOptions, VerifyOptions, buil
 from ranker_quantize.verify import batch_invariance
 from ranker_sdk import Ranker
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 VARIANTS = {
     "fp32": PackageOptions(precision="fp32"),
     "dynamic/tensor": PackageOptions(quantize=QuantizeOptions(activations="dynamic", embeddings="tensor")),

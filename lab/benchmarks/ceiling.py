@@ -1,6 +1,6 @@
 """How much faster one package's graph could run in onnxruntime: variants of its model calls.
 
-    python benchmarks/ceiling.py --package PKG [--model HF_DIR] [--repeats 5] [--data DIR --split S]
+    python -m lab.benchmarks.ceiling --package PKG [--model HF_DIR] [--repeats 5] [--data DIR --split S]
 
 Times only the model calls (onnxruntime ``run``, 1 thread, the runtime's own session options) on
 the shared workload (1 query x 100 trec-rag24 dev passages, encoded as the SDK encodes them; or
@@ -22,7 +22,7 @@ against the first's. For a cross-encoder package built with ``ranker package --p
   compute, activations quantized per row inside the kernel, so batch-independent by design).
 
 A diagnosis for choosing what to build, not a product figure: the speed a user sees is
-``benchmarks/bench_rank.py``'s (tokenization and batching included).
+``lab/benchmarks/bench_rank.py``'s (tokenization and batching included).
 """
 
 from __future__ import annotations
@@ -33,10 +33,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from ranker_eval.metrics import spearman
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ranker_eval.metrics import spearman  # noqa: E402
-from workload import load_workload  # noqa: E402
+from lab.benchmarks.workload import load_workload
 
 
 def _without_mask(model_bytes: bytes) -> bytes:

@@ -6,9 +6,9 @@ side by side on the one GPU. Jobs not finished by the deadline are stopped; what
 written to ``$OUT/results.json`` as it lands. The pick is declared here, before any result:
 the full-depth hybrid-loss student with the best mean of the three dev headlines (trec-dl nDCG@10 trec_eval,
 trec-rag24 nDCG@10, wikiqa MAP), and the best layer-dropped one; both are packed into ``$OUT``
-(scripts/gpu_pack.py) for packaging on a CPU machine.
+(lab/gpu_pack.py) for packaging on a CPU machine.
 
-    OUT=/tmp/out BUDGET_S=380 WORKERS=6 python scripts/gpu_sweep.py [--tiny]
+    OUT=/tmp/out BUDGET_S=380 WORKERS=6 python -m lab.gpu_sweep [--tiny]
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
-from ranker_training.report import headlines as _headlines  # the dev headlines (training/ is on PYTHONPATH)
 
-sys.path.insert(0, str(Path(__file__).parent))
-from gpu_pack import pack  # noqa: E402
+from lab.gpu_pack import pack
+from lab.report import headlines as _headlines
 
 T0 = time.time()
 BUDGET = float(os.environ.get("BUDGET_S", "380"))
@@ -109,8 +108,8 @@ def seg_zero(out: Path) -> None:
     """The bi-encoder as it ships, saved as a segmented student (the head's scale does not rank)."""
     import shutil
 
+    from ranker_models.segmented import load_segmented, save_segmented
     from ranker_training.config import local_model_dir
-    from ranker_training.segmented import load_segmented, save_segmented
 
     base = merged({})  # the encoding settings every student of the sweep is trained and evaluated with
     src = Path(local_model_dir(base["student"], "student"))

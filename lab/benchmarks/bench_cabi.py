@@ -5,7 +5,7 @@ an empty environment; then runs the same calls with the Python SDK in a fresh in
 use one onnxruntime thread, the same package, query and passages (100 trec-rag24 passages:
 the dev candidates of the first queries, in run order, scored for the first query).
 
-    python benchmarks/bench_cabi.py --package PKG [--repeats 30] [--json benchmarks/results/cabi.json]
+    python -m lab.benchmarks.bench_cabi --package PKG [--repeats 30] [--json lab/results/cabi.json]
 
 Reported (milliseconds, median and p90 over --repeats calls after one warm-up call):
 - start: C, the first call (interpreter start + imports, measured as rk_open of a missing
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-DATA = Path(os.environ.get("RANKER_DATA", HERE.parents[1] / "shared" / "data"))
+DATA = Path(os.environ.get("RANKER_DATA", HERE.parents[2] / "shared" / "data"))
 
 _PY_SIDE = textwrap.dedent(
     """

@@ -17,8 +17,8 @@ Usage::
 
     ranker package --model HF_DIR --out /tmp/static --calibration ../shared/data/trec-rag24
     ranker package --model HF_DIR --out /tmp/dynamic --calibration ../shared/data/trec-rag24 --precision dynamic
-    python benchmarks/bench_vs_torch.py --model HF_DIR --package static=/tmp/static dynamic=/tmp/dynamic \\
-        [--threads 1 2] [--repeats 10] [--json benchmarks/results/bench_vs_torch.json]
+    python -m lab.benchmarks.bench_vs_torch --model HF_DIR --package static=/tmp/static dynamic=/tmp/dynamic \\
+        [--threads 1 2] [--repeats 10] [--json lab/results/bench_vs_torch.json]
 
 Target (issue 11): ``ranker package`` defaults >= 5x torch's docs/s at Spearman >= 0.95.
 """
@@ -30,9 +30,9 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ranker_eval.metrics import spearman  # noqa: E402
-from workload import print_rows, run_worker, with_ratios  # noqa: E402
+from ranker_eval.metrics import spearman
+
+from lab.benchmarks.workload import print_rows, run_worker, with_ratios
 
 
 def _packages(specs: list[str]) -> list[tuple[str, str]]:

@@ -6,8 +6,8 @@ row (what the INT8 package stores anyway) and every other float tensor as fp16, 
 most 15 MiB; the small files (config, tokenizer, head, student metadata) go into one tar.
 ``unpack`` rebuilds an fp32 folder. Only safetensors and JSON/text: no pickle.
 
-    python scripts/gpu_pack.py pack   CKPT_DIR  OUT_DIR PREFIX
-    python scripts/gpu_pack.py unpack IN_DIR PREFIX  CKPT_DIR
+    python -m lab.gpu_pack pack   CKPT_DIR  OUT_DIR PREFIX
+    python -m lab.gpu_pack unpack IN_DIR PREFIX  CKPT_DIR
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ Only public APIs are used: ``ranker_sdk.Ranker``, ``ranker_eval.beir.load_groups
 
 Run as a worker (what :func:`run_worker` does)::
 
-    python benchmarks/workload.py --worker ranker --package PKG --threads 1 --repeats 10 [--load-kwargs JSON]
-    python benchmarks/workload.py --worker torch --model HF_DIR --max-length 256 --threads 1 --repeats 10
+    python -m lab.benchmarks.workload --worker ranker --package PKG --threads 1 --repeats 10 [--load-kwargs JSON]
+    python -m lab.benchmarks.workload --worker torch --model HF_DIR --max-length 256 --threads 1 --repeats 10
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "trec-rag24"
 N_DOCS = 100
 TORCH_BATCH = 32
@@ -161,7 +161,8 @@ def run_worker(kind: str, threads: int, repeats: int, **kw: Any) -> dict[str, An
     """Run one measurement in a fresh process; returns its summary plus ``peak_rss_mib``."""
     cmd = [
         sys.executable,
-        str(Path(__file__).resolve()),
+        "-m",
+        "lab.benchmarks.workload",
         "--worker",
         kind,
         "--threads",
@@ -173,7 +174,7 @@ def run_worker(kind: str, threads: int, repeats: int, **kw: Any) -> dict[str, An
         if value is not None:
             cmd += [f"--{key.replace('_', '-')}", json.dumps(value) if isinstance(value, dict) else str(value)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"the {kind} worker failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -12,19 +12,17 @@ With ``--model HF_DIR`` (the checkpoint the package was built from), the transfo
 fp32 baseline runs too, and every row gets its ratios against it at the same thread count.
 Usage::
 
-    python benchmarks/bench_rank.py [--package PKG] [--model HF_DIR] [--threads 1 2] [--repeats 10] [--json OUT]
+    python -m lab.benchmarks.bench_rank [--package PKG] [--model HF_DIR] [--threads 1 2] [--repeats 10] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workload import print_rows, run_worker, with_ratios  # noqa: E402
+from lab.benchmarks.workload import print_rows, run_worker, with_ratios
 
 # path -> Ranker.load keyword arguments
 PATHS = {

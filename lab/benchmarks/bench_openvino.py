@@ -11,7 +11,7 @@ difference is the runtime's).
 
 Usage (``pip install openvino`` first; it is not a dependency of ranker-sdk)::
 
-    python benchmarks/bench_openvino.py --package PKG [--threads 1 2] [--repeats 10] [--json OUT]
+    python -m lab.benchmarks.bench_openvino --package PKG [--threads 1 2] [--repeats 10] [--json OUT]
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workload import load_workload, peak_rss_mib, summarize  # noqa: E402
+from lab.benchmarks.workload import ROOT, load_workload, peak_rss_mib, summarize
 
 
 def batches(package: str) -> tuple[list[dict], list[list[int]]]:
@@ -121,7 +120,8 @@ def main() -> int:
             proc = subprocess.run(
                 [
                     sys.executable,
-                    __file__,
+                    "-m",
+                    "lab.benchmarks.bench_openvino",
                     "--worker",
                     runtime,
                     "--package",
@@ -134,6 +134,7 @@ def main() -> int:
                 capture_output=True,
                 text=True,
                 env=env,
+                cwd=ROOT,
             )
             if proc.returncode != 0:
                 res[runtime] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
