@@ -1,25 +1,22 @@
 """The ``ranker`` command line: thin drivers over functions a caller can import.
 
-The runtime's own commands (``rank``, ``verify``) live here. The heavy stages register their
-commands from their own packages, each from a ``cli`` module that imports nothing heavy at
-import time (torch is imported when a command runs):
-
-- ``ranker_training.cli``: ``train {cpt,teacher,label,distill}``, ``eval``
-- ``ranker_quantize.cli``: ``package``
-- ``ranker_bindings.cli``: ``bindings build``
-
-A stage that is not installed still shows its command, which then says which extra to install.
+The runtime's own commands (``rank``, ``verify``, ``info``) live here. The other stages register
+theirs from their own packages: each declares its commands as entry points of the group
+``ranker.commands`` (``name = "module:register [extra]"``, in pyproject.toml), and ``register``
+adds them to the parser; a stage's ``cli`` module imports nothing heavy at import time (torch is
+imported when a command runs). A stage whose extra is not installed still shows its commands,
+which then say which extra to install.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import io
 import json
 import math
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -29,11 +26,7 @@ from .ranker import Ranker
 
 __all__ = ["main", "read_docs", "read_scored_docs", "decode_text", "build_parser"]
 
-_PLUGINS = (
-    ("ranker_training.cli", "train", ("train", "eval")),
-    ("ranker_quantize.cli", "quantize", ("package", "fusion")),
-    ("ranker_bindings.cli", "bindings", ("bindings",)),
-)
+COMMANDS_GROUP = "ranker.commands"
 
 
 def read_docs(stream: TextIO, fmt: str = "auto", *, name: str = "<stdin>") -> list[Any]:
@@ -290,14 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("package", nargs="?", default=None, help="package dir or .tar.gz (default: the bundled package)")
     p.set_defaults(func=_cmd_info)
 
-    for module, extra, commands in _PLUGINS:
+    stages: dict[str, list] = {}  # one register call per stage, however many commands it declares
+    for ep in entry_points(group=COMMANDS_GROUP):
+        stages.setdefault(ep.value, []).append(ep)
+    for eps in stages.values():
         try:
-            importlib.import_module(module).register(sub)
+            eps[0].load()(sub)
         except ImportError as exc:
-            for name in commands:
-                q = sub.add_parser(name, help=f"(needs ranker-sdk[{extra}])", add_help=False)
+            extra = eps[0].extras[0] if eps[0].extras else "all"
+            for ep in eps:
+                q = sub.add_parser(ep.name, help=f"(needs ranker-sdk[{extra}])", add_help=False)
                 q.add_argument("rest", nargs=argparse.REMAINDER)
-                q.set_defaults(func=_missing_extra(extra, module, exc))
+                q.set_defaults(func=_missing_extra(extra, ep.module, exc))
     return parser
 
 
