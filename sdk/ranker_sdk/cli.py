@@ -174,6 +174,30 @@ examples:
   ranker rank --query "..." --docs docs.jsonl --json --package path/to/package.tar.gz"""
 
 
+def _print_fusion(fusion: Any) -> None:
+    """The fusion rule and the figures the packager recorded with it, one line per data set.
+
+    ``fusion.info`` is the packager's free-form record: what is there is printed, whatever its
+    shape. Its measure is the fit's own (nDCG with gain ``2**grade - 1`` over the judged
+    candidates), named on the line, since ``ranker eval`` reports trec-dl with trec_eval's gain.
+    """
+    info = fusion.info
+    fitted = info.get("fitted_on")
+    where = ", ".join(map(str, fitted)) if isinstance(fitted, list) else str(fitted or "?")
+    print(f"    fusion: {fusion.kind}, first-stage weight {fusion.weight:g}, fitted on {where}")
+    measure = f"{info.get('metric', 'ndcg@10')}, gain 2^grade - 1 over judged candidates"
+    sources = (
+        [s for s in info.get("sources") or () if isinstance(s, dict)] if isinstance(info.get("sources"), list) else []
+    )
+    if not sources and isinstance(info.get("dev"), dict):  # a record with pooled figures only
+        sources = [{"data": "all fitted data"} | info["dev"]]
+    for src in sources:
+        print(
+            f"        {src.get('data')} ({src.get('queries')} queries, {measure}): model {src.get('model')}, "
+            f"first stage {src.get('first_stage')}, fused {src.get('fused')}"
+        )
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     ranker = Ranker.load(args.package, threads=1)
     cfg = ranker.config
@@ -189,15 +213,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if cfg.fusion is None:
         print("    fusion: none (first_stage scores are ignored)")
     else:
-        # info is the packager's free-form record: print what is there, whatever its shape
-        info = cfg.fusion.info
-        dev = info.get("dev") if isinstance(info.get("dev"), dict) else {}
-        fitted = info.get("fitted_on")
-        where = ", ".join(map(str, fitted)) if isinstance(fitted, list) else str(fitted or "?")
-        print(
-            f"    fusion: {cfg.fusion.kind}, first-stage weight {cfg.fusion.weight:g}, fitted on {where}: "
-            f"nDCG@10 model {dev.get('model')}, first stage {dev.get('first_stage')}, fused {dev.get('fused')}"
-        )
+        _print_fusion(cfg.fusion)
     if ranker.model_card is None:
         print("    (no model card in this package)")
     else:
