@@ -1,15 +1,15 @@
 """Weight-space interpolation of a fine-tuned student with its starting point (WiSE-FT).
 
 Fine-tuning a pretrained encoder on a few hundred queries teaches it the training collections and
-costs it some of what it knew: the all-MiniLM-L6-v2 bi-encoder ranks TREC DL21 at 0.584 nDCG@10
-as it ships, and 0.549 after distillation, while distillation lifts trec-rag24 and wikiqa.
+costs it some of what it knew: the all-MiniLM-L6-v2 bi-encoder ranks TREC DL21 better as it ships
+than after distillation, while distillation lifts trec-rag24 and wikiqa (docs/results.md).
 Wortsman et al., "Robust fine-tuning of zero-shot models" (CVPR 2022, WiSE-FT) keep both by
 averaging the weights, not the scores::
 
     theta = (1 - alpha) * theta_start + alpha * theta_tuned        (alpha = 1: the tuned model)
 
 one model, no extra inference cost. It works because the tuned weights stay close to the start
-(here about 4% of the weights' mean magnitude), in one basin where a straight line between them
+(a small fraction of the weights' mean magnitude), in one basin where a straight line between them
 does not cross a barrier.
 
 Only the encoder is interpolated. A segmented student's score head (``w * cos + b``) stays the
