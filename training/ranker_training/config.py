@@ -241,7 +241,7 @@ class DistillConfig:
 
     student: str = ""
     # "cross": a cross-encoder (sequence classifier); "segmented": a bi-encoder run inside the
-    # cross-encoder contract (ranker_training.segmented), starting from the encoder's own cosine
+    # cross-encoder contract (ranker_models.segmented), starting from the encoder's own cosine
     architecture: str = "cross"
     # keep only the first N transformer layers of the student (None: all of them)
     num_layers: int | None = None

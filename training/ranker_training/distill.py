@@ -174,7 +174,7 @@ def pseudo_title(doc: Any, p: float, rng) -> Any:
 def load_student(path: str, *, num_labels: int = 1, architecture: str | None = None):
     """The student model: a cross-encoder (a sequence-classification model with one output, a new
     head if ``path`` is a bare encoder) or, for ``architecture="segmented"`` or a saved segmented
-    student, a :class:`~ranker_training.segmented.SegmentedBiEncoder`."""
+    student, a :class:`~ranker_models.segmented.SegmentedBiEncoder`."""
     import torch
     from ranker_models.segmented import ARCHITECTURE, is_segmented, load_segmented
     from transformers import AutoModelForSequenceClassification
