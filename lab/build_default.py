@@ -192,7 +192,7 @@ def main() -> None:
     ap.add_argument(
         "--results",
         default=str(ROOT / "benchmarks" / "results" / "default"),
-        help="results table prefix (.md, .json, .png)",
+        help="results table prefix (.json, .png)",
     )
     args = ap.parse_args()
 

@@ -120,11 +120,11 @@ def plot(table: list[dict], path: str | Path) -> None:
 
 
 def write(table: list[dict], prefix: str | Path) -> str:
-    """Write ``prefix.md``, ``prefix.json`` and ``prefix.png``; returns the markdown."""
+    """Write ``prefix.json`` (the result of record, rendered by ``python -m lab.render``) and
+    ``prefix.png``; returns the markdown."""
     prefix = str(prefix)
     Path(prefix).parent.mkdir(parents=True, exist_ok=True)
     md = markdown(table)
-    Path(prefix + ".md").write_text(md + "\n", encoding="utf-8")
     Path(prefix + ".json").write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
     plot(table, prefix + ".png")
     return md

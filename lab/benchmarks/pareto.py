@@ -8,7 +8,7 @@ trec-rag24 dev passages; :func:`bench_packages.measure_packages`: a fresh proces
 rounds interleaved, the best round), ratios against the first entry, ``model.onnx`` size, and
 dev quality from ``EVAL_JSON``, what ``ranker eval --json`` printed for that model (the three
 headlines: trec-dl DL21 nDCG@10 as trec_eval computes it, trec-rag24 nDCG@10, wikiqa MAP, and
-their mean). Writes ``OUT.md``, ``OUT.json`` and ``OUT.png`` (mean quality against docs/s, one
+their mean). Writes ``OUT.json`` and ``OUT.png`` (mean quality against docs/s, one
 point per package, its area by peak RSS).
 """
 
@@ -102,14 +102,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--out", default=None, help="write OUT.md, OUT.json, OUT.png")
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="write OUT.json (the result of record, rendered by python -m lab.render) and OUT.png",
+    )
     args = ap.parse_args()
     rows = table([parse_entry(e) for e in args.entry], args.threads, args.repeats, args.rounds)
     md = markdown(rows)
     print(md)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out + ".md").write_text(md + "\n", encoding="utf-8")
         Path(args.out + ".json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
         plot(rows, args.out + ".png")
 

@@ -20,7 +20,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", nargs="+", metavar="NAME=EVAL.json", help="a model's `ranker eval --json` output")
     ap.add_argument("--speed", action="append", default=[], metavar="NAME=DOCS_PER_S", help="docs/s of a model")
-    ap.add_argument("--out", default=None, help="write OUT.md, OUT.json and OUT.png")
+    ap.add_argument("--out", default=None, help="write OUT.json and OUT.png")
     args = ap.parse_args()
     results = {}
     for item in args.results:
