@@ -1,4 +1,5 @@
-"""The benchmark scripts run end to end (tiny repeat counts) and use public APIs only.
+"""The benchmark scripts run end to end as commands (tiny repeat counts); tests/test_layout.py checks
+that they import public names only.
 
 A smoke test, not a measurement: the tiny random BERT packaged by the real pipeline, scored on
 the real shared workload (1 query x 100 trec-rag24 dev passages) by ``bench_rank.py`` and
