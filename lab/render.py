@@ -96,7 +96,7 @@ def render_readme_block() -> str:
     d = _default_speed()
     speed = (
         f"The default package scores {d['docs_per_s']:.1f} docs/s on one thread (1 query x 100 trec-rag24"
-        f" passages of 160 tokens) with a peak RSS of {d['peak_rss_mib']:.0f} MiB; its model.onnx is"
+        f" passages, at most 160 tokens a pair) with a peak RSS of {d['peak_rss_mib']:.0f} MiB; its model.onnx is"
         f" {d['model_mib']:.1f} MiB. Every model, measure and command: [docs/results.md](docs/results.md)."
     )
     return "\n".join([START, _quality(README_COLUMNS, README_ROWS), "", speed, END])

@@ -186,9 +186,8 @@ def _print_fusion(fusion: Any) -> None:
     where = ", ".join(map(str, fitted)) if isinstance(fitted, list) else str(fitted or "?")
     print(f"    fusion: {fusion.kind}, first-stage weight {fusion.weight:g}, fitted on {where}")
     measure = f"{info.get('metric', 'ndcg@10')}, gain 2^grade - 1 over judged candidates"
-    sources = (
-        [s for s in info.get("sources") or () if isinstance(s, dict)] if isinstance(info.get("sources"), list) else []
-    )
+    raw = info.get("sources")
+    sources = [s for s in raw if isinstance(s, dict)] if isinstance(raw, list) else []
     if not sources and isinstance(info.get("dev"), dict):  # a record with pooled figures only
         sources = [{"data": "all fitted data"} | info["dev"]]
     for src in sources:
