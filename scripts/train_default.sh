@@ -13,4 +13,4 @@ cd "$(dirname "$0")/.."
 . scripts/setup_venv.sh
 OUT="${OUT:-runs/dl}"
 ranker train recipe --config configs/recipe-cpu.yaml --out "$OUT"
-python scripts/build_default.py --run "$OUT" "$@"
+python -m lab.build_default --run "$OUT" "$@"

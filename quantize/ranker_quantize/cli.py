@@ -73,7 +73,7 @@ def register(subparsers: Any) -> None:
         default="int8",
         help="int8: static INT8, activation scales calibrated once, so a document's score never "
         "depends on its batch neighbours (default); dynamic: INT8 with activation scales "
-        "per batch (the old default, for comparison); fp32: no quantization",
+        "per batch (a document's score then depends on its batch; for comparison); fp32: no quantization",
     )
     p.add_argument(
         "--max-length",

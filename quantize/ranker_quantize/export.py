@@ -126,7 +126,10 @@ def load_checkpoint(model_dir: str | Path) -> Checkpoint:
 
 
 def is_segmented_checkpoint(path: str | Path) -> bool:
-    """True for a segmented student (ranker_training.segmented): it has the score head file."""
+    """True for a segmented student (:mod:`ranker_models.segmented`): it has the score head file.
+
+    A path check only, so that asking imports no torch.
+    """
     return (Path(path) / "score_head.safetensors").is_file()
 
 
@@ -151,11 +154,9 @@ def _with_tokenizer(path: Path, model: Any) -> Checkpoint:
 
 
 def _load_segmented(path: Path) -> Checkpoint:
-    """A segmented student: a BERT encoder + ``score_head.safetensors`` (see ranker_training.segmented)."""
-    try:
-        from ranker_training.segmented import load_segmented
-    except ImportError as exc:  # the quantize extra without the training code
-        raise ExportError(f"--model {path}: a segmented student needs ranker_training to export: {exc}") from exc
+    """A segmented student: a BERT encoder + ``score_head.safetensors`` (see ranker_models.segmented)."""
+    from ranker_models.segmented import load_segmented
+
     try:
         model = load_segmented(path).eval()
     except (OSError, ValueError, KeyError) as exc:

@@ -9,11 +9,9 @@ contrib ops that onnxruntime's CPU kernels run much faster:
 - ``BiasGelu``: bias add + exact GELU.
 
 Not fused: the residual add + LayerNorm (``SkipLayerNormalization``). onnxruntime's CPU kernel for
-it is the slow one: in the default package it took 25% of all kernel time (about 5 ns per
-element, as long as a 384x1536 INT8 MatMul on the same rows), where ``Add`` + ``LayerNormalization``
-take 10%; unfused, a 3-pair call of the default student ran in 0.78x the CPU time
-(``benchmarks/profile_ops.py``). The runtime also keeps onnxruntime from fusing it back at load
-(:mod:`ranker_sdk.session`). ``fuse_skip_layer_norm=True`` restores it, to compare.
+it is slower than a plain ``Add`` + ``LayerNormalization`` (``python -m lab.benchmarks.profile_ops``
+shows each op's share; docs/speed.md). The runtime also keeps onnxruntime from fusing it back at
+load (:mod:`ranker_sdk.session`). ``fuse_skip_layer_norm=True`` restores it, to compare.
 
 Every encoder family we package (BERT, MiniLM, ELECTRA, DistilBERT, RoBERTa/XLM-R) uses the
 ``bert`` fusion rules. Attention fusion only matches the graph of *eager* attention, which is
@@ -30,9 +28,8 @@ Two fusions are optional, for what INT8 needs (:meth:`.quantize.QuantizeOptions.
 After quantization, :func:`drop_padding_mask` takes the padding mask off the
 ``MultiHeadAttention`` nodes of a static INT8 graph (``ranker.json`` ``batching: "exact"``): with
 no mask, onnxruntime runs its CPU flash-attention kernel, and the runtime then batches only rows
-of one length, so the mask was never needed. Measured with ``benchmarks/ceiling.py`` on the
-MiniLM-L6 cross-encoder student: 1.07x the model-call speed on 100 trec-rag24 passages; in fp32
-the two paths agree to 1.3e-6.
+of one length, so the mask was never needed, and the two paths give the same scores up to float
+rounding (``python -m lab.benchmarks.ceiling`` times and compares them).
 
 ``opt_level=0`` runs the Python fusions only. Higher levels would first run onnxruntime's own
 graph optimizer, whose level-2 output is specialised to the machine it ran on; the runtime

@@ -10,10 +10,10 @@ Two ways to choose the activations' scales (``QuantizeOptions.activations``):
   integer kernels (``MatMulIntegerToFloat``). Because the scales are constants, a row's
   integer arithmetic never sees another row: **a document's score depends on that document and
   the query only**, not on what else shares its batch.
-- **dynamic** (``--precision dynamic``, the previous default): onnxruntime quantizes each
-  MatMul input on the fly from the range observed in *the whole batch* (padding and
-  neighbours included). No calibration is needed, but the same pair scores differently in a
-  different batch: up to 0.14 on the old bundled default, enough to change its top-10.
+- **dynamic** (``--precision dynamic``): onnxruntime quantizes each MatMul input on the fly
+  from the range observed in *the whole batch* (padding and neighbours included). No
+  calibration is needed, but the same pair scores differently in a different batch, by enough
+  to change a top-10 (:func:`.verify.batch_invariance` measures it).
 
 The other choices:
 
@@ -33,7 +33,7 @@ The other choices:
   key projection's bias is one, so ``Q x K^T`` and ``softmax x V`` were quantized (the softmax
   probabilities to uint8 steps of about 1/255, most of a 160-token row's probabilities rounding
   to 0 or 1/255). They are named in ``nodes_to_exclude`` (:func:`activation_matmuls`) and stay
-  fp32. Measured on the segmented default (``benchmarks/int8_variants.py``): see docs/speed.md.
+  fp32 (``python -m lab.benchmarks.int8_variants`` compares the variants; docs/speed.md).
 - **Types of contrib-op outputs**: ONNX shape inference cannot type the outputs of
   onnxruntime's contrib ops (``MultiHeadAttention``, ``SkipLayerNormalization``, ``BiasGelu``),
   and the static quantizer silently skips every MatMul whose input it cannot type (the FFN
@@ -45,11 +45,9 @@ The other choices:
   spends its uint8 steps on them. Each such channel is divided by ``s_j`` on the way into the
   Q/K/V and FFN MatMuls (one ``Mul``) and their weights' row ``j`` multiplied by it: the same
   product, with the outliers moved into the per-channel weight scales; the residual path keeps
-  the unsmoothed tensor. On the MiniLM cross-encoder student (32 trec-rag24 dev queries, one row
-  a call, against the fp32 graph): per-query Spearman 0.956 -> 0.971 (min 0.875 -> 0.940) at
-  alpha 0.8 (0.970 at 0.5); on the segmented student 0.978 -> 0.982; the same speed within noise
-  (``benchmarks/bench_packages.py``). Folding the division into a per-channel ``QuantizeLinear``
-  instead of the ``Mul`` made onnxruntime drop its integer kernel (0.43x): not done.
+  the unsmoothed tensor. It raises the INT8 graph's agreement with fp32 at the same speed (the
+  packaging check's Spearman records it in ``ranker.json``). The division stays a ``Mul``: folded
+  into a per-channel ``QuantizeLinear`` instead, onnxruntime no longer picks its integer kernel.
 - **``reduce_range``** (7-bit weights) exists for CPUs without VNNI, where ``vpmaddubsw`` can
   saturate. Off by default; the CPU the package was verified on is recorded (:func:`cpu_features`).
 - **Embeddings** (``QuantizeOptions.embeddings``): the word table is most of a small BERT's
@@ -57,8 +55,8 @@ The other choices:
   row** (per token): the Gather picks int8 rows and their scales, and a Cast and Mul turn only
   those rows back into floats (:func:`int8_embedding_rows`), so the fp32 table never exists in
   memory. ``"tensor"`` is onnxruntime's own embedding quantization (one scale for the whole
-  table, dynamic only): on the old default it cost 1.1 points of wikiqa dev MAP, against 0.2
-  with the table fp32. ``"fp32"`` keeps the table fp32 (package 22 -> 56 MiB).
+  table, dynamic only), coarser: one scale cannot fit rare and common tokens alike. ``"fp32"``
+  keeps the table fp32, at more than twice the package size.
 """
 
 from __future__ import annotations

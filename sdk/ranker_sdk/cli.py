@@ -1,25 +1,22 @@
 """The ``ranker`` command line: thin drivers over functions a caller can import.
 
-The runtime's own commands (``rank``, ``verify``) live here. The heavy stages register their
-commands from their own packages, each from a ``cli`` module that imports nothing heavy at
-import time (torch is imported when a command runs):
-
-- ``ranker_training.cli``: ``train {cpt,teacher,label,distill}``, ``eval``
-- ``ranker_quantize.cli``: ``package``
-- ``ranker_bindings.cli``: ``bindings build``
-
-A stage that is not installed still shows its command, which then says which extra to install.
+The runtime's own commands (``rank``, ``verify``, ``info``) live here. The other stages register
+theirs from their own packages: each declares its commands as entry points of the group
+``ranker.commands`` (``name = "module:register [extra]"``, in pyproject.toml), and ``register``
+adds them to the parser; a stage's ``cli`` module imports nothing heavy at import time (torch is
+imported when a command runs). A stage whose extra is not installed still shows its commands,
+which then say which extra to install.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import io
 import json
 import math
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -29,11 +26,7 @@ from .ranker import Ranker
 
 __all__ = ["main", "read_docs", "read_scored_docs", "decode_text", "build_parser"]
 
-_PLUGINS = (
-    ("ranker_training.cli", "train", ("train", "eval")),
-    ("ranker_quantize.cli", "quantize", ("package", "fusion")),
-    ("ranker_bindings.cli", "bindings", ("bindings",)),
-)
+COMMANDS_GROUP = "ranker.commands"
 
 
 def read_docs(stream: TextIO, fmt: str = "auto", *, name: str = "<stdin>") -> list[Any]:
@@ -181,6 +174,29 @@ examples:
   ranker rank --query "..." --docs docs.jsonl --json --package path/to/package.tar.gz"""
 
 
+def _print_fusion(fusion: Any) -> None:
+    """The fusion rule and the figures the packager recorded with it, one line per data set.
+
+    ``fusion.info`` is the packager's free-form record: what is there is printed, whatever its
+    shape. Its measure is the fit's own (nDCG with gain ``2**grade - 1`` over the judged
+    candidates), named on the line, since ``ranker eval`` reports trec-dl with trec_eval's gain.
+    """
+    info = fusion.info
+    fitted = info.get("fitted_on")
+    where = ", ".join(map(str, fitted)) if isinstance(fitted, list) else str(fitted or "?")
+    print(f"    fusion: {fusion.kind}, first-stage weight {fusion.weight:g}, fitted on {where}")
+    measure = f"{info.get('metric', 'ndcg@10')}, gain 2^grade - 1 over judged candidates"
+    raw = info.get("sources")
+    sources = [s for s in raw if isinstance(s, dict)] if isinstance(raw, list) else []
+    if not sources and isinstance(info.get("dev"), dict):  # a record with pooled figures only
+        sources = [{"data": "all fitted data"} | info["dev"]]
+    for src in sources:
+        print(
+            f"        {src.get('data')} ({src.get('queries')} queries, {measure}): model {src.get('model')}, "
+            f"first stage {src.get('first_stage')}, fused {src.get('fused')}"
+        )
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     ranker = Ranker.load(args.package, threads=1)
     cfg = ranker.config
@@ -196,15 +212,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if cfg.fusion is None:
         print("    fusion: none (first_stage scores are ignored)")
     else:
-        # info is the packager's free-form record: print what is there, whatever its shape
-        info = cfg.fusion.info
-        dev = info.get("dev") if isinstance(info.get("dev"), dict) else {}
-        fitted = info.get("fitted_on")
-        where = ", ".join(map(str, fitted)) if isinstance(fitted, list) else str(fitted or "?")
-        print(
-            f"    fusion: {cfg.fusion.kind}, first-stage weight {cfg.fusion.weight:g}, fitted on {where}: "
-            f"nDCG@10 model {dev.get('model')}, first stage {dev.get('first_stage')}, fused {dev.get('fused')}"
-        )
+        _print_fusion(cfg.fusion)
     if ranker.model_card is None:
         print("    (no model card in this package)")
     else:
@@ -290,14 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("package", nargs="?", default=None, help="package dir or .tar.gz (default: the bundled package)")
     p.set_defaults(func=_cmd_info)
 
-    for module, extra, commands in _PLUGINS:
+    stages: dict[str, list] = {}  # one register call per stage, however many commands it declares
+    for ep in entry_points(group=COMMANDS_GROUP):
+        stages.setdefault(ep.value, []).append(ep)
+    for eps in stages.values():
         try:
-            importlib.import_module(module).register(sub)
+            eps[0].load()(sub)
         except ImportError as exc:
-            for name in commands:
-                q = sub.add_parser(name, help=f"(needs ranker-sdk[{extra}])", add_help=False)
+            extra = eps[0].extras[0] if eps[0].extras else "all"
+            for ep in eps:
+                q = sub.add_parser(ep.name, help=f"(needs ranker-sdk[{extra}])", add_help=False)
                 q.add_argument("rest", nargs=argparse.REMAINDER)
-                q.set_defaults(func=_missing_extra(extra, module, exc))
+                q.set_defaults(func=_missing_extra(extra, ep.module, exc))
     return parser
 
 

@@ -16,17 +16,17 @@ from .errors import InputError, InternalError, PackageError
 from .fusion import check_first_stage, fuse
 from .package import PackageConfig, read_package, recheck_file
 from .session import ModelSession
-from .tokenize import Doc, PairEncoder, doc_text
+from .tokenize import QUERY_CHARS_PER_TOKEN, Doc, PairEncoder, doc_text
 
 __all__ = ["Ranker", "Hit", "default_package_path", "batch_rows"]
 
 log = logging.getLogger(__name__)
 
-# More intra-op threads than this never helps a cross-encoder call, and each costs a thread
-# start at load: threads=1000 took 38 s to load, threads=100000 exhausted memory and crashed.
+# More intra-op threads than this never helps a cross-encoder call, and each one costs a thread
+# start at load: a caller's typo (threads=100000) must fail fast, not exhaust memory.
 MAX_THREADS = 256
-# score() encodes and runs at most this many docs at a time, so memory does not grow with the
-# number of candidates (10,000 docs encoded at once held about 47 KB each of token data).
+# score() encodes and runs at most this many docs at a time by default, so memory does not grow
+# with the number of candidates (token data is held per doc until its chunk is scored).
 CHUNK_DOCS = 256
 
 
@@ -107,6 +107,7 @@ class Ranker:
         "_batch_size",
         "_max_batch_tokens",
         "_sort",
+        "_chunk_docs",
         "_model_card",
         "_source",
     )
@@ -123,6 +124,8 @@ class Ranker:
         batch_size: int = 32,
         max_batch_tokens: int = 512,
         sort_by_length: bool = True,
+        chunk_docs: int = CHUNK_DOCS,
+        query_chars_per_token: int = QUERY_CHARS_PER_TOKEN,
     ) -> "Ranker":
         """Load and verify a package.
 
@@ -140,21 +143,30 @@ class Ranker:
                 rows x length^2), so this, not ``batch_size``, bounds RSS for long documents.
                 On a CPU a 256-token row is already a large enough matrix product, so big
                 batches buy nothing: with MiniLM INT8 on trec-rag24 passages, 512 ran faster
-                than 4096 at under half the peak RSS (benchmarks/bench_rank.py). Short docs
+                than 4096 at under half the peak RSS (lab/benchmarks/bench_rank.py). Short docs
                 still share a call (12 rows of 40 tokens).
             sort_by_length: sort pairs by token length before batching (default). False keeps
                 input order, which pads more; it exists to measure what sorting buys.
+            chunk_docs: at most this many docs are encoded and scored at a time, so the memory of
+                a call does not grow with its number of candidates. Raising it past a call's
+                candidate count encodes them all first; it exists to measure what chunking buys.
+            query_chars_per_token: the raw query is cut to ``query_max_tokens`` times this many
+                characters before it is tokenized, so a huge query costs no more than a normal
+                one (see :meth:`PairEncoder.clip_query`); raise it only to measure that bound.
 
         Raises:
             PackageError: the package is missing, corrupt, unsafe or inconsistent, or its model
                 fails (or returns NaN/inf) on a probe batch of ``max_length`` tokens.
             InputError: ``path`` is not a str/PathLike/None, or ``threads`` (at most
-                :data:`MAX_THREADS`), ``batch_size`` or ``max_batch_tokens`` is not a positive
-                integer (numpy integers are accepted, bools are not).
+                :data:`MAX_THREADS`), ``batch_size``, ``max_batch_tokens``, ``chunk_docs`` or
+                ``query_chars_per_token`` is not a positive integer (numpy integers are accepted,
+                bools are not).
         """
         threads = _positive_int("threads", threads, upper=MAX_THREADS, none_ok=True)
         batch_size = _positive_int("batch_size", batch_size)
         max_batch_tokens = _positive_int("max_batch_tokens", max_batch_tokens)
+        chunk_docs = _positive_int("chunk_docs", chunk_docs)
+        query_chars_per_token = _positive_int("query_chars_per_token", query_chars_per_token)
         if path is not None and not isinstance(path, (str, os.PathLike)):
             raise InputError(
                 f"path must be a str, an os.PathLike or None (the bundled default), got {type(path).__name__}: {path!r}"
@@ -171,7 +183,12 @@ class Ranker:
         pkg = read_package(path, keep_model=False)
         self = object.__new__(cls)
         self._config = pkg.config
-        self._encoder = PairEncoder(pkg.files["tokenizer.json"], pkg.config, parallel=threads != 1)
+        self._encoder = PairEncoder(
+            pkg.files["tokenizer.json"],
+            pkg.config,
+            parallel=threads != 1,
+            query_chars_per_token=query_chars_per_token,
+        )
         model = pkg.model_path if pkg.model_path is not None else pkg.files["model.onnx"]
         self._session = ModelSession(model, pkg.config, threads=threads, probe=self._encoder.probe_batch())
         if pkg.model_path is not None:
@@ -179,6 +196,7 @@ class Ranker:
         self._batch_size = batch_size
         self._max_batch_tokens = max_batch_tokens
         self._sort = bool(sort_by_length)
+        self._chunk_docs = chunk_docs
         card = pkg.files.get("MODEL_CARD.md")
         self._model_card = card.decode("utf-8", errors="replace") if card is not None else None
         self._source = pkg.source
@@ -248,15 +266,15 @@ class Ranker:
         return scores
 
     def _model_scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
-        """The model's raw scores of ``texts``, :data:`CHUNK_DOCS` at a time (bounded memory).
+        """The model's raw scores of ``texts``, ``chunk_docs`` at a time (bounded memory).
 
         Within a chunk, pairs are sorted by length and batched (:meth:`_batches`); a score does
         not depend on its chunk or batch. A non-finite score is an :class:`InternalError`,
         never a NaN handed back to the caller.
         """
         scores = np.empty(len(texts), dtype=np.float32)
-        for start in range(0, len(texts), CHUNK_DOCS):
-            enc = self._encoder.encode(query, texts[start : start + CHUNK_DOCS])
+        for start in range(0, len(texts), self._chunk_docs):
+            enc = self._encoder.encode(query, texts[start : start + self._chunk_docs])
             part = scores[start : start + len(enc)]
             for rows in self._batches(enc.lengths()):
                 part[rows] = self._session.run(enc.batch(rows, self._config.pad_token_id))

@@ -43,15 +43,13 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # No memory pattern: onnxruntime plans one block per input shape it has seen and keeps it,
-    # and batches here come in many padded shapes. Off, the default package's peak RSS over
-    # 100 trec-rag24 passages drops by about 27 MiB at the same CPU time per call
-    # (benchmarks/bench_rank.py, 1 thread).
+    # and batches here come in many padded shapes, so the kept blocks only add to the peak RSS
+    # without saving CPU time (docs/speed.md).
     opts.enable_mem_pattern = False
     # Residual add + LayerNorm stay two ops: onnxruntime's fused SkipLayerNormalization CPU
-    # kernel cost 25% of the default package's kernel time, Add + LayerNormalization 10%
-    # (ranker_quantize.optimize no longer fuses them offline; this stops the fusion at load).
-    # (Only that name: with "BiasSkipLayerNormFusion" also in the list, onnxruntime 1.32 fused
-    # them anyway, by profile.)
+    # kernel is slower than the two it replaces (docs/speed.md). ranker_quantize.optimize does not
+    # fuse them offline; this stops onnxruntime from fusing them at load. Only that name: with
+    # "BiasSkipLayerNormFusion" also in the list, onnxruntime fuses them anyway.
     opts.add_session_config_entry("optimization.disable_specified_optimizers", "SkipLayerNormFusion")
     opts.inter_op_num_threads = 1
     opts.intra_op_num_threads = int(threads) if threads else 0

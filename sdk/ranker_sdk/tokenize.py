@@ -10,8 +10,8 @@ The rules, all read from ``ranker.json`` (:class:`~ranker_sdk.package.PackageCon
 - The query keeps at most ``query_max_tokens`` tokens, so a long query never squeezes the doc out;
   the doc then fills what is left of ``max_length`` (truncation ``only_second``). Like a doc, the
   raw query is first cut by characters, to ``query_max_tokens * QUERY_CHARS_PER_TOKEN``: a token
-  of real text is far shorter than that, so the cut changes nothing for a real query, but a
-  10 MB query no longer costs seconds and gigabytes to tokenize in full before its cut.
+  of real text is far shorter than that, so the cut changes nothing for a real query, and a
+  10 MB query is never tokenized in full only to be cut afterwards.
 - Lone surrogates (which UTF-8 cannot encode) are replaced by U+FFFD instead of failing.
 """
 
@@ -27,7 +27,7 @@ from .encoding import Doc, doc_text
 from .errors import PackageError, wrap_backend_errors
 from .package import PackageConfig
 
-__all__ = ["Doc", "doc_text", "clean_text", "PairEncoder", "EncodedPairs"]
+__all__ = ["Doc", "doc_text", "clean_text", "PairEncoder", "EncodedPairs", "QUERY_CHARS_PER_TOKEN"]
 
 # WordPiece gives up on words longer than 100 characters ([UNK]); no real token is longer.
 QUERY_CHARS_PER_TOKEN = 100
@@ -82,8 +82,16 @@ class PairEncoder:
     the tokenizer, so one encoder can be shared by many threads.
     """
 
-    def __init__(self, tokenizer_json: bytes, config: PackageConfig, *, parallel: bool = True) -> None:
+    def __init__(
+        self,
+        tokenizer_json: bytes,
+        config: PackageConfig,
+        *,
+        parallel: bool = True,
+        query_chars_per_token: int = QUERY_CHARS_PER_TOKEN,
+    ) -> None:
         self.config = config
+        self._query_chars = config.query_max_tokens * query_chars_per_token
         # encode_batch fans out over a thread pool of its own (one thread per core); a host that
         # asked for one thread gets the pairs encoded one by one on the calling thread instead.
         self._parallel = parallel
@@ -104,10 +112,11 @@ class PairEncoder:
     def clip_query(self, query: str) -> str:
         """The query cut after its ``query_max_tokens``-th token (at a character boundary).
 
-        The raw text is cut to ``query_max_tokens * QUERY_CHARS_PER_TOKEN`` characters first,
-        so the work done here is bounded whatever the caller passes.
+        The raw text is cut to ``query_max_tokens * query_chars_per_token`` characters first
+        (:data:`QUERY_CHARS_PER_TOKEN` unless the encoder was built with another bound), so the
+        work done here is bounded whatever the caller passes.
         """
-        query = query[: self.config.query_max_tokens * QUERY_CHARS_PER_TOKEN]
+        query = query[: self._query_chars]
         with wrap_backend_errors("tokenizing the query"):
             enc = self._qtok.encode(query, add_special_tokens=False)
         budget = self.config.query_max_tokens

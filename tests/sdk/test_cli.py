@@ -261,3 +261,36 @@ def test_runtime_commands_are_covered():
 def test_a_bad_package_in_a_real_process_is_one_line(tmp_path):
     rc, err = run_subprocess(["info", str(tmp_path / "nopkg")])
     assert rc == 1 and error_line(rc, err, "nopkg").startswith("error: ")
+
+
+def _stage_distribution(root: Path, entry: str) -> dict:
+    """A distribution that declares one ``ranker.commands`` entry point, on a PYTHONPATH of its own."""
+    info = root / "ghost_stage-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ghost-stage\nVersion: 0.1\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(f"[ranker.commands]\n{entry}\n", encoding="utf-8")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+
+
+def test_commands_are_found_through_entry_points():
+    from importlib.metadata import entry_points
+
+    declared = {ep.name for ep in entry_points(group="ranker.commands")}
+    assert {"train", "eval", "package", "fusion", "bindings"} <= declared
+    names = set(
+        re.findall(
+            r"^    (\w+) ",
+            subprocess.run(
+                [sys.executable, "-m", "ranker_sdk", "--help"], capture_output=True, text=True, timeout=300
+            ).stdout,
+            flags=re.M,
+        )
+    )
+    assert declared <= names
+
+
+def test_a_stage_whose_module_is_missing_says_which_extra_to_install(tmp_path):
+    env = _stage_distribution(tmp_path, "ghost = ranker_ghost_stage.cli:register [ghostextra]")
+    rc, err = run_subprocess(["ghost", "build"], env=env)
+    assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "pip install 'ranker-sdk[ghostextra]'" in err and "ranker_ghost_stage.cli" in err

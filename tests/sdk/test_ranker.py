@@ -200,9 +200,31 @@ def test_public_api():
 
 
 def test_bad_load_arguments(default_dir):
-    for kw in ({"threads": 0}, {"threads": "2"}, {"batch_size": 0}, {"max_batch_tokens": 0}):
+    bad = ({"threads": 0}, {"threads": "2"}, {"batch_size": 0}, {"max_batch_tokens": 0}, {"chunk_docs": 0})
+    for kw in (*bad, {"query_chars_per_token": True}, {"chunk_docs": 2.5}):
         with pytest.raises(InputError):
             Ranker.load(default_dir, **kw)
+
+
+def test_chunk_docs_bounds_a_call_without_changing_its_scores(tiny_package, tiny_ranker, trec_query_docs):
+    q, docs = trec_query_docs
+    small = Ranker.load(tiny_package, threads=1, chunk_docs=3)
+    encoded = []
+    encode = small._encoder.encode
+    object.__setattr__(
+        small._encoder, "encode", lambda query, texts: encoded.append(len(texts)) or encode(query, texts)
+    )
+    np.testing.assert_allclose(small.score(q, docs), tiny_ranker.score(q, docs), atol=1e-5)
+    assert max(encoded) == 3 and sum(encoded) == len(docs)
+
+
+def test_query_chars_per_token_is_the_bound_on_raw_query_text(tiny_package):
+    query = "inflation " * 1000
+    tight = Ranker.load(tiny_package, threads=1, query_chars_per_token=1)
+    budget = tight.config.query_max_tokens
+    assert tight._encoder.clip_query(query) == query[:budget]  # cut by characters before tokenizing
+    loose = Ranker.load(tiny_package, threads=1, query_chars_per_token=10**6)
+    assert len(loose._encoder.clip_query(query)) > budget  # tokenized whole, then cut at the token budget
 
 
 def test_single_threaded_tokenization_gives_the_same_scores(tiny_package, trec_query_docs):

@@ -7,9 +7,9 @@ import shutil
 
 import numpy as np
 import pytest
+from ranker_models.segmented import load_segmented, save_segmented
 from ranker_training.config import ConfigError
 from ranker_training.merge import MERGE_FILE, interpolate
-from ranker_training.segmented import load_segmented, save_segmented
 from safetensors.numpy import load_file
 
 

@@ -2,7 +2,7 @@
 
 all-MiniLM-L6-v2, the student's own starting point, is a bi-encoder: mean-pooled embeddings
 of the query and of the passage, compared by cosine. Zero-shot it ranks trec-dl's DL21 dev
-queries at nDCG@10 0.584 (trec_eval), well above BM25's 0.464, yet a cross-encoder fine-tuned
+queries well above BM25 (docs/results.md), yet a cross-encoder fine-tuned
 from it on a few hundred queries keeps little of that: the pair's ``[CLS]`` head is new and
 learns from the training queries alone. Scoring every training candidate with the bi-encoder
 and adding its cosine to the teacher target (:mod:`ranker_training.external`) hands that

@@ -55,6 +55,8 @@ __all__ = [
     "load_config",
     "save_config",
     "resolve_path",
+    "local_model_dir",
+    "hf_load_kwargs",
 ]
 
 
@@ -257,7 +259,7 @@ class DistillConfig:
 
     student: str = ""
     # "cross": a cross-encoder (sequence classifier); "segmented": a bi-encoder run inside the
-    # cross-encoder contract (ranker_training.segmented), starting from the encoder's own cosine
+    # cross-encoder contract (ranker_models.segmented), starting from the encoder's own cosine
     architecture: str = "cross"
     # keep only the first N transformer layers of the student (None: all of them)
     num_layers: int | None = None

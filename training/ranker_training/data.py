@@ -40,6 +40,7 @@ __all__ = [
     "sample_scored",
     "schedule",
     "judged",
+    "trainable",
 ]
 
 log = logging.getLogger(__name__)

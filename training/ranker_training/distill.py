@@ -174,11 +174,10 @@ def pseudo_title(doc: Any, p: float, rng) -> Any:
 def load_student(path: str, *, num_labels: int = 1, architecture: str | None = None):
     """The student model: a cross-encoder (a sequence-classification model with one output, a new
     head if ``path`` is a bare encoder) or, for ``architecture="segmented"`` or a saved segmented
-    student, a :class:`~ranker_training.segmented.SegmentedBiEncoder`."""
+    student, a :class:`~ranker_models.segmented.SegmentedBiEncoder`."""
     import torch
+    from ranker_models.segmented import ARCHITECTURE, is_segmented, load_segmented
     from transformers import AutoModelForSequenceClassification
-
-    from .segmented import ARCHITECTURE, is_segmented, load_segmented
 
     path = local_model_dir(path, "student")
     if architecture not in (None, "cross", ARCHITECTURE):
@@ -253,13 +252,13 @@ def _fit_segmented_head(
 def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path:
     """Train the student of ``cfg`` and save it (safetensors + tokenizer + ``ranker_student.json``) to ``out``."""
     import torch
+    from ranker_models.segmented import is_segmented
     from transformers import AutoTokenizer
 
     from .data import load_sourced, sample_group, sample_scored, schedule, step_rng, trainable, weighted_items
     from .label import read_scores
     from .loop import finish, make_accelerator, train_loop
     from .losses import RANK_LOSSES, hybrid_distill, pairwise_logistic, rank_loss
-    from .segmented import is_segmented
 
     if cfg.loss not in ("hybrid",) + RANK_LOSSES:
         raise ConfigError(f"distill loss must be 'hybrid' or one of {RANK_LOSSES}, got {cfg.loss!r}")
@@ -348,7 +347,7 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
     )
     if accelerator.is_main_process:
         if cfg.architecture == "segmented":
-            from .segmented import save_segmented
+            from ranker_models.segmented import save_segmented
 
             save_segmented(model, out)
         else:

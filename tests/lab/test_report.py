@@ -1,0 +1,26 @@
+"""The results table: rows per model, '-' where a set was not measured, files written."""
+
+from __future__ import annotations
+
+import json
+
+from lab.report import markdown, rows, write
+
+
+def _res(**by_set):
+    return {"sources": [{"data": f"../shared/data/{k}", "split": "dev", "queries": 3, **v} for k, v in by_set.items()]}
+
+
+def test_rows_pick_each_sets_headline_and_dash_what_is_missing(tmp_path):
+    results = {
+        "a": _res(**{"trec-dl": {"ndcg@10_trec": 0.61, "ndcg@10": 0.5}, "wikiqa": {"map": 0.8, "mrr": 0.81}}),
+        "teacher": {"sources": [{"data": "x/trec-rag24", "split": "dev", "queries": 0, "ndcg@10": 0.0, "pnr": 0.0}]},
+    }
+    table = rows(results, {"a": 55.0}, {"a": "model A"})
+    assert table[0]["dl_ndcg10_trec"] == 0.61 and table[0]["wikiqa_map"] == 0.8 and table[0]["rag_ndcg10"] is None
+    assert table[1]["rag_ndcg10"] is None  # covers no query: not a 0.0 score
+    md = markdown(table)
+    assert "| model A | 0.610 | - | - | 0.800 | 0.810 | 55.0 |" in md
+    write(table, tmp_path / "r")
+    assert json.loads((tmp_path / "r.json").read_text())[0]["model"] == "a"
+    assert (tmp_path / "r.png").stat().st_size > 1000
