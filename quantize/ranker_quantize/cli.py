@@ -121,6 +121,21 @@ def register(subparsers: Any) -> None:
         help="maximum nDCG@10 drop when labelled (default: 0.01)",
     )
     g.add_argument(
+        "--min-top10-overlap",
+        dest="verify.min_top10_overlap",
+        type=float,
+        default=0.0,
+        help="minimum mean top-10 overlap with fp32 (default: 0, not checked)",
+    )
+    g.add_argument(
+        "--gate-data",
+        dest="verify.gate_data",
+        action="append",
+        default=[],
+        metavar="DIR[=SPLIT]",
+        help="another labelled set whose queries join the verification pool (repeatable; split default: dev)",
+    )
+    g.add_argument(
         "--threads",
         dest="verify.threads",
         type=int,
@@ -322,6 +337,16 @@ def _setup_logging(verbose: bool) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a checkpoint is a local path: never reach a hub
 
 
+def _gate_source(spec: str) -> tuple[str, str]:
+    from ranker_eval.beir import parse_source
+    from ranker_sdk.errors import InputError
+
+    parsed = parse_source(spec, "dev")
+    if parsed is None:
+        raise InputError(f"--gate-data {spec!r}: expected DIR or DIR=SPLIT")
+    return parsed
+
+
 def _options(args: argparse.Namespace) -> Any:
     """The :class:`PackageOptions` of the parsed arguments (see the module docstring)."""
     from dataclasses import fields
@@ -348,6 +373,7 @@ def _options(args: argparse.Namespace) -> Any:
     if args.no_smooth:
         raw["quantize"]["smooth"] = None
     raw["fusion_data"] = [(v[0], v[1] if len(v) > 1 else args.fusion_split) for v in args.fit_fusion]
+    raw["verify"]["gate_data"] = [_gate_source(v) for v in args.__dict__.get("verify.gate_data") or []]
     return from_dict(PackageOptions, raw, where="ranker package", error=InputError)
 
 

@@ -44,6 +44,7 @@ from .quantize import QuantizeOptions, cpu_features, quantize_int8
 from .verify import (
     VerifyOptions,
     calibration_groups,
+    gate_groups,
     failures,
     fidelity_report,
     generated_groups,
@@ -261,6 +262,7 @@ def build_package(
     if options.fusion_data:
         check_fusion_data(options.fusion_data)
     groups, data = _groups(options.verify)  # a bad --calibration fails here, before the export
+    gate_groups(replace(options.verify, max_queries=1))  # and so does a bad gate set
     tick = progress or (lambda stage, done, total: None)
     timings: dict[str, float] = {}
 
@@ -324,7 +326,9 @@ def build_package(
     config = replace(config, quantization=quantization, provenance=_provenance(ckpt, options))
 
     t0 = time.perf_counter()
-    fidelity = _verify(ckpt, config, fp32_bytes, shipped, options, tick, groups, data)
+    more, names = gate_groups(options.verify)
+    verify_data = " + ".join([data, *names])
+    fidelity = _verify(ckpt, config, fp32_bytes, shipped, options, tick, groups + more, verify_data)
     timings["verify"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -421,6 +425,7 @@ def _verify(
         "min_spearman": vo.min_spearman,
         "max_ndcg_drop": vo.max_ndcg_drop,
         "max_export_diff": vo.max_export_diff,
+        **({"min_top10_overlap": vo.min_top10_overlap} if vo.min_top10_overlap else {}),
     }
     missed = failures(report, vo)
     report["passed"] = not missed

@@ -76,6 +76,11 @@ class VerifyOptions:
             (checked only when the data has labels).
         max_export_diff: the fp32 package may differ from torch by at most this much per score.
         threads: onnxruntime threads for verification scoring (None: one per core).
+        gate_data: more ``(data_dir, split)`` sets whose queries (``max_queries`` of each) are
+            pooled with the calibration set's for verification, so the gate reads fidelity
+            over every dev collection and not the rounding luck of one (their queries never
+            calibrate the INT8 scales).
+        min_top10_overlap: the mean top-10 overlap must be at least this.
     """
 
     calibration: str | None = None
@@ -85,6 +90,18 @@ class VerifyOptions:
     max_ndcg_drop: float = 0.01
     max_export_diff: float = 1e-3
     threads: int | None = None
+    gate_data: tuple[tuple[str, str], ...] = ()
+    min_top10_overlap: float = 0.0
+
+
+def gate_groups(options: VerifyOptions) -> tuple[list[Group], list[str]]:
+    """The queries of ``options.gate_data`` (``max_queries`` of each set) and their set names."""
+    groups, names = [], []
+    for root, split in options.gate_data:
+        more, name = calibration_groups(root, split, max_queries=options.max_queries)
+        groups += more
+        names.append(name)
+    return groups, names
 
 
 def calibration_groups(root: str | Path, split: str, *, max_queries: int) -> tuple[list[Group], str]:
@@ -309,6 +326,8 @@ def failures(report: dict[str, Any], options: VerifyOptions) -> list[str]:
     out = []
     if report["spearman"]["mean"] < options.min_spearman:
         out.append(f"mean Spearman {report['spearman']['mean']} < {options.min_spearman}")
+    if report["top10_overlap"]["mean"] < options.min_top10_overlap:
+        out.append(f"mean top-10 overlap {report['top10_overlap']['mean']} < {options.min_top10_overlap}")
     nd = report.get("ndcg@10")
     if nd is not None and nd["drop"] > options.max_ndcg_drop:
         out.append(f"nDCG@10 drop {nd['drop']} > {options.max_ndcg_drop}")

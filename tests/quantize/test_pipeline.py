@@ -173,3 +173,31 @@ def test_a_student_is_packaged_with_exactly_the_settings_it_recorded(tiny_bert_d
     (student / "ranker_student.json").write_text(json.dumps({**recorded, "pad_token_id": "three"}))
     with pytest.raises(InputError, match=r"ranker_student\.json: pad_token_id: expected int, got 'three'"):
         build_package(student, tmp_path / "bad", PackageOptions(precision="fp32", verify=VerifyOptions(max_queries=2)))
+
+
+def test_gate_pools_every_dev_set_and_reads_top10_overlap(tiny_bert_dir, data_dir, tmp_path):
+    vo = VerifyOptions(
+        calibration=str(data_dir / "trec-rag24"),
+        max_queries=2,
+        max_ndcg_drop=1.0,
+        gate_data=((str(data_dir / "wikiqa"), "dev"), (str(data_dir / "squad"), "dev")),
+    )
+    result = build_package(tiny_bert_dir, tmp_path / "pkg", PackageOptions(verify=vo, force=True))
+    fid = result.config.fidelity
+    assert fid["data"] == "trec-rag24/dev + wikiqa/dev + squad/dev"
+    assert fid["queries"] == 6  # two of each set, pooled
+    # the INT8 scales are still calibrated on the calibration set alone
+    assert result.config.quantization["calibration"]["data"] == "trec-rag24/dev"
+    strict = VerifyOptions(
+        calibration=str(data_dir / "trec-rag24"),
+        max_queries=2,
+        max_ndcg_drop=1.0,
+        min_spearman=-1.0,
+        min_top10_overlap=1.01,
+    )  # unreachable: overlap <= 1
+    with pytest.raises(FidelityError, match=r"top-10 overlap .* < 1\.01"):
+        build_package(tiny_bert_dir, tmp_path / "strict", PackageOptions(verify=strict))
+    bad = VerifyOptions(calibration=str(data_dir / "trec-rag24"), gate_data=((str(tmp_path / "nowhere"), "dev"),))
+    with pytest.raises(InputError, match="nowhere"):
+        build_package(tiny_bert_dir, tmp_path / "bad", PackageOptions(verify=bad))
+    assert not (tmp_path / "bad").exists()
