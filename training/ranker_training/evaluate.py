@@ -25,8 +25,9 @@ Models (``load_scorer``):
 - a teacher folder (``teacher.json``): :class:`ranker_training.teacher.Teacher`;
 - any other HF folder: a sequence-classification cross-encoder, inputs built like the runtime
   (settings from its ``ranker_student.json`` when present);
-- a teacher scores file (``.jsonl``/``.tsv`` from ``ranker train label``): its scores; a query
-  with no scored candidate is left out (``uncovered``);
+- a teacher scores file (``.jsonl``/``.tsv`` from ``ranker train label``) or a TREC run
+  (``.run``, e.g. a signal of :mod:`ranker_training.signals`): its scores; a query with no
+  scored candidate is left out (``uncovered``);
 - ``first-stage``: the order of ``candidates.run``; ``bm25``: Okapi BM25 (``rank_bm25``) with
   statistics over all candidates of the evaluated queries; ``random``: a random order, seeded by
   the query id (the floor every reranker must clear).
@@ -127,10 +128,16 @@ def _bm25_scorer(groups: Sequence[Group]) -> Scorer:
 def _scores_file_scorer(path: Path) -> Scorer:
     from .label import read_scores
 
-    scores = read_scores(path)
+    if path.suffix == ".run":  # a TREC run scores its source's own qids (no source prefix)
+        from .external import read_run_scores
+
+        scores = {(q, d): v for q, docs in read_run_scores(path).items() for d, v in docs.items()}
+    else:
+        scores = read_scores(path)
 
     def score(g: Group) -> np.ndarray | None:
-        got = [scores.get((g.qid, d)) for d in g.doc_ids]
+        qid = g.qid if path.suffix != ".run" else g.qid.split("/", 1)[-1]
+        got = [scores.get((qid, d)) for d in g.doc_ids]
         if all(v is None for v in got):
             return None
         floor = min(v for v in got if v is not None) - 1.0  # unscored: below every scored candidate
@@ -201,7 +208,7 @@ def load_scorer(
     if model == "bm25":
         return _bm25_scorer(groups)
     path = Path(resolve_path(model))
-    if path.suffix in (".jsonl", ".tsv"):
+    if path.suffix in (".jsonl", ".tsv", ".run"):
         return _scores_file_scorer(path)
     if (path / "manifest.json").is_file() or path.name.endswith(".tar.gz"):
         from ranker_sdk import Ranker

@@ -1,0 +1,71 @@
+"""Every teacher signal alone on every dev set, beside the random, BM25 and first-stage orders.
+
+    python -m lab.signals --signals runs/signals --out lab/results/signals.json [--compute SPLADE ...]
+
+A signal is a TREC run: the ones a collection ships (``<data>/runs/*.run``: trec-dl's RepLLaMA-7B,
+SPLADE++, TAS-B, ada-002, BM25) and the ones :mod:`ranker_training.signals` writes
+(``<signals>/<data>/<NAME>.run``: E5, SPLADE-tiny, the bi-encoder). ``--compute`` scores the dev
+sets with those signals first (resumable, cached). A signal that scored none of a set's queries
+has no figure there (``-``). The figures are ``ranker eval``'s (``ranker_training.evaluate``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ranker_training.config import DataSource
+from ranker_training.evaluate import evaluate_model
+from ranker_training.signals import write_signal_runs
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEV = (
+    ("trec-dl", "train:dl21-", {}),
+    ("trec-rag24", "dev", {}),
+    ("wikiqa", "dev", {}),
+    ("squad", "dev", {"with_positive": True, "max_queries": 300}),
+)
+BASELINES = ("random", "bm25", "first-stage")
+
+
+def dev_sources(data: Path = DATA) -> list[DataSource]:
+    return [DataSource(str(data / name), split, **extra) for name, split, extra in DEV]
+
+
+def runs_of(src: DataSource, signals: Path) -> dict[str, Path]:
+    """Signal name -> run file, for every run of ``src`` (shipped first, then computed here)."""
+    root = Path(src.path)
+    found = {p.stem: p for p in sorted((root / "runs").glob("*.run"))}
+    found |= {p.stem: p for p in sorted((signals / root.name).glob("*.run"))}
+    return found
+
+
+def measure(signals: Path) -> dict:
+    """``{model: {data set: ranker eval result}}`` for the baselines and every run found."""
+    out: dict = {}
+    for src in dev_sources():
+        name = Path(src.path).name
+        models = {b: b for b in BASELINES} | {k: str(v) for k, v in runs_of(src, signals).items()}
+        for model, arg in models.items():
+            res = evaluate_model(arg, [src])["sources"][0]
+            out.setdefault(model, {})[name] = res
+            print(f"{model:28s} {name:10s} queries {res['queries']}", flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--signals", default="runs/signals", help="folder of computed signal runs")
+    ap.add_argument("--compute", nargs="*", default=[], help="signals to compute on the dev sets first")
+    ap.add_argument("--out", default="lab/results/signals.json")
+    args = ap.parse_args(argv)
+    for name in args.compute:
+        write_signal_runs(name, dev_sources(), args.signals)
+    results = measure(Path(args.signals))
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
