@@ -91,6 +91,8 @@ def read_scored_docs(stream: TextIO, fmt: str = "auto", *, name: str = "<stdin>"
     for i, obj in _jsonl_docs(lines, name):
         if "score" not in obj:
             raise InputError(f"{name}:{i}: needs a numeric 'score' (the first-stage score) for --first-stage")
+        if isinstance(obj["score"], str):  # JSON has numbers; a quoted one is a mistake upstream
+            raise InputError(f"{name}:{i}: 'score' must be a number, got {obj['score'][:40]!r}")
         scores.append(finite_float(obj["score"], f"{name}:{i}", "'score'"))
         docs.append(obj)
     return docs, scores
@@ -201,7 +203,7 @@ def _cmd_rank(args: argparse.Namespace) -> int:
         return 2
     query = _read_query(args)
     docs, first_stage = _read_docs_arg(args)
-    ranker = Ranker.load(package_arg(args.package), threads=args.threads)
+    ranker = Ranker.load(package_arg(args.package), threads=args.threads or None)
     if first_stage is not None and ranker.config.fusion is None:
         print(
             f"note: {ranker.source} has no fusion rule (ranker package --fit-fusion): the first-stage "
@@ -416,7 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
         "auto (default): jsonl for a .jsonl/.json file or when the first line starts with {",
     )
     p.add_argument("--top-k", type=int, default=None, help="print only the best K (default: all)")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: one per core)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="onnxruntime intra-op threads (default: 1, the fastest on a busy host; 0: one per core)",
+    )
     p.add_argument(
         "--json", action="store_true", help="print one JSON object a hit: index, score, doc (default: a table)"
     )

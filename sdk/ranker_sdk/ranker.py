@@ -142,7 +142,7 @@ class Ranker:
         cls,
         path: str | os.PathLike[str] | None = None,
         *,
-        threads: int | None = None,
+        threads: int | None = 1,
         batch_size: int = 32,
         max_batch_tokens: int = 512,
         sort_by_length: bool = True,
@@ -152,9 +152,12 @@ class Ranker:
         Args:
             path: a package directory or ``.tar.gz``; None loads the default package bundled
                 with ranker-sdk.
-            threads: onnxruntime intra-op threads; None uses one per core. Search backends that
-                run many requests in parallel usually want 1, which also makes tokenization run
-                on the calling thread alone.
+            threads: onnxruntime intra-op threads (default 1; None: one per core). More than the
+                cores available is clamped to them, with a logged warning. The default is 1
+                because a ranker usually shares its host with other requests, and with every core
+                busy one thread per core runs a request slower than 1 thread does, while a quiet
+                host gains less than that loses (benchmarks/bench_threads.py; the figures are in
+                docs/cli.md). 1 also runs tokenization on the calling thread alone.
             batch_size: at most this many pairs per model call. Pairs are sorted by length and
                 each batch is padded only to its own longest row; scores do not depend on the
                 batching beyond float rounding.

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_read_docs_formats():
     assert read_docs(io.StringIO("a\n\nb\n")) == ["a", "b"]
     docs = read_docs(io.StringIO('{"text": "x", "title": "T"}\n{"text": "y"}\n'))
-    assert docs == [{"text": "x", "title": "T"}, {"text": "y", "title": ""}]
+    assert docs == [{"text": "x", "title": "T"}, {"text": "y"}]  # as given: no title added
 
 
 def test_rank_jsonl_file_json_output(tiny_package, tiny_ranker, tmp_path, capsys):
@@ -55,7 +55,7 @@ def test_rank_errors_are_clear(tiny_package, tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\nnot json\n')
     assert main(["rank", "--package", str(tiny_package), "--query", "q", "--docs", str(bad)]) == 1
-    assert "line 2 is not valid JSON" in capsys.readouterr().err
+    assert "bad.jsonl:2: not valid JSON" in capsys.readouterr().err
     assert main(["rank", "--package", str(tmp_path / "nopkg"), "--query", "q", "--docs", str(bad)]) == 1
 
 
@@ -227,10 +227,10 @@ def test_rank_help_teaches(capsys):
 
 RUNTIME_CASES = {
     "rank: no docs file": (["rank", "--query", "q", "--docs", "{tmp}/none.txt"], ["cannot read --docs", "none.txt"]),
-    "rank: bad JSONL line": (["rank", "--query", "q", "--docs", "{tmp}/bad.jsonl"], ["bad.jsonl", "line 2"]),
+    "rank: bad JSONL line": (["rank", "--query", "q", "--docs", "{tmp}/bad.jsonl"], ["bad.jsonl:2"]),
     "rank: no first-stage score": (
         ["rank", "--query", "q", "--docs", "{tmp}/good.jsonl", "--first-stage"],
-        ["good.jsonl", "line 1", "'score'"],
+        ["good.jsonl:1", "'score'"],
     ),
     "rank: no package": (
         ["rank", "--query", "q", "--docs", "{tmp}/good.jsonl", "--package", "{tmp}/nopkg"],
@@ -238,7 +238,7 @@ RUNTIME_CASES = {
     ),
     "rank: --top-k not a number": (["rank", "--query", "q", "--top-k", "ten"], ["--top-k", "'ten'"]),
     "verify: no package": (["verify", "{tmp}/nopkg"], ["nopkg", "no such package"]),
-    "verify: empty tarball": (["verify", "{tmp}/empty.tar.gz"], ["empty.tar.gz", "not a readable .tar.gz"]),
+    "verify: empty tarball": (["verify", "{tmp}/empty.tar.gz"], ["empty.tar.gz", "not a package"]),
     "info: a folder that is no package": (["info", "{tmp}"], ["no manifest.json"]),
 }
 
