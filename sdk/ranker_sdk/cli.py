@@ -381,6 +381,18 @@ def _extra_error(command: str, extra: str, module: str) -> InputError:
     )
 
 
+def _check_extra(args: argparse.Namespace) -> None:
+    """Before a command that cannot run at all without its extra does anything: say which extra to install.
+
+    ``eval`` and ``fusion`` are not checked here: with a package they need the eval extra alone,
+    and what else a model needs shows when it is imported (:func:`_missing_module_error`).
+    """
+    extra = getattr(args, "extra", None)
+    if extra in ("train", "quantize", "bindings") and not _extra_installed(extra):
+        missing = next(m for m in _EXTRA_PROBE[extra] if importlib.util.find_spec(m) is None)
+        raise _extra_error(args.command_name, extra, missing)
+
+
 def _missing_module_error(args: argparse.Namespace, exc: ModuleNotFoundError) -> InputError | None:
     """The one-line error for a third-party module a command imported and did not find; None for our own."""
     top = (exc.name or "").split(".")[0]
@@ -475,6 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
+        _check_extra(args)
         return int(args.func(args) or 0)
     except (RankerError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
