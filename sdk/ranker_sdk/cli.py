@@ -489,6 +489,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_extra(args)
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `ranker info | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (RankerError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
