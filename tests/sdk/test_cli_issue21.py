@@ -242,3 +242,36 @@ def test_missing_shared_data_message_names_ranker_data(tmp_path):
     )
     assert r.returncode != 0
     assert "$RANKER_DATA" in r.stdout and str(tmp_path / "nowhere") in r.stdout, r.stdout[-2000:]
+
+
+# -- ranker fusion --data D with malformed data: one error line naming FILE:LINE -----------------
+
+
+def _beir(root: Path) -> Path:
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text('{"_id": "d1", "text": "Paris."}\n{"_id": "d2", "text": "Lyon."}\n')
+    (root / "queries.jsonl").write_text('{"_id": "q1", "text": "capital of france"}\n')
+    (root / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t0\n")
+    (root / "candidates.run").write_text("q1 Q0 d1 1 2.0 bm25\nq1 Q0 d2 2 1.0 bm25\n")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [
+        ("candidates.run", b"q1 Q0 d1 1 2.0 bm25\nq1 Q0 d2 2 \xff1.0 bm25\n", "candidates.run:2: not UTF-8"),
+        ("corpus.jsonl", b'{"_id": "d1", "text": "Par\xe9s."}\n', "corpus.jsonl:1: not UTF-8"),
+        ("queries.jsonl", b"[" * 100_000 + b"\n", "queries.jsonl:1: JSON nested too deeply"),
+        ("candidates.run", b"q1 Q0 d1 1 2.0 bm25\nq0 Q0\n", "candidates.run:2: expected 'qid Q0 docid rank score tag'"),
+        ("candidates.run", b"q0\n", "candidates.run:1: expected 'qid Q0 docid rank score tag'"),
+        ("qrels/dev.tsv", b"q1\td1\t1\nq0\n", "dev.tsv:2: expected 'query-id<TAB>corpus-id<TAB>grade'"),
+        ("candidates.run", b"q1 Q0 d1 1 2.0 bm25\nq1 Q0 d9 2 1.0 bm25\n", "candidates.run:2: docid 'd9' is not in"),
+    ],
+)
+def test_fusion_refuses_malformed_data_naming_file_and_line(tmp_path, capsys, name, data, expected):
+    pytest.importorskip("ranker_quantize.cli")
+    root = _beir(tmp_path / "data")
+    (root / name).write_bytes(data)
+    rc, err = run_main(["fusion", "--data", str(root), "--out", str(tmp_path / "out")], capsys)
+    error_line(rc, err, expected)
+    assert rc == 1 and not (tmp_path / "out").exists()

@@ -142,3 +142,20 @@ def test_hit_repr_shows_the_start_of_a_long_doc():
 def test_load_of_an_empty_path_is_an_input_error_not_the_current_directory(path):
     with pytest.raises(InputError, match="path is empty"):
         Ranker.load(path)
+
+
+def test_a_tar_member_header_over_the_cap_is_refused_before_its_bytes(tmp_path):
+    """A tar header claiming more than the cap: refused from the header, before any data is read or inflated."""
+    import gzip
+    import tarfile
+
+    from ranker_sdk.package import MAX_MANIFEST_BYTES
+
+    info = tarfile.TarInfo("pkg/huge.bin")
+    info.size = MAX_PACKAGE_BYTES + MAX_MANIFEST_BYTES + 1
+    path = tmp_path / "huge.tar.gz"
+    path.write_bytes(gzip.compress(info.tobuf(format=tarfile.PAX_FORMAT)))  # the header alone: no data follows
+    with pytest.raises(
+        PackageError, match="more than the .* bytes a ranker package may hold; refusing it before reading"
+    ):
+        read_package(path)
