@@ -403,13 +403,7 @@ def _missing_module_error(args: argparse.Namespace, exc: ModuleNotFoundError) ->
     return _extra_error(args.command_name, _MODULE_EXTRA.get(top, fallback), top)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ranker", description="Train, package and run distilled cross-encoder rankers."
-    )
-    parser.add_argument("--version", action="version", version=f"ranker-sdk {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+def _add_rank_parser(sub: Any) -> None:
     p = sub.add_parser(
         "rank",
         help="rank documents for a query with a package",
@@ -446,6 +440,15 @@ def build_parser() -> argparse.ArgumentParser:
         "the model's score, by the package's fusion rule",
     )
     p.set_defaults(func=_cmd_rank)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ranker", description="Train, package and run distilled cross-encoder rankers."
+    )
+    parser.add_argument("--version", action="version", version=f"ranker-sdk {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_rank_parser(sub)
 
     p = sub.add_parser("verify", help="check a package's manifest, load it and score a smoke query")
     add_package_option(p, positional=True)

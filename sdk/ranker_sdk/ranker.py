@@ -81,6 +81,24 @@ def default_package_path() -> Path | None:
     return path if (path / "manifest.json").is_file() else None
 
 
+def _package_path(path: object) -> str | os.PathLike[str]:
+    """The package path :meth:`Ranker.load` reads: the caller's, or the bundled default for None."""
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise InputError(
+            f"path must be a str, an os.PathLike or None (the bundled default), got {type(path).__name__}: {path!r}"
+        )
+    if isinstance(path, str) and not path.strip():
+        raise InputError("path is empty; pass a package directory or .tar.gz, or None for the bundled default")
+    if path is None:
+        path = default_package_path()
+        if path is None:
+            raise PackageError(
+                "no default package is bundled with this ranker-sdk install; pass the path of "
+                "a package (see `ranker package --help` to build one)"
+            )
+    return path
+
+
 def batch_rows(
     lengths: np.ndarray, *, batch_size: int, max_batch_tokens: int, sort: bool = True, exact: bool = False
 ) -> list[np.ndarray]:
@@ -181,19 +199,7 @@ class Ranker:
         threads = _cap_threads(_positive_int("threads", threads, upper=MAX_THREADS, none_ok=True))
         batch_size = _positive_int("batch_size", batch_size)
         max_batch_tokens = _positive_int("max_batch_tokens", max_batch_tokens)
-        if path is not None and not isinstance(path, (str, os.PathLike)):
-            raise InputError(
-                f"path must be a str, an os.PathLike or None (the bundled default), got {type(path).__name__}: {path!r}"
-            )
-        if isinstance(path, str) and not path.strip():
-            raise InputError("path is empty; pass a package directory or .tar.gz, or None for the bundled default")
-        if path is None:
-            path = default_package_path()
-            if path is None:
-                raise PackageError(
-                    "no default package is bundled with this ranker-sdk install; pass the path of "
-                    "a package (see `ranker package --help` to build one)"
-                )
+        path = _package_path(path)
         # A directory's model.onnx is verified without keeping its bytes, and onnxruntime reads it
         # by path: holding both copies would add the model's size to the peak RSS of every load.
         pkg = read_package(path, keep_model=False, runtime_only=True)
