@@ -338,8 +338,8 @@ _EXTRA_PROBE = {
     "eval": ("ir_measures", "scipy"),
     "bindings": ("cffi",),
 }
-# A missing third-party module -> the extra that installs it (torch, transformers, tqdm:
-# the command's own extra).
+# A missing third-party module -> the smallest extra that installs it (torch, transformers: the
+# command's own extra).
 _MODULE_EXTRA = {
     "rank_bm25": "train",
     "peft": "train",
@@ -351,6 +351,7 @@ _MODULE_EXTRA = {
     "optimum": "quantize",
     "ir_measures": "eval",
     "scipy": "eval",
+    "tqdm": "eval",
     "cffi": "bindings",
 }
 
