@@ -220,7 +220,7 @@ def test_rank_help_teaches(capsys):
         "ranker rank --query",
         "(default: -)",
         "(default: all)",
-        "(default: one per core)",
+        "(default: 1, the fastest on a busy host; 0: one per core)",
         "the package bundled with ranker-sdk",
     ):
         assert phrase in out, phrase
