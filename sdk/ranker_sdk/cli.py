@@ -335,7 +335,7 @@ _COMMAND_EXTRA = {"train": "train", "eval": "eval", "package": "quantize", "fusi
 _EXTRA_PROBE = {
     "train": ("torch", "transformers", "rank_bm25"),
     "quantize": ("torch", "transformers", "onnx", "optimum"),
-    "eval": ("ir_measures", "scipy"),
+    "eval": ("ir_measures", "scipy", "tqdm"),
     "bindings": ("cffi",),
 }
 # A missing third-party module -> the smallest extra that installs it (torch, transformers: the
@@ -385,11 +385,11 @@ def _extra_error(command: str, extra: str, module: str) -> InputError:
 def _check_extra(args: argparse.Namespace) -> None:
     """Before a command that cannot run at all without its extra does anything: say which extra to install.
 
-    ``eval`` and ``fusion`` are not checked here: with a package they need the eval extra alone,
-    and what else a model needs shows when it is imported (:func:`_missing_module_error`).
+    ``eval`` and ``fusion`` need the eval extra for any model; what else a model needs (``eval
+    --model bm25``: train's rank_bm25) shows when it is imported (:func:`_missing_module_error`).
     """
     extra = getattr(args, "extra", None)
-    if extra in ("train", "quantize", "bindings") and not _extra_installed(extra):
+    if extra is not None and not _extra_installed(extra):
         missing = next(m for m in _EXTRA_PROBE[extra] if importlib.util.find_spec(m) is None)
         raise _extra_error(args.command_name, extra, missing)
 
