@@ -194,7 +194,7 @@ def test_rank_package_default_names_the_bundled_package(default_dir, tmp_path, c
 
 
 def test_fusion_data_error_names_data_not_fit_fusion(tmp_path, capsys):
-    pytest.importorskip("ranker_quantize.cli")
+    pytest.importorskip("ir_measures", reason="ranker fusion needs the eval extra")
     (tmp_path / "notpkg").mkdir()
     rc, err = run_main(["fusion", "--data", str(tmp_path / "notpkg"), "--out", str(tmp_path / "out")], capsys)
     line = error_line(rc, err, "--data", "notpkg", "no candidates.run")
@@ -274,7 +274,7 @@ def _beir(root: Path) -> Path:
     ],
 )
 def test_fusion_refuses_malformed_data_naming_file_and_line(tmp_path, capsys, name, data, expected):
-    pytest.importorskip("ranker_quantize.cli")
+    pytest.importorskip("ir_measures", reason="ranker fusion needs the eval extra")
     root = _beir(tmp_path / "data")
     (root / name).write_bytes(data)
     rc, err = run_main(["fusion", "--data", str(root), "--out", str(tmp_path / "out")], capsys)
