@@ -383,8 +383,12 @@ def _cmd_package(args: argparse.Namespace) -> int:
             return 2
     from pathlib import Path
 
-    if not Path(args.model).is_dir():  # before seconds of torch imports
-        print(f"error: --model {args.model}: no such checkpoint directory (a save_pretrained folder)", file=sys.stderr)
+    if not (Path(args.model) / "config.json").is_file():  # before seconds of torch imports
+        print(
+            f"error: --model {args.model}: no config.json there; expected a local checkpoint directory "
+            "(save_pretrained output)",
+            file=sys.stderr,
+        )
         return 1
     from . import build_package
 

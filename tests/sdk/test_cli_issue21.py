@@ -88,7 +88,7 @@ def test_package_with_a_missing_model_fails_before_importing_torch():
         "print('torch' in sys.modules)\nsys.exit(rc)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    error_line(r.returncode, r.stderr, "/nonexistent", "no such checkpoint directory")
+    error_line(r.returncode, r.stderr, "/nonexistent", "no config.json")
     assert r.stdout.strip() == "False", "torch was imported before the path was checked"
 
 
