@@ -100,6 +100,18 @@ def main() -> None:
         f"all {n} {args.split} queries: mean nDCG@10 first-stage order {sum_given / n:.3f}, "
         f"reranked {sum_reranked / n:.3f}; reranking is better on {better}, worse on {worse}, tied on {tied}"
     )
+    fused = _report_fusion(ranker, groups)
+    if max(sum_reranked, fused if fused is not None else -1.0) <= sum_given:
+        print(
+            "\nhere reranking does not beat the first-stage order. On your own data: fit the first-stage "
+            "fusion weight on your labelled queries (ranker fusion --data YOUR_DIR=SPLIT --out PKG, then "
+            "rank with --first-stage), or keep your first stage's order where it wins."
+        )
+
+
+def _report_fusion(ranker: Ranker, groups: list) -> float | None:
+    """Print the package's fused figures (first stage = -rank); the summed nDCG@10, or None without a rule."""
+    n = len(groups)
     fusion = ranker.config.fusion
     if fusion is not None:  # the package's first-stage fusion rule: the first stage known here as -rank
         fused, f_better = 0.0, 0
@@ -113,6 +125,8 @@ def main() -> None:
             f"fused with the first stage (first_stage=-rank, the package's rule, weight {fusion.weight:g}): "
             f"mean nDCG@10 {fused / n:.3f}; better than the first-stage order on {f_better} of {n}"
         )
+        return fused
+    return None
 
 
 if __name__ == "__main__":

@@ -16,4 +16,9 @@ The runtime is installed in $VENV (numpy, onnxruntime, tokenizers, and the metri
     . $VENV/bin/activate        # then: ranker rank --help, python examples/quickstart.py
     $VENV/bin/ranker --help     # or call it by its path, without activating
 The C ABI (ranker bindings) and the tests need .venv instead: bash scripts/test.sh creates it.
+
+When reranking loses to your own first stage (the figures above compare them on trec-rag24):
+fit the fusion weight on your labelled queries and rank with it,
+    ranker fusion --data YOUR_DIR=SPLIT --out my-package     # then: ranker rank --package my-package --first-stage
+or keep your first stage's order for those queries.
 EOF

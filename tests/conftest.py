@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-if not DATA.is_dir():  # CI and sessions keep the data beside the clone: ../shared/data
-    DATA = Path(os.environ.get("RANKER_DATA", "../shared/data")).resolve()
+# $RANKER_DATA names the data folder; unset, CI and sessions keep it beside the clone: ../shared/data
+DATA = Path(os.environ.get("RANKER_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data").resolve()
 
 
 # The fixtures below that build a model with torch + transformers; whatever uses them needs both.
@@ -55,7 +54,9 @@ def trec_passages(n: int = 300) -> list[str]:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    assert (DATA / "trec-rag24" / "corpus.jsonl").is_file(), f"shared data not found at {DATA}"
+    assert (DATA / "trec-rag24" / "corpus.jsonl").is_file(), (
+        f"shared data not found at {DATA}; set $RANKER_DATA to the folder that holds trec-rag24/ (the BEIR data)"
+    )
     return DATA
 
 

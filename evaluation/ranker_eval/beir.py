@@ -9,12 +9,14 @@ reranking, ``candidates.run`` (TREC run format ``qid Q0 docid rank score tag``).
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ranker_sdk.errors import InputError
+from ranker_sdk.jsonl import finite_float, read_lines
+from ranker_sdk.jsonl import read_jsonl as _read_jsonl
 
 __all__ = [
     "Group",
@@ -42,88 +44,120 @@ class Group:
 def read_jsonl(
     path: Path, *, error: type[Exception] = InputError, kind: str = "file", expect: str = "one JSON object a line"
 ) -> Iterator[tuple[int, dict]]:
-    """``(line number, object)`` of each non-blank line of a JSONL file.
+    """``(line number, object)`` of each non-blank line of a JSONL file: :func:`ranker_sdk.jsonl.read_jsonl`.
 
-    A line that is not a JSON object raises ``error`` naming ``path:line`` and ``expect``; a file
-    that cannot be opened raises ``error`` too (``kind`` says what the file should have been).
-    The one JSONL reader of the project (BEIR files here, click logs in
-    :func:`ranker_training.data.load_clicklog`).
+    Every malformation (not UTF-8, not JSON, nested too deep, not an object) raises ``error``
+    naming ``path:line``; the one JSONL reader of the project (BEIR files here, click logs in
+    :func:`ranker_training.data.load_clicklog`, docs in ``ranker rank``).
     """
-    try:
-        fh = open(path, encoding="utf-8")
-    except OSError as exc:
-        raise error(f"cannot read {kind} {path}: {exc.strerror}") from exc
-    with fh:
-        for n, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    obj = json.loads(line)
-                except ValueError as exc:
-                    raise error(f"{path}:{n}: not valid JSON ({exc}); expected {expect}") from exc
-                if not isinstance(obj, dict):
-                    raise error(f"{path}:{n}: expected {expect}, got {type(obj).__name__}")
-                yield n, obj
+    return _read_jsonl(path, error=error, kind=kind, expect=expect)
 
 
-def _jsonl(path: Path, fields: tuple[str, ...] = ("_id",)) -> Iterator[dict]:
-    """The objects of a BEIR JSONL file, each checked for str ``fields`` (errors name ``path:line``)."""
+# The fields of a BEIR line (required, optional); any other field is refused, naming the line.
+_CORPUS_FIELDS = (("_id", "text"), ("title", "metadata"))
+_QUERY_FIELDS = (("_id", "text"), ("metadata",))
+
+
+def _jsonl(path: Path, fields: tuple[tuple[str, ...], tuple[str, ...]]) -> Iterator[tuple[int, dict]]:
+    """``(line, object)`` of a BEIR JSONL file, each checked: str required fields, str-or-null
+    ``title``, no unknown field (errors name ``path:line``)."""
     if not Path(path).is_file():
         raise InputError(f"{path} not found: expected a BEIR folder")
+    required, optional = fields
     for n, obj in read_jsonl(path):
-        if not all(isinstance(obj.get(f), str) for f in fields):
-            raise InputError(f"{path}:{n}: expected an object with str {' and '.join(map(repr, fields))}")
-        yield obj
+        if not all(isinstance(obj.get(f), str) for f in required):
+            raise InputError(f"{path}:{n}: expected an object with str {' and '.join(map(repr, required))}")
+        unknown = sorted(set(obj) - set(required) - set(optional))
+        if unknown:
+            raise InputError(f"{path}:{n}: unknown field(s) {unknown}; a line has {list(required + optional)}")
+        if obj.get("title") is not None and not isinstance(obj["title"], str):
+            raise InputError(f"{path}:{n}: 'title' must be a str, got {type(obj['title']).__name__}")
+        yield n, obj
 
 
 def read_corpus(root: Path, wanted: set[str] | None = None) -> dict[str, dict]:
     """``_id -> {"title", "text"}`` (only ``wanted`` ids when given)."""
     out = {}
-    for d in _jsonl(Path(root) / "corpus.jsonl"):
+    for _, d in _jsonl(Path(root) / "corpus.jsonl", _CORPUS_FIELDS):
         if wanted is None or d["_id"] in wanted:
-            out[d["_id"]] = {"title": d.get("title") or "", "text": d.get("text") or ""}
+            out[d["_id"]] = {"title": d.get("title") or "", "text": d["text"]}
     return out
 
 
 def read_queries(root: Path) -> dict[str, str]:
-    return {q["_id"]: q["text"] for q in _jsonl(Path(root) / "queries.jsonl", ("_id", "text"))}
+    return {q["_id"]: q["text"] for _, q in _jsonl(Path(root) / "queries.jsonl", _QUERY_FIELDS)}
 
 
 def read_qrels(root: Path, split: str) -> dict[str, dict[str, int]]:
-    """``qid -> {docid: grade}`` of ``qrels/<split>.tsv``."""
+    """``qid -> {docid: grade}`` of ``qrels/<split>.tsv`` (``query-id corpus-id score`` a line, tab-separated).
+
+    A line without exactly three fields, or whose grade is not an integer, is refused (naming it).
+    """
     path = Path(root) / "qrels" / f"{split}.tsv"
     if not path.is_file():
         raise InputError(f"{path} not found: split {split!r} does not exist in {root}")
     out: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh):
-            parts = line.rstrip("\n").split("\t")
-            if n == 0 and parts[0] == "query-id":
-                continue
-            if len(parts) >= 3:
-                try:
-                    grade = int(float(parts[2]))
-                except (ValueError, OverflowError) as exc:  # not a number, nan or inf
-                    raise InputError(f"{path}:{n + 1}: grade {parts[2]!r} is not a finite number") from exc
-                out.setdefault(parts[0], {})[parts[1]] = grade
+    for n, line in read_lines(path, kind="qrels"):
+        parts = line.split("\t")
+        if (n == 1 and parts[0] == "query-id") or not line.strip():
+            continue
+        if len(parts) != 3 or not all(p.strip() for p in parts):
+            raise InputError(f"{path}:{n}: expected 'query-id<TAB>corpus-id<TAB>grade', got {line[:80]!r}")
+        out.setdefault(parts[0], {})[parts[1]] = _grade(parts[2], f"{path}:{n}")
     return out
 
 
-def read_run(root: Path) -> dict[str, list[str]]:
-    """``qid -> [docid, ...]`` from ``candidates.run``, by rank."""
-    rows: dict[str, list[tuple[int, str]]] = {}
+def _grade(text: str, where: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not value.is_integer() or abs(value) > 1000:
+        raise InputError(f"{where}: grade {text[:40]!r} is not an integer grade")
+    return int(value)
+
+
+def _run_rows(root: Path) -> Iterator[tuple[int, str, int, str]]:
+    """``(line, qid, rank, docid)`` of ``candidates.run``: six fields a line, an integer rank, a finite score."""
     path = Path(root) / "candidates.run"
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            parts = line.split()
-            if len(parts) >= 4:
-                try:
-                    rank = int(parts[3])
-                except ValueError as exc:
-                    raise InputError(
-                        f"{path}:{n}: rank {parts[3]!r} is not an integer (qid Q0 docid rank score tag)"
-                    ) from exc
-                rows.setdefault(parts[0], []).append((rank, parts[2]))
+    for n, line in read_lines(path, kind="run"):
+        parts = line.split()
+        if not parts:
+            continue
+        where = f"{path}:{n}"
+        if len(parts) != 6:
+            raise InputError(
+                f"{where}: expected 'qid Q0 docid rank score tag' (6 fields), got {len(parts)}: {line[:80]!r}"
+            )
+        try:
+            rank = int(parts[3])
+        except ValueError:
+            raise InputError(
+                f"{where}: rank {parts[3][:40]!r} is not an integer (qid Q0 docid rank score tag)"
+            ) from None
+        finite_float(parts[4], where, "score")
+        yield n, parts[0], rank, parts[2]
+
+
+def read_run(root: Path) -> dict[str, list[str]]:
+    """``qid -> [docid, ...]`` from ``candidates.run``, by rank; a malformed line is refused, naming it."""
+    rows: dict[str, list[tuple[int, str]]] = {}
+    for _, qid, rank, docid in _run_rows(root):
+        rows.setdefault(qid, []).append((rank, docid))
     return {q: [d for _, d in sorted(v)] for q, v in rows.items()}
+
+
+def _check_run_docs(root: Path, wanted: set[str], corpus: dict) -> None:
+    """Refuse a run that names a docid ``corpus.jsonl`` lacks (the candidate would vanish silently)."""
+    missing = wanted - corpus.keys()
+    if not missing:
+        return
+    for n, _, _, docid in _run_rows(root):
+        if docid in missing:
+            raise InputError(
+                f"{Path(root) / 'candidates.run'}:{n}: docid {docid!r} is not in corpus.jsonl "
+                f"({len(missing)} run docid(s) missing); the run and the corpus must match"
+            )
 
 
 def parse_split(split: str) -> tuple[str, str | None, bool]:
@@ -181,6 +215,8 @@ def load_groups(
         qids = qids[:max_queries]
     wanted = {d for q in qids for d in run[q]}
     corpus = read_corpus(root, wanted)
+    if (root / "candidates.run").is_file():
+        _check_run_docs(root, wanted, corpus)
     groups = []
     for q in qids:
         ids = tuple(d for d in run[q] if d in corpus)

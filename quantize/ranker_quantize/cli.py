@@ -24,6 +24,8 @@ import os
 import sys
 from typing import Any
 
+from ranker_sdk.cli import add_package_option, package_arg
+
 __all__ = ["register"]
 
 _FUSION_DESCRIPTION = """\
@@ -232,7 +234,7 @@ def _register_fusion(subparsers: Any) -> None:
         epilog=_FUSION_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--package", default=None, help="package dir or .tar.gz to refit (default: the bundled package)")
+    add_package_option(p, what="package to refit:")
     p.add_argument(
         "--data",
         action="append",
@@ -253,7 +255,7 @@ def _cmd_fusion(args: argparse.Namespace) -> int:
     from ranker_eval.beir import parse_source
     from ranker_sdk.errors import InputError
 
-    from .fusion import refit_package
+    from .fusion import check_fusion_data, refit_package
 
     _setup_logging(False)
     if args.threads is not None and args.threads < 1:
@@ -265,10 +267,15 @@ def _cmd_fusion(args: argparse.Namespace) -> int:
         if parsed is None:
             raise InputError(f"--data {spec!r}: expected DIR or DIR=SPLIT")
         sources.append(parsed)
+    check_fusion_data(sources, flag="--data")
     bars = _Bars()
     try:
         out, fusion = refit_package(
-            args.package, args.out, sources, threads=args.threads, progress=lambda d, t: bars("score", d, t)
+            package_arg(args.package),
+            args.out,
+            sources,
+            threads=args.threads,
+            progress=lambda d, t: bars("score", d, t),
         )
     finally:
         bars.close()
@@ -400,6 +407,15 @@ def _cmd_package(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             print(f"error: {name} must be a positive integer, got {value}", file=sys.stderr)
             return 2
+    from pathlib import Path
+
+    if not (Path(args.model) / "config.json").is_file():  # before seconds of torch imports
+        print(
+            f"error: --model {args.model}: no config.json there; expected a local checkpoint directory "
+            "(save_pretrained output)",
+            file=sys.stderr,
+        )
+        return 1
     from . import build_package
 
     options = _options(args)

@@ -94,12 +94,13 @@ class FusionQuery:
     labels: tuple[int | None, ...]
 
 
-def check_fusion_data(sources: Sequence[tuple[str, str]]) -> None:
+def check_fusion_data(sources: Sequence[tuple[str, str]], flag: str = "--fit-fusion") -> None:
     """Fail fast (before minutes of export) when a ``(data_dir, split)`` cannot be fitted on.
 
     Raises:
         InputError: no folder given, a folder without ``candidates.run``, or a split without
-            ``qrels/<split>.tsv`` (``NAME:QID_PREFIX`` filters read ``qrels/NAME.tsv``).
+            ``qrels/<split>.tsv`` (``NAME:QID_PREFIX`` filters read ``qrels/NAME.tsv``); the
+            message names the folder as ``flag`` (the option that gave it) does.
     """
     if not sources:
         raise InputError("fusion fitting needs at least one (data_dir, split) with labels and a candidates.run")
@@ -107,12 +108,12 @@ def check_fusion_data(sources: Sequence[tuple[str, str]]) -> None:
         root = Path(data)
         if not (root / "candidates.run").is_file():
             raise InputError(
-                f"--fit-fusion {data}: no candidates.run there; fusion is fitted on a BEIR folder whose "
+                f"{flag} {data}: no candidates.run there; fusion is fitted on a BEIR folder whose "
                 "candidates.run gives the first-stage order"
             )
         name = str(split).partition(":")[0]
         if not (root / "qrels" / f"{name}.tsv").is_file():
-            raise InputError(f"--fit-fusion {data}: no qrels/{name}.tsv for split {split!r}")
+            raise InputError(f"{flag} {data}: no qrels/{name}.tsv for split {split!r}")
 
 
 def score_queries(

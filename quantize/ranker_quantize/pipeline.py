@@ -44,9 +44,9 @@ from .quantize import QuantizeOptions, cpu_features, quantize_int8
 from .verify import (
     VerifyOptions,
     calibration_groups,
-    gate_groups,
     failures,
     fidelity_report,
+    gate_groups,
     generated_groups,
     rounded,
     score_groups,
@@ -80,7 +80,8 @@ class PackageOptions:
         opset: ONNX opset of the export.
         quantize, verify: see :class:`QuantizeOptions` and :class:`VerifyOptions`.
         force: write the package even if it fails the fidelity thresholds (the report says so).
-        base_model: recorded in provenance; None: the checkpoint directory's name.
+        base_model: recorded in provenance; None: the student's own record of its starting model
+            (``ranker_student.json``), else the checkpoint directory's name.
         training_data: recorded in provenance (free text, e.g. "trec-rag24 train, teacher X").
         tar: also write ``<out>.tar.gz`` beside the package directory.
         model_card: a Markdown model card (path) shipped in the package as ``MODEL_CARD.md``
@@ -210,7 +211,8 @@ def _package_config(ckpt: Checkpoint, inputs: tuple[str, ...], options: PackageO
 def _provenance(ckpt: Checkpoint, options: PackageOptions) -> dict[str, Any]:
     cfg = ckpt.config
     return {
-        "base_model": options.base_model or ckpt.path.resolve().name,
+        # a student records the model it started from; a folder name ("student") says nothing
+        "base_model": options.base_model or _student_meta(ckpt).get("base_model") or ckpt.path.resolve().name,
         # a segmented student's config is a bare BertModel's; name the model that was exported
         "architecture": type(ckpt.model).__name__
         if is_segmented_checkpoint(ckpt.path)
@@ -291,14 +293,12 @@ def build_package(
     shipped = fp32_bytes
     if int8:
         t0 = time.perf_counter()
-        tick("quantize", 0, 1)
         feeds = calibration_feeds(ckpt.tokenizer_json, config, groups, q.calibration_pairs) if q.static else None
-        quantized = quantize_int8(optimized.model, q, feeds)
+        quantized = quantize_int8(optimized.model, q, feeds, progress=lambda d, t: tick("quantize", d, t))
         if q.static and not options.padded_batches and drop_padding_mask(quantized):
             config = replace(config, batching="exact")
         shipped = quantized.SerializeToString()
         timings["quantize"] = time.perf_counter() - t0
-        tick("quantize", 1, 1)
 
     quantization: dict[str, Any] = {
         "precision": options.precision,

@@ -64,7 +64,7 @@ from __future__ import annotations
 import logging
 import platform
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,10 +174,31 @@ class QuantizeOptions:
         return f"onnxruntime {acts}; int8 {chan} weights; {emb}{smooth}"
 
 
+def _reader(feeds: list[Mapping[str, np.ndarray]], tick: Callable[[int], None]) -> Any:
+    """onnxruntime's calibration reader over ``feeds``; ``tick(n)`` as the calibrator takes the n-th."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(feeds)
+            self.count = 0
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            feed = next(self._it, None)
+            if feed is None:
+                return None
+            self.count += 1
+            tick(self.count)  # the calibrator runs the fp32 graph on each feed as it takes it
+            return dict(feed)
+
+    return _Reader()
+
+
 def quantize_int8(
     model: Any,
     options: QuantizeOptions = QuantizeOptions(),
     calibration: Iterable[Mapping[str, np.ndarray]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Any:
     """Return an INT8 copy of ``model`` (an ``onnx.ModelProto`` fused as ``options.fusion()`` says).
 
@@ -185,6 +206,8 @@ def quantize_int8(
         calibration: model feeds (``{input name: int64 [1, seq]}``) whose activation ranges set
             the static scales; required for static activations, ignored for dynamic. One pair
             per feed, unpadded, so padding never widens a range (:func:`.calibrate.calibration_feeds`).
+        progress: called as ``progress(done, total)``: one step per calibration pair (twice with
+            smoothing: it reads them first) and one for writing the quantized graph.
 
     Example:
         >>> feeds = calibration_feeds(tokenizer_json, config, groups, 512)       # doctest: +SKIP
@@ -192,7 +215,6 @@ def quantize_int8(
     """
     import onnx
     from onnxruntime.quantization import (
-        CalibrationDataReader,
         CalibrationMethod,
         QuantFormat,
         QuantType,
@@ -205,25 +227,19 @@ def quantize_int8(
         raise InputError("static INT8 needs calibration feeds (pairs from --calibration or generated text)")
     model = _typed(model) if options.static else _copy(model)
     excluded = activation_matmuls(model)
-    if options.static and options.smooth is not None:
-        calibration = list(calibration)  # read twice: for the smoothing, then for the scales
-        smooth_layer_norm_outputs(model, calibration, options.smooth)
+    feeds = list(calibration) if options.static else []  # read twice with smoothing
+    smoothed = len(feeds) if options.static and options.smooth is not None else 0
+    total = smoothed + len(feeds) + 1
+    tick = progress or (lambda done, total: None)
+    tick(0, total)
+    if smoothed:
+        smooth_layer_norm_outputs(model, feeds, options.smooth)
+        tick(smoothed, total)
     with tempfile.TemporaryDirectory(prefix="ranker-quantize-") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save_model(model, str(src))
         if options.static:
-
-            class _Reader(CalibrationDataReader):
-                def __init__(self) -> None:
-                    self._it = iter(calibration)
-                    self.count = 0
-
-                def get_next(self) -> dict[str, np.ndarray] | None:
-                    feed = next(self._it, None)
-                    self.count += feed is not None
-                    return None if feed is None else dict(feed)
-
-            reader = _Reader()
+            reader = _reader(feeds, lambda n: tick(smoothed + n, total))
             quantize_static(
                 src,
                 dst,
@@ -253,6 +269,7 @@ def quantize_int8(
         quantized = onnx.load(str(dst), load_external_data=True)
     if options.embeddings == "rows":
         quantized = int8_embedding_rows(quantized)
+    tick(total, total)
     return quantized
 
 

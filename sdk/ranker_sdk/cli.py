@@ -11,9 +11,10 @@ which then say which extra to install.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
-import math
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
@@ -22,38 +23,45 @@ from typing import Any, TextIO
 
 from . import __version__
 from .errors import InputError, RankerError
-from .ranker import Ranker
+from .jsonl import finite_float, iter_jsonl
+from .ranker import CHUNK_DOCS, Ranker
 
 __all__ = ["main", "read_docs", "read_scored_docs", "decode_text", "build_parser"]
 
 COMMANDS_GROUP = "ranker.commands"
 
 
+def _lines(stream: TextIO) -> list[str]:
+    return [ln.rstrip("\r\n") for ln in stream]
+
+
 def read_docs(stream: TextIO, fmt: str = "auto", *, name: str = "<stdin>") -> list[Any]:
     """Read documents: JSONL (one ``{"text": .., "title": ..}`` object per line) or text (one doc a line).
 
     ``fmt="auto"`` picks JSONL when the first non-empty line starts with ``{``. Empty lines are
-    skipped in both formats.
+    skipped in both formats. A JSONL doc comes back as given, with every field it has (``id``,
+    ``url``, ...), so ``ranker rank --json`` hands it back unchanged.
+
+    Raises:
+        InputError: a JSONL line that is not an object with a str ``text`` (and a str ``title``
+            or none); the message names ``FILE:LINE``.
     """
-    lines = [ln.rstrip("\r\n") for ln in stream]
-    lines = [ln for ln in lines if ln.strip()]
+    lines = _lines(stream)
     if fmt == "auto":
-        fmt = "jsonl" if lines and lines[0].lstrip().startswith("{") else "text"
+        first = next((ln for ln in lines if ln.strip()), "")
+        fmt = "jsonl" if first.lstrip().startswith("{") else "text"
     if fmt == "text":
-        return lines
-    return [{"text": obj["text"], "title": obj.get("title") or ""} for _, obj in _jsonl_objects(lines, name)]
+        return [ln for ln in lines if ln.strip()]
+    return [obj for _, obj in _jsonl_docs(lines, name)]
 
 
-def _jsonl_objects(lines: list[str], name: str) -> list[tuple[int, dict]]:
-    """``(line number, object)`` of each JSONL doc line, checked for a str ``text``."""
+def _jsonl_docs(lines: list[str], name: str) -> list[tuple[int, dict]]:
+    """``(line number, object)`` of each JSONL doc line, checked for a str ``text`` and ``title``."""
     out = []
-    for i, ln in enumerate(lines, 1):
-        try:
-            obj = json.loads(ln)
-        except ValueError as exc:
-            raise InputError(f"{name}: line {i} is not valid JSON ({exc}); expected one object a line") from exc
-        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-            raise InputError(f"{name}: line {i} must be an object with a str 'text' (and optional 'title')")
+    for i, obj in iter_jsonl(lines, name, expect='one {"text": ..., "title": ...} object a line'):
+        title = obj.get("title")
+        if not isinstance(obj.get("text"), str) or not (title is None or isinstance(title, str)):
+            raise InputError(f"{name}:{i}: a doc must be an object with a str 'text' (and optional str 'title')")
         out.append((i, obj))
     return out
 
@@ -66,21 +74,20 @@ def read_scored_docs(stream: TextIO, fmt: str = "auto", *, name: str = "<stdin>"
 
     Raises:
         InputError: text input, or a line whose ``score`` is missing, not a number, or not finite
-            (the message names the line).
+            (the message names ``FILE:LINE``).
     """
-    lines = [ln for ln in (ln.rstrip("\r\n") for ln in stream) if ln.strip()]
-    if fmt == "text" or (fmt == "auto" and lines and not lines[0].lstrip().startswith("{")):
+    lines = _lines(stream)
+    first = next((ln for ln in lines if ln.strip()), "")
+    if fmt == "text" or (fmt == "auto" and first and not first.lstrip().startswith("{")):
         raise InputError(f'{name}: --first-stage needs JSONL docs, one {{"text": ..., "score": ...}} object a line')
     docs, scores = [], []
-    for i, obj in _jsonl_objects(lines, name):
-        score = obj.get("score")
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
-            raise InputError(
-                f"{name}: line {i} needs a finite numeric 'score' (the first-stage score) for --first-stage, "
-                f"got {score!r}"
-            )
-        docs.append({"text": obj["text"], "title": obj.get("title") or ""})
-        scores.append(float(score))
+    for i, obj in _jsonl_docs(lines, name):
+        if "score" not in obj:
+            raise InputError(f"{name}:{i}: needs a numeric 'score' (the first-stage score) for --first-stage")
+        if isinstance(obj["score"], str):  # JSON has numbers; a quoted one is a mistake upstream
+            raise InputError(f"{name}:{i}: 'score' must be a number, got {obj['score'][:40]!r}")
+        scores.append(finite_float(obj["score"], f"{name}:{i}", "'score'"))
+        docs.append(obj)
     return docs, scores
 
 
@@ -88,8 +95,12 @@ def _read_rank_input(
     stream: TextIO, args: argparse.Namespace, fmt: str, name: str
 ) -> tuple[list[Any], list[float] | None]:
     if args.first_stage:
-        return read_scored_docs(stream, fmt, name=name)
-    return read_docs(stream, fmt, name=name), None
+        docs, first = read_scored_docs(stream, fmt, name=name)
+    else:
+        docs, first = read_docs(stream, fmt, name=name), None
+    if not docs:
+        raise InputError(f"{name}: no docs (empty, or only blank lines); pass one doc a line, or JSONL")
+    return docs, first
 
 
 def decode_text(data: bytes, name: str) -> str:
@@ -112,50 +123,111 @@ def decode_text(data: bytes, name: str) -> str:
     return text.removeprefix("\ufeff")
 
 
-def _cmd_rank(args: argparse.Namespace) -> int:
+def _read_docs_arg(args: argparse.Namespace) -> tuple[list[Any], list[float] | None]:
+    """The docs (and first-stage scores) of ``--docs``: a file, or stdin."""
     if args.docs == "-":
-        if sys.stdin.isatty():  # nobody is piping docs in: say so instead of waiting silently
-            print(
-                "error: no docs: pass --docs FILE, or pipe them in: cat docs.txt | ranker rank --query ...\n"
-                "       (ranker rank --help shows the formats)",
-                file=sys.stderr,
-            )
-            return 2
         text = decode_text(sys.stdin.buffer.read(), "<stdin>")
-        docs, first_stage = _read_rank_input(io.StringIO(text), args, args.format, "<stdin>")
-    else:
-        path = Path(args.docs)
-        fmt = args.format
-        if fmt == "auto" and path.suffix in (".jsonl", ".json"):
-            fmt = "jsonl"
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read --docs {path}: {exc.strerror}") from exc
-        docs, first_stage = _read_rank_input(io.StringIO(decode_text(data, str(path))), args, fmt, str(path))
-    ranker = Ranker.load(args.package, threads=args.threads)
+        return _read_rank_input(io.StringIO(text), args, args.format, "<stdin>")
+    path = Path(args.docs)
+    fmt = args.format
+    if fmt == "auto" and path.suffix in (".jsonl", ".json"):
+        fmt = "jsonl"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read --docs {path}: {exc.strerror}") from exc
+    return _read_rank_input(io.StringIO(decode_text(data, str(path))), args, fmt, str(path))
+
+
+def _read_query(args: argparse.Namespace) -> str:
+    """``--query TEXT``, ``--query -`` (stdin) or ``--query-file PATH``: a query too long for argv fits a file."""
+    if args.query is not None and args.query != "-":
+        return args.query
+    if args.query == "-":
+        if args.docs == "-":
+            raise InputError("--query - and --docs - both read stdin; pass the docs with --docs FILE")
+        return decode_text(sys.stdin.buffer.read(), "<stdin>").strip()
+    try:
+        data = Path(args.query_file).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read --query-file {args.query_file}: {exc.strerror}") from exc
+    return decode_text(data, args.query_file).strip()
+
+
+class _ProgressBar:
+    """``ranking  1024/2000 docs [12s]`` on stderr, redrawn in place; the SDK calls it per chunk."""
+
+    def __init__(self, total: int) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._start = self._clock()
+        self._total = total
+        self(0, total)
+
+    def __call__(self, done: int, total: int) -> None:
+        width = 30
+        fill = width * done // max(total, 1)
+        elapsed = self._clock() - self._start
+        sys.stderr.write(f"\rranking  [{'#' * fill}{'.' * (width - fill)}] {done}/{total} docs [{elapsed:.0f}s]")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _want_progress(n_docs: int) -> bool:
+    """A bar for more than one chunk of docs, when stderr is a terminal (``RANKER_PROGRESS=1``/``0`` forces it)."""
+    forced = os.environ.get("RANKER_PROGRESS")
+    if forced in ("0", "1"):
+        return forced == "1" and n_docs > CHUNK_DOCS
+    return n_docs > CHUNK_DOCS and sys.stderr.isatty()
+
+
+def _cmd_rank(args: argparse.Namespace) -> int:
+    if args.docs == "-" and sys.stdin.isatty() and args.query != "-":
+        # nobody is piping docs in: say so instead of waiting silently
+        print(
+            "error: no docs: pass --docs FILE, or pipe them in: cat docs.txt | ranker rank --query ...\n"
+            "       (ranker rank --help shows the formats)",
+            file=sys.stderr,
+        )
+        return 2
+    query = _read_query(args)
+    docs, first_stage = _read_docs_arg(args)
+    ranker = Ranker.load(package_arg(args.package), threads=args.threads or None)
     if first_stage is not None and ranker.config.fusion is None:
         print(
             f"note: {ranker.source} has no fusion rule (ranker package --fit-fusion): the first-stage "
             "scores are ignored and the docs are ranked by the model alone",
             file=sys.stderr,
         )
-    hits = ranker.rank(args.query, docs, top_k=args.top_k, first_stage=first_stage)
+    bar = _ProgressBar(len(docs)) if _want_progress(len(docs)) else None
+    try:
+        hits = ranker.rank(query, docs, top_k=args.top_k, first_stage=first_stage, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    _print_hits(hits, first_stage, args.json)
+    return 0
+
+
+def _print_hits(hits: list[Any], first_stage: list[float] | None, as_json: bool) -> None:
     out = sys.stdout
-    if args.json:
+    if as_json:
         for h in hits:
             row = {"index": h.index, "score": h.score, "doc": h.doc}
             if first_stage is not None:
                 row["first_stage"] = first_stage[h.index]
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    else:
-        for rank, h in enumerate(hits, 1):
-            d = h.doc
-            text = d if isinstance(d, str) else (f"[{d['title']}] " if d.get("title") else "") + d["text"]
-            text = " ".join(text.split())
-            snippet = text if len(text) <= 100 else text[:97] + "..."
-            out.write(f"{rank:>3}  {h.score:+.4f}  #{h.index:<4} {snippet}\n")
-    return 0
+        return
+    for rank, h in enumerate(hits, 1):
+        d = h.doc
+        text = d if isinstance(d, str) else (f"[{d['title']}] " if d.get("title") else "") + d["text"]
+        text = " ".join(text.split())
+        snippet = text if len(text) <= 100 else text[:97] + "..."
+        out.write(f"{rank:>3}  {h.score:+.4f}  #{h.index:<4} {snippet}\n")
 
 
 _RANK_DESCRIPTION = """\
@@ -197,8 +269,34 @@ def _print_fusion(fusion: Any) -> None:
         )
 
 
+DEFAULT_PACKAGE = "default"
+
+
+def package_arg(value: str | None) -> str | None:
+    """A ``--package`` value as :meth:`Ranker.load` takes it: ``default`` (or nothing) is the bundled package.
+
+    A folder that happens to be called ``default`` is named ``./default``.
+    """
+    return None if value in (None, DEFAULT_PACKAGE) else value
+
+
+def add_package_option(p: argparse.ArgumentParser, *, positional: bool = False, what: str = "package") -> None:
+    """``--package PKG`` (and, for verify/info, the same as an optional positional), one spelling everywhere."""
+    help_ = f"{what} dir or .tar.gz; 'default' (the default) is the package bundled with ranker-sdk"
+    p.add_argument("--package", default=None, metavar="PKG", help=help_)
+    if positional:
+        p.add_argument("package_pos", nargs="?", default=None, metavar="PKG", help="the same as --package PKG")
+
+
+def _package_of(args: argparse.Namespace) -> str | None:
+    pos = getattr(args, "package_pos", None)
+    if pos is not None and args.package is not None and pos != args.package:
+        raise InputError(f"two packages given: {pos!r} and --package {args.package!r}; pass one")
+    return package_arg(args.package if args.package is not None else pos)
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
-    ranker = Ranker.load(args.package, threads=1)
+    ranker = Ranker.load(_package_of(args), threads=1)
     cfg = ranker.config
     print(f"package {ranker.source}")
     print(
@@ -222,7 +320,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    ranker = Ranker.load(args.package, threads=1)
+    ranker = Ranker.load(_package_of(args), threads=1)
     scores = ranker.score(
         "what is the capital of france",
         ["Paris is the capital and largest city of France.", "Bananas are rich in potassium."],
@@ -239,25 +337,82 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+# The extra each heavy command needs, and a module that only that extra installs (looked up with
+# find_spec, which imports nothing, so `ranker --help` stays fast).
+_COMMAND_EXTRA = {"train": "train", "eval": "eval", "package": "quantize", "fusion": "eval", "bindings": "bindings"}
+_EXTRA_PROBE = {
+    "train": ("torch", "transformers", "rank_bm25"),
+    "quantize": ("torch", "transformers", "onnx", "optimum"),
+    "eval": ("ir_measures", "scipy", "tqdm"),
+    "bindings": ("cffi",),
+}
+# A missing third-party module -> the smallest extra that installs it (torch, transformers: the
+# command's own extra).
+_MODULE_EXTRA = {
+    "rank_bm25": "train",
+    "peft": "train",
+    "accelerate": "train",
+    "gguf": "train",
+    "yaml": "train",
+    "matplotlib": "train",
+    "onnx": "quantize",
+    "optimum": "quantize",
+    "ir_measures": "eval",
+    "scipy": "eval",
+    "tqdm": "eval",
+    "cffi": "bindings",
+}
+
+
+_FALLBACK_HELP = {
+    "train": "train: cpt, teacher, label, distill, or the full recipe",
+    "eval": "nDCG@k, MAP, MRR, PNR of a model or baseline on candidate groups",
+    "package": "export, optimize, INT8-quantize, verify and package a cross-encoder checkpoint",
+    "fusion": "refit a package's first-stage fusion weight on your labelled candidates",
+    "bindings": "the C ABI: build libranker.so and ranker.h",
+}
+
+
+def _extra_installed(extra: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in _EXTRA_PROBE[extra])
+
+
 def _missing_extra(extra: str, module: str, err: Exception) -> Any:
     def run(args: argparse.Namespace) -> int:
-        print(
-            f"error: this command needs the '{extra}' extra ({module} failed to import: {err}); "
-            f"install it with: pip install 'ranker-sdk[{extra}]'",
-            file=sys.stderr,
-        )
-        return 2
+        raise _extra_error(args.command, extra, getattr(err, "name", None) or module)
 
     return run
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ranker", description="Train, package and run distilled cross-encoder rankers."
+def _extra_error(command: str, extra: str, module: str) -> InputError:
+    return InputError(
+        f"'ranker {command}' needs the {extra} extra ({module} is not installed): pip install 'ranker-sdk[{extra}]'"
     )
-    parser.add_argument("--version", action="version", version=f"ranker-sdk {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+
+def _check_extra(args: argparse.Namespace) -> None:
+    """Before a command that cannot run at all without its extra does anything: say which extra to install.
+
+    ``eval`` and ``fusion`` need the eval extra for any model; what else a model needs (``eval
+    --model bm25``: train's rank_bm25) shows when it is imported (:func:`_missing_module_error`).
+    """
+    extra = getattr(args, "extra", None)
+    if extra is not None and not _extra_installed(extra):
+        missing = next(m for m in _EXTRA_PROBE[extra] if importlib.util.find_spec(m) is None)
+        raise _extra_error(args.command_name, extra, missing)
+
+
+def _missing_module_error(args: argparse.Namespace, exc: ModuleNotFoundError) -> InputError | None:
+    """The one-line error for a third-party module a command imported and did not find; None for our own."""
+    top = (exc.name or "").split(".")[0]
+    if not top or top.startswith("ranker_") or not hasattr(args, "extra"):
+        return None
+    # eval of a package needs only the eval extra; of a checkpoint (torch, transformers), train's
+    fallback = "train" if args.extra == "eval" else args.extra
+    return _extra_error(args.command_name, _MODULE_EXTRA.get(top, fallback), top)
+
+
+def _add_rank_parser(sub: Any) -> None:
     p = sub.add_parser(
         "rank",
         help="rank documents for a query with a package",
@@ -265,10 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_RANK_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--package", default=None, help="package dir or .tar.gz (default: the package bundled with ranker-sdk)"
-    )
-    p.add_argument("--query", required=True, help="the query text (required)")
+    add_package_option(p)
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--query", help="the query text, or - to read it from stdin (then pass --docs FILE)")
+    q.add_argument("--query-file", metavar="PATH", help="read the query from this UTF-8 file (a query of any length)")
     p.add_argument("--docs", default="-", help="UTF-8 file of docs, or - to read them from stdin (default: -)")
     p.add_argument(
         "--format",
@@ -278,7 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
         "auto (default): jsonl for a .jsonl/.json file or when the first line starts with {",
     )
     p.add_argument("--top-k", type=int, default=None, help="print only the best K (default: all)")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: one per core)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="onnxruntime intra-op threads (default: 1, the fastest on a busy host; 0: one per core)",
+    )
     p.add_argument(
         "--json", action="store_true", help="print one JSON object a hit: index, score, doc (default: a table)"
     )
@@ -290,27 +450,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_rank)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ranker", description="Train, package and run distilled cross-encoder rankers."
+    )
+    parser.add_argument("--version", action="version", version=f"ranker-sdk {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_rank_parser(sub)
+
     p = sub.add_parser("verify", help="check a package's manifest, load it and score a smoke query")
-    p.add_argument("package", nargs="?", default=None, help="package dir or .tar.gz (default: the bundled package)")
+    add_package_option(p, positional=True)
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("info", help="show a package's settings and its model card")
-    p.add_argument("package", nargs="?", default=None, help="package dir or .tar.gz (default: the bundled package)")
+    add_package_option(p, positional=True)
     p.set_defaults(func=_cmd_info)
 
     stages: dict[str, list] = {}  # one register call per stage, however many commands it declares
     for ep in entry_points(group=COMMANDS_GROUP):
         stages.setdefault(ep.value, []).append(ep)
     for eps in stages.values():
+        names = [ep.name for ep in eps]
+        extra = eps[0].extras[0] if eps[0].extras else "all"
         try:
             eps[0].load()(sub)
         except ImportError as exc:
-            extra = eps[0].extras[0] if eps[0].extras else "all"
-            for ep in eps:
-                q = sub.add_parser(ep.name, help=f"(needs ranker-sdk[{extra}])", add_help=False)
+            for name in names:
+                q = sub.add_parser(name, help=_FALLBACK_HELP.get(name, f"(needs ranker-sdk[{extra}])"), add_help=False)
                 q.add_argument("rest", nargs=argparse.REMAINDER)
-                q.set_defaults(func=_missing_extra(extra, ep.module, exc))
+                q.set_defaults(func=_missing_extra(extra, eps[0].module, exc))
+        for name in names:
+            sub.choices[name].set_defaults(extra=_COMMAND_EXTRA.get(name, extra), command_name=name)
+    _mark_missing_extras(sub)
     return parser
+
+
+def _mark_missing_extras(sub: Any) -> None:
+    """Append "needs the X extra" to the help line of each command whose extra is not installed here."""
+    for action in sub._choices_actions:  # argparse keeps the help lines of subcommands here
+        extra = _COMMAND_EXTRA.get(action.dest)
+        if extra and not _extra_installed(extra):
+            action.help = (action.help or "") + f" [needs the {extra} extra: pip install 'ranker-sdk[{extra}]']"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -323,9 +504,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
+        _check_extra(args)
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `ranker info | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (RankerError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        err = _missing_module_error(args, exc)
+        if err is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -35,7 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,9 @@ from .errors import InputError, PackageError
 __all__ = ["Fusion", "FUSION_KINDS", "check_first_stage", "zscore", "fuse"]
 
 FUSION_KINDS = ("zscore-linear",)
+# A z-score is at most sqrt(n) in size, so with |weight| up to this the fused score of any list a
+# caller can hold stays far inside float32 (about 3e38); the fitter picks weights of a few units.
+MAX_FUSION_WEIGHT = 1000.0
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,10 @@ class Fusion:
                 "the package was written by a newer or broken packager"
             )
         weight = d.get("weight")
-        if not _is_real(weight) or not math.isfinite(float(weight)):
-            raise PackageError(f"ranker.json: fusion.weight must be a finite number, got {weight!r}")
+        if not _is_real(weight) or not abs(float(weight)) <= MAX_FUSION_WEIGHT:
+            raise PackageError(
+                f"ranker.json: fusion.weight must be a number within +-{MAX_FUSION_WEIGHT:g}, got {weight!r}"
+            )
         info = {k: v for k, v in d.items() if k not in ("kind", "weight")}
         return cls(kind=str(kind), weight=float(weight), info=info)
 
@@ -116,12 +120,18 @@ def check_first_stage(first_stage: object, n_docs: int) -> np.ndarray:
     if len(arr) != n_docs:
         raise InputError(f"first_stage has {len(arr)} scores but there are {n_docs} docs; pass one score per doc")
     if arr.dtype.kind not in "iuf":
-        # numpy turns [1.0, "2"] into strings throughout: look at the caller's own elements.
+        # numpy turns [1.0, "2"] into strings throughout, and ints beyond int64 (10**400) into
+        # objects: look at the caller's own elements.
         items = first_stage if isinstance(first_stage, Sequence) else arr.tolist()
         for i, x in enumerate(items):
             if not _is_real(x):
                 raise InputError(f"first_stage[{i}] must be a number, got {type(x).__name__} {x!r}")
-        arr = arr.astype(np.float64)
+            try:
+                float(x)
+            except OverflowError:
+                raise InputError(
+                    f"first_stage[{i}] is too large for a float; first-stage scores must be finite"
+                ) from None
     scores = arr.astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(scores))
     if bad.size:
@@ -131,14 +141,22 @@ def check_first_stage(first_stage: object, n_docs: int) -> np.ndarray:
 
 
 def zscore(x: np.ndarray) -> np.ndarray:
-    """``(x - mean) / std`` over one query's list (population std); zeros when the list is constant."""
+    """``(x - mean) / std`` over one query's list (population std); zeros when the list is constant.
+
+    The list is divided by its largest magnitude first: squaring scores of 1e154 or more would
+    overflow float64 to inf and turn every z-score into 0. A z-score does not change with scale.
+    """
     x = np.asarray(x, dtype=np.float64)
     if x.size == 0:
         return x
-    centred = x - x.mean()
+    peak = float(np.max(np.abs(x)))
+    if peak == 0.0:
+        return np.zeros_like(x)
+    centred = x / peak
+    centred = centred - centred.mean()
     std = float(np.sqrt(np.mean(centred * centred)))
     # A spread at float rounding level is no spread: dividing by it would turn noise into signal.
-    if std <= 1e-12 * max(1.0, float(np.max(np.abs(x)))):
+    if std * peak <= 1e-12 * max(1.0, peak):
         return np.zeros_like(x)
     return centred / std
 

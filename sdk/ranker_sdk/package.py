@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import stat
 import tarfile
@@ -70,15 +69,24 @@ CONFIG = "ranker.json"
 MODEL = "model.onnx"
 REQUIRED_FILES = (MODEL, "tokenizer.json", CONFIG)
 _CHUNK = 1 << 20  # bytes per read when a file is hashed without being kept
-# A package larger than this is refused before it is read: a cross-encoder for CPU ranking is
-# tens of MB, and reading a runaway file into memory would take the host down.
-MAX_PACKAGE_BYTES = 2 * 1024**3
+# A package larger than this (its listed files together, or one tar member) is refused before a
+# byte of it is read: a cross-encoder for CPU ranking is tens of MB, a large one a few hundred,
+# and hashing a runaway file costs seconds per GB even when it is not kept.
+MAX_PACKAGE_BYTES = 1024**3
+# The files the runtime reads; any other listed file is hashed in chunks at load and not kept.
+RUNTIME_FILES = (MANIFEST, CONFIG, "tokenizer.json", "MODEL_CARD.md")
+MAX_CARD_BYTES = 1024**2
 # A package has a handful of files and a manifest of a few hundred bytes; more means it is not one.
 MAX_FILES = 64
 # Tokens per pair: BERT-family cross-encoders stop at 512, long-context ones at a few thousand.
 # The bound keeps a corrupt ranker.json from asking the load-time probe for gigabytes.
 MAX_LENGTH = 8192
 MAX_MANIFEST_BYTES = 1024**2
+# Bounds that keep the runtime's float32 maths finite and its inputs within int64: a calibration
+# slope or offset is a few units; a doc is cut to at most this many characters before tokenizing.
+MAX_SCORE_PARAM = 1e4
+MAX_DOC_CHARS = 1_000_000
+MAX_TOKEN_ID = 2**63 - 1
 _ALLOWED_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -112,8 +120,11 @@ class ScoreConfig:
                 f"ranker.json: score.kind must be 'raw' or 'sigmoid', got {cfg.kind!r}; "
                 "the package was written by a newer or broken packager"
             )
-        if not (math.isfinite(cfg.scale) and math.isfinite(cfg.bias)):
-            raise PackageError(f"ranker.json: score.scale and score.bias must be finite, got {cfg.scale}, {cfg.bias}")
+        if not (abs(cfg.scale) <= MAX_SCORE_PARAM and abs(cfg.bias) <= MAX_SCORE_PARAM):
+            raise PackageError(
+                f"ranker.json: score.scale and score.bias must be within +-{MAX_SCORE_PARAM:g}, "
+                f"got {cfg.scale}, {cfg.bias}"
+            )
         return cfg
 
 
@@ -175,8 +186,10 @@ class PackageConfig:
                 f"ranker.json: need 8 <= max_length <= {MAX_LENGTH} and 1 <= query_max_tokens < max_length - 3, "
                 f"got max_length={cfg.max_length}, query_max_tokens={cfg.query_max_tokens}"
             )
-        if cfg.doc_max_chars < 1:
-            raise PackageError(f"ranker.json: doc_max_chars must be positive, got {cfg.doc_max_chars}")
+        if not 1 <= cfg.doc_max_chars <= MAX_DOC_CHARS:
+            raise PackageError(f"ranker.json: need 1 <= doc_max_chars <= {MAX_DOC_CHARS}, got {cfg.doc_max_chars}")
+        if not 0 <= cfg.pad_token_id <= MAX_TOKEN_ID:
+            raise PackageError(f"ranker.json: pad_token_id must be in [0, 2**63 - 1], got {cfg.pad_token_id}")
         if cfg.batching not in BATCHING:
             raise PackageError(f"ranker.json: batching must be one of {list(BATCHING)}, got {cfg.batching!r}")
         if (
@@ -226,6 +239,13 @@ def _check_member_name(name: str, source: str) -> str:
     return str(p)
 
 
+def _size_error(source: str, size: int) -> PackageError:
+    return PackageError(
+        f"{source}: package is {size} bytes, more than the {MAX_PACKAGE_BYTES} bytes a ranker package may hold; "
+        "refusing it before reading"
+    )
+
+
 def _manifest_error(source: str, what: str) -> PackageError:
     return PackageError(f"{source}: {MANIFEST} {what}; re-create the package")
 
@@ -261,6 +281,10 @@ def _list_tarball(tar: tarfile.TarFile, source: str) -> dict[str, tarfile.TarInf
         if name in members:
             raise PackageError(f"{source}: {name!r} appears twice in the archive; refusing the package")
         members[name] = member
+        # Checked on the header, before tarfile decompresses its way past the member's bytes.
+        total = sum(m.size for m in members.values())
+        if total > MAX_PACKAGE_BYTES + MAX_MANIFEST_BYTES:
+            raise _size_error(source, total)
         if len(members) > MAX_FILES:
             raise PackageError(f"{source}: more than {MAX_FILES} files; this is not a ranker package")
     # A tarball of the package directory has one top-level folder; strip it.
@@ -314,8 +338,12 @@ def _check_listing(listed: Mapping[str, tuple[int, str]], sizes: Mapping[str, in
     extra = sorted(set(sizes) - set(listed) - {MANIFEST})
     if extra:
         raise PackageError(f"{source}: files not listed in {MANIFEST}: {extra}; refusing the package")
-    if sum(size for size, _ in listed.values()) > MAX_PACKAGE_BYTES:
-        raise PackageError(f"{source}: package is larger than {MAX_PACKAGE_BYTES} bytes")
+    total = sum(size for size, _ in listed.values())
+    if total > MAX_PACKAGE_BYTES:
+        raise _size_error(source, total)
+    card = listed.get("MODEL_CARD.md")
+    if card is not None and card[0] > MAX_CARD_BYTES:
+        raise PackageError(f"{source}: MODEL_CARD.md is {card[0]} bytes; a model card is at most {MAX_CARD_BYTES}")
 
 
 def _read_exactly(fh: IO[bytes], name: str, size: int, source: str) -> bytes:
@@ -355,11 +383,11 @@ def _read_verified(
     open_member: Callable[[str], IO[bytes]],
     sizes: Mapping[str, int],
     source: str,
-    unkept: frozenset[str] = frozenset(),
+    unkept: Callable[[str], bool] = lambda name: False,
 ) -> tuple[dict[str, bytes], dict[str, tuple[int, str]]]:
     """Read the manifest, check the listing, then read and hash each listed file once.
 
-    Files named in ``unkept`` are hashed in chunks and left out of the returned bytes.
+    Files for which ``unkept(name)`` is true are hashed in chunks and left out of the returned bytes.
     """
     if MANIFEST not in sizes:
         raise PackageError(f"{source}: no {MANIFEST}; this is not a ranker package (or it is incomplete)")
@@ -371,7 +399,7 @@ def _read_verified(
     _check_listing(listed, sizes, source)
     for name, (size, digest) in listed.items():
         with open_member(name) as fh:
-            if name in unkept:
+            if unkept(name):
                 if _hash_exactly(fh, name, size, source) != digest:
                     raise _digest_error(source, name)
                 continue
@@ -400,10 +428,15 @@ def recheck_file(pkg: LoadedPackage, name: str) -> None:
         )
 
 
-def _read_files(p: Path, unkept: frozenset[str]) -> tuple[dict[str, bytes], dict[str, tuple[int, str]]]:
+def _read_files(p: Path, unkept: Callable[[str], bool]) -> tuple[dict[str, bytes], dict[str, tuple[int, str]]]:
     source = str(p)
     if p.is_dir():
+        if not (p / MANIFEST).is_file():  # before the listing, whose refusals would name a symptom
+            raise PackageError(f"{p}: not a package: no {MANIFEST} in this directory (expected a ranker package)")
         return _read_verified(lambda name: open(p / name, "rb"), _list_directory(p), source, unkept)
+    with open(p, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            raise PackageError(f"{p}: not a package: expected a package directory or a .tar.gz of one")
     try:
         with tarfile.open(p, mode="r:gz") as tar:
             members = _list_tarball(tar, source)
@@ -414,20 +447,25 @@ def _read_files(p: Path, unkept: frozenset[str]) -> tuple[dict[str, bytes], dict
                     raise PackageError(f"{source}: cannot read {name!r} from the archive")
                 return fh
 
-            return _read_verified(open_member, {n: m.size for n, m in members.items()}, source)
+            return _read_verified(open_member, {n: m.size for n, m in members.items()}, source, unkept)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise PackageError(f"{p}: not a readable .tar.gz package ({exc}); re-create it") from exc
 
 
-def read_package(path: str | os.PathLike[str], *, keep_model: bool = True) -> LoadedPackage:
+def read_package(path: str | os.PathLike[str], *, keep_model: bool = True, runtime_only: bool = False) -> LoadedPackage:
     """Read and verify the package at ``path`` (a directory or a ``.tar.gz``).
 
     ``keep_model=False``: for a directory, verify ``model.onnx`` without keeping its bytes and set
     :attr:`LoadedPackage.model_path` instead (see the module docstring); a ``.tar.gz`` keeps them.
+    ``runtime_only=True``: listed files the runtime does not read (anything but
+    :data:`RUNTIME_FILES` and ``model.onnx``) are hashed in chunks and left out of ``files``, so
+    memory at load does not grow with them.
 
     Raises :class:`PackageError` naming the offending file if anything is missing, corrupt,
     unlisted, unsafe, oversized, malformed, or of an unknown format version.
     """
+    if isinstance(path, str) and not path.strip():
+        raise PackageError("the package path is empty; pass the package directory or .tar.gz")
     if not isinstance(path, (str, os.PathLike)):
         raise PackageError(
             f"a package path must be a str or os.PathLike, got {type(path).__name__}; pass the "
@@ -438,7 +476,11 @@ def read_package(path: str | os.PathLike[str], *, keep_model: bool = True) -> Lo
         raise PackageError(f"{p}: refusing a package path that is a symlink; pass the real path")
     if not (p.is_dir() or p.is_file()):
         raise PackageError(f"{p}: no such package (expected a directory or a .tar.gz)")
-    unkept = frozenset() if keep_model or not p.is_dir() else frozenset({MODEL})
+    drop_model = not keep_model and p.is_dir()
+
+    def unkept(name: str) -> bool:
+        return (name == MODEL and drop_model) or (runtime_only and name != MODEL and name not in RUNTIME_FILES)
+
     files, listed = _read_files(p, unkept)
     try:
         raw = json.loads(files[CONFIG])
@@ -449,5 +491,5 @@ def read_package(path: str | os.PathLike[str], *, keep_model: bool = True) -> Lo
     except PackageError as exc:
         raise PackageError(f"{p}: {exc}") from exc
     return LoadedPackage(
-        source=str(p), config=config, files=files, manifest=listed, model_path=p / MODEL if unkept else None
+        source=str(p), config=config, files=files, manifest=listed, model_path=p / MODEL if drop_model else None
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -50,12 +50,53 @@ class Hit:
     score: float
     doc: Doc
 
+    def __repr__(self) -> str:
+        # A doc can be pages long: the repr shows its start, the doc itself stays whole.
+        doc = repr(self.doc)
+        doc = doc if len(doc) <= 80 else doc[:77] + "..."
+        return f"Hit(index={self.index}, score={self.score:.4f}, doc={doc})"
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS says, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _cap_threads(threads: int | None) -> int | None:
+    """``threads`` clamped to :func:`available_cores` (with a warning): more threads than cores only contend."""
+    cores = available_cores()
+    if threads is not None and threads > cores:
+        log.warning("threads=%d is more than the %d cores available; using %d", threads, cores, cores)
+        return cores
+    return threads
+
 
 def default_package_path() -> Path | None:
     """Where the bundled default package lives, or None if this install bundles none."""
     root = resources.files("ranker_sdk") / "default"
     path = Path(str(root))
     return path if (path / "manifest.json").is_file() else None
+
+
+def _package_path(path: object) -> str | os.PathLike[str]:
+    """The package path :meth:`Ranker.load` reads: the caller's, or the bundled default for None."""
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise InputError(
+            f"path must be a str, an os.PathLike or None (the bundled default), got {type(path).__name__}: {path!r}"
+        )
+    if isinstance(path, str) and not path.strip():
+        raise InputError("path is empty; pass a package directory or .tar.gz, or None for the bundled default")
+    if path is None:
+        path = default_package_path()
+        if path is None:
+            raise PackageError(
+                "no default package is bundled with this ranker-sdk install; pass the path of "
+                "a package (see `ranker package --help` to build one)"
+            )
+    return path
 
 
 def batch_rows(
@@ -120,7 +161,7 @@ class Ranker:
         cls,
         path: str | os.PathLike[str] | None = None,
         *,
-        threads: int | None = None,
+        threads: int | None = 1,
         batch_size: int = 32,
         max_batch_tokens: int = 512,
         sort_by_length: bool = True,
@@ -132,9 +173,12 @@ class Ranker:
         Args:
             path: a package directory or ``.tar.gz``; None loads the default package bundled
                 with ranker-sdk.
-            threads: onnxruntime intra-op threads; None uses one per core. Search backends that
-                run many requests in parallel usually want 1, which also makes tokenization run
-                on the calling thread alone.
+            threads: onnxruntime intra-op threads (default 1; None: one per core). More than the
+                cores available is clamped to them, with a logged warning. The default is 1
+                because a ranker usually shares its host with other requests, and with every core
+                busy one thread per core runs a request slower than 1 thread does, while a quiet
+                host gains less than that loses (benchmarks/bench_threads.py; the figures are in
+                docs/cli.md). 1 also runs tokenization on the calling thread alone.
             batch_size: at most this many pairs per model call. Pairs are sorted by length and
                 each batch is padded only to its own longest row; scores do not depend on the
                 batching beyond float rounding.
@@ -162,25 +206,15 @@ class Ranker:
                 ``query_chars_per_token`` is not a positive integer (numpy integers are accepted,
                 bools are not).
         """
-        threads = _positive_int("threads", threads, upper=MAX_THREADS, none_ok=True)
+        threads = _cap_threads(_positive_int("threads", threads, upper=MAX_THREADS, none_ok=True))
         batch_size = _positive_int("batch_size", batch_size)
         max_batch_tokens = _positive_int("max_batch_tokens", max_batch_tokens)
         chunk_docs = _positive_int("chunk_docs", chunk_docs)
         query_chars_per_token = _positive_int("query_chars_per_token", query_chars_per_token)
-        if path is not None and not isinstance(path, (str, os.PathLike)):
-            raise InputError(
-                f"path must be a str, an os.PathLike or None (the bundled default), got {type(path).__name__}: {path!r}"
-            )
-        if path is None:
-            path = default_package_path()
-            if path is None:
-                raise PackageError(
-                    "no default package is bundled with this ranker-sdk install; pass the path of "
-                    "a package (see `ranker package --help` to build one)"
-                )
+        path = _package_path(path)
         # A directory's model.onnx is verified without keeping its bytes, and onnxruntime reads it
         # by path: holding both copies would add the model's size to the peak RSS of every load.
-        pkg = read_package(path, keep_model=False)
+        pkg = read_package(path, keep_model=False, runtime_only=True)
         self = object.__new__(cls)
         self._config = pkg.config
         self._encoder = PairEncoder(
@@ -236,7 +270,14 @@ class Ranker:
         sep = self._config.title_separator
         return query, [doc_text(d, sep, index=i) for i, d in enumerate(docs)]
 
-    def score(self, query: str, docs: Sequence[Doc], first_stage: Sequence[float] | None = None) -> np.ndarray:
+    def score(
+        self,
+        query: str,
+        docs: Sequence[Doc],
+        first_stage: Sequence[float] | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
         """Scores of ``docs`` for ``query`` as float32, in the order of ``docs``.
 
         Higher is more relevant. An empty ``docs`` gives an empty array.
@@ -248,24 +289,37 @@ class Ranker:
                 ``z(model) + weight * z(first_stage)``, z-scored within this call's docs
                 (:mod:`ranker_sdk.fusion`), so pass all of one query's candidates in one call.
                 Without a rule the model's scores come back unchanged.
+            progress: called as ``progress(done, total)`` after each :data:`CHUNK_DOCS` docs
+                are scored (a caller's progress bar; the library itself prints nothing).
 
         Raises:
             InputError: ``query`` is not a non-empty str, a doc is neither a str nor a
                 mapping with a str ``text``, or ``first_stage`` is not one finite number per doc.
+            InternalError: a score came out NaN or infinite (never handed back).
         """
         query, texts = self._texts(query, docs)
         first = None if first_stage is None else check_first_stage(first_stage, len(texts))
         if not texts:
             return np.zeros(0, dtype=np.float32)
-        scores = self._model_scores(query, texts)
+        scores = self._model_scores(query, texts, progress)
         sc = self._config.score
         if sc.kind == "sigmoid":
-            scores = (1.0 / (1.0 + np.exp(-(sc.scale * scores + sc.bias)))).astype(np.float32)
+            # tanh form of the logistic: no exp to overflow for any finite input
+            x = sc.scale * scores.astype(np.float64) + sc.bias
+            scores = (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)
         if first is not None:
             scores = fuse(scores, first, self._config.fusion)
+        bad = np.flatnonzero(~np.isfinite(scores))
+        if bad.size:
+            raise InternalError(
+                f"scores of docs {bad.tolist()[:10]} came out non-finite ({scores[bad[0]]}) after the "
+                "package's score/fusion rule; please report it with the package"
+            )
         return scores
 
-    def _model_scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
+    def _model_scores(
+        self, query: str, texts: Sequence[str], progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
         """The model's raw scores of ``texts``, ``chunk_docs`` at a time (bounded memory).
 
         Within a chunk, pairs are sorted by length and batched (:meth:`_batches`); a score does
@@ -285,6 +339,8 @@ class Ranker:
                     f"({part[bad[0]]}); the package passed its load-time probe, so this input "
                     "triggers a numerical fault: please report it with the package and the input"
                 )
+            if progress is not None:
+                progress(start + len(enc), len(texts))
         return scores
 
     def _batches(self, lengths: np.ndarray) -> list[np.ndarray]:
@@ -298,7 +354,13 @@ class Ranker:
         )
 
     def rank(
-        self, query: str, docs: Sequence[Doc], top_k: int | None = None, first_stage: Sequence[float] | None = None
+        self,
+        query: str,
+        docs: Sequence[Doc],
+        top_k: int | None = None,
+        first_stage: Sequence[float] | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[Hit]:
         """``docs`` ranked best-first as :class:`Hit` (index, score, doc); ties keep input order.
 
@@ -306,9 +368,10 @@ class Ranker:
             top_k: keep the best ``top_k`` (a positive int); None keeps all.
             first_stage: the docs' first-stage scores, fused as in :meth:`score`; the hits are
                 ordered by, and carry, the fused score.
+            progress: see :meth:`score`.
         """
         top_k = _positive_int("top_k", top_k, none_ok=True)
-        scores = self.score(query, docs, first_stage=first_stage)
+        scores = self.score(query, docs, first_stage=first_stage, progress=progress)
         order = np.argsort(-scores, kind="stable")
         if top_k is not None:
             order = order[:top_k]

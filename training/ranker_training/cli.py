@@ -205,17 +205,33 @@ def _print_table(results: dict) -> None:
         trec = f"  {nd}_trec {s[nd + '_trec']:.4f}" if nd + "_trec" in s else ""
         print(
             f"{name:<24} {where:<40} {nd} {s[nd]:.4f}{trec}  map {s['map']:.4f}  mrr {s['mrr']:.4f}  "
-            f"pnr {s['pnr']:.3f}  queries {s['queries']}"
+            f"pnr {'-' if s['pnr'] is None else format(s['pnr'], '.3f')}  queries {s['queries']}"
         )
+
+
+def _eval_model(args) -> str:
+    """``--model`` or ``--package``; ``default`` names the package bundled with ranker-sdk."""
+    from ranker_sdk.cli import package_arg
+    from ranker_sdk.errors import PackageError
+    from ranker_sdk.ranker import default_package_path
+
+    name = args.model if args.model is not None else args.package
+    if package_arg(name) is not None:
+        return name
+    path = default_package_path()
+    if path is None:
+        raise PackageError("no default package is bundled with this ranker-sdk install; pass --package PKG")
+    return str(path)
 
 
 @_guard
 def _cmd_eval(args) -> int:
     sources = _sources(args)
+    model = _eval_model(args)
     from .evaluate import evaluate_model
 
     res = evaluate_model(
-        args.model,
+        model,
         sources,
         k=args.k,
         max_queries=args.max_queries,
@@ -226,7 +242,7 @@ def _cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(res))
     else:
-        _print_table({args.model: res})
+        _print_table({model: res})
     return 0
 
 
@@ -296,9 +312,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=_cmd_recipe)
 
     p = subparsers.add_parser("eval", help="nDCG@k, MAP, MRR, PNR of a model or baseline on candidate groups")
-    p.add_argument(
-        "--model", required=True, help="package, teacher folder, HF cross-encoder folder, first-stage or bm25"
+    m = p.add_mutually_exclusive_group(required=True)
+    m.add_argument(
+        "--model",
+        help="package ('default': the bundled one), teacher folder, HF cross-encoder folder, first-stage or bm25",
     )
+    m.add_argument("--package", metavar="PKG", help="a package dir or .tar.gz; 'default' is the bundled one")
     p.add_argument(
         "--data",
         action="append",

@@ -12,7 +12,7 @@ the metrics (the judged list is re-ranked). The measures are :mod:`ranker_eval.m
   questions each have one judged paragraph;
 - ``map``, ``mrr``: relevance = ``grade > 0``, mean over queries;
 - ``pnr``: positive-negative ratio, concordant / discordant label-distinct pairs summed over all
-  queries (score ties count as discordant).
+  queries (score ties count as discordant); None, with a ``pnr_note``, when no pair is discordant (x/0).
 
 Every mean is over the queries with at least one relevant candidate (``queries``); the others
 (``skipped``) have no defined AP or RR. This is how WikiQA is evaluated in the literature
@@ -98,10 +98,13 @@ def evaluate_groups(groups: Sequence[Group], scores: Sequence[np.ndarray], k: in
         f"mrr@{k}_trec": trec["rr"],
         "map": mean(per["ap"]),
         "mrr": mean(per["rr"]),
-        "pnr": conc / disc if disc else float("inf") if conc else 0.0,
+        # No discordant pair leaves the ratio undefined (x/0): None, never inf, with the counts.
+        "pnr": conc / disc if disc else None if conc else 0.0,
         "queries": len(runs),
         "skipped": skipped,
     }
+    if disc == 0 and conc:
+        out["pnr_note"] = f"undefined: all {conc} label-distinct pairs ordered right, none wrong"
     if uncovered:
         out["uncovered"] = uncovered
     return out

@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from ranker_sdk.jsonl import finite_float, read_lines
 
 from .config import ConfigError, DataSource
 from .errors import DataError
@@ -54,17 +55,13 @@ log = logging.getLogger(__name__)
 def read_run_scores(path: str | Path) -> dict[str, dict[str, float]]:
     """``qid -> {docid: score}`` of a TREC run file (``qid Q0 docid rank score tag``)."""
     out: dict[str, dict[str, float]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) < 5:
-                raise DataError(f"{path}:{n}: expected 'qid Q0 docid rank score tag'")
-            try:
-                out.setdefault(parts[0], {})[parts[2]] = float(parts[4])
-            except ValueError as exc:
-                raise DataError(f"{path}:{n}: score {parts[4]!r} is not a number") from exc
+    for n, line in read_lines(path, error=DataError, kind="run"):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 6:
+            raise DataError(f"{path}:{n}: expected 'qid Q0 docid rank score tag' (6 fields), got {len(parts)}")
+        out.setdefault(parts[0], {})[parts[2]] = finite_float(parts[4], f"{path}:{n}", "score", DataError)
     return out
 
 

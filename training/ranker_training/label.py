@@ -32,6 +32,8 @@ import logging
 import os
 from pathlib import Path
 
+from ranker_sdk.jsonl import decode_line, finite_float, parse_line
+
 from .config import ConfigError, LabelConfig, resolve_path
 from .errors import DataError
 
@@ -48,15 +50,26 @@ def shard_path(out: str | Path, shard: int, num_shards: int) -> Path:
     return out.with_name(f"{out.stem}.shard{shard}of{num_shards}{out.suffix}")
 
 
-def _parse(line: str, fmt: str) -> tuple[str, str, float] | None:
+_WANT = {".tsv": "qid<TAB>docid<TAB>score", ".jsonl": '{"qid": ..., "docid": ..., "score": ...}'}
+
+
+def _parse(line: str, fmt: str, where: str) -> tuple[str, str, float]:
+    """One line of a scores file; :class:`DataError` naming ``where`` (``FILE:LINE``) for anything else."""
+    want = f"expected {_WANT[fmt]} (a scores file from `ranker train label`)"
+    if fmt == ".tsv":
+        parts = line.rstrip("\r\n").split("\t")
+        if len(parts) != 3:
+            raise DataError(f"{where}: {want}")
+        q, d, s = parts
+    else:
+        r = parse_line(line, where, error=DataError, expect=_WANT[fmt])
+        if not all(k in r for k in ("qid", "docid", "score")):
+            raise DataError(f"{where}: {want}")
+        q, d, s = str(r["qid"]), str(r["docid"]), r["score"]
     try:
-        if fmt == ".tsv":
-            q, d, s = line.rstrip("\n").split("\t")
-            return q, d, float(s)
-        r = json.loads(line)
-        return str(r["qid"]), str(r["docid"]), float(r["score"])
-    except (ValueError, KeyError, TypeError):
-        return None
+        return q, d, finite_float(s, where, "score", DataError)
+    except DataError as exc:
+        raise DataError(f"{where}: {want}; {str(exc).removeprefix(where + ': ')}") from None
 
 
 def _row(qid: str, docid: str, score: float, fmt: str) -> str:
@@ -69,14 +82,11 @@ def _row(qid: str, docid: str, score: float, fmt: str) -> str:
 def _read_one(path: Path) -> dict[tuple[str, str], float]:
     fmt = ".tsv" if path.suffix == ".tsv" else ".jsonl"
     out: dict[tuple[str, str], float] = {}
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.endswith("\n") or not line.strip():  # a line without its newline was torn by a crash
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if not raw.endswith(b"\n") or not raw.strip():  # a line without its newline was torn by a crash
                 continue
-            row = _parse(line, fmt)
-            if row is None:  # a whole line that does not parse: not a scores file, or edited by hand
-                want = "qid<TAB>docid<TAB>score" if fmt == ".tsv" else '{"qid": ..., "docid": ..., "score": ...}'
-                raise DataError(f"{path}:{n}: expected {want} (a scores file from `ranker train label`)")
+            row = _parse(decode_line(raw, f"{path}:{n}", DataError), fmt, f"{path}:{n}")
             out[(row[0], row[1])] = row[2]
     return out
 

@@ -95,13 +95,15 @@ def _start(tuned: Path, base: str | Path | None, tmp: Path) -> tuple[Path, str]:
         return path, str(base)
     if not is_segmented(tuned):
         raise ConfigError(
-            f"{tuned} is a cross-encoder: its head started random, so there is no starting model to return to; pass base="
+            f"{tuned} is a cross-encoder: its head started random, so there is no starting model to return to; pass the checkpoint to merge with as base= (--base on the command line)"
         )
     meta_path = tuned / "ranker_student.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
     ref = meta.get("base_model")
     if not ref:
-        raise ConfigError(f"{meta_path} names no base_model; pass base= (the checkpoint the student started from)")
+        raise ConfigError(
+            f"{meta_path} names no base_model; pass the checkpoint the student started from as base= (--base on the command line)"
+        )
     save_segmented(
         load_segmented(local_model_dir(str(ref), "base_model")), tmp
     )  # the encoder as it ships, under the student's tensor names
