@@ -8,7 +8,7 @@ with its ratio against ``threads=1`` under the same load, measured in the same c
 
 Usage::
 
-    python benchmarks/bench_threads.py [--package PKG] [--repeats 5] [--json OUT]
+    python -m lab.benchmarks.bench_threads [--package PKG] [--repeats 5] [--json OUT]
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workload import load_workload  # noqa: E402
+from lab.benchmarks.workload import ROOT, load_workload
 
 
 def _spin() -> None:
@@ -49,9 +48,17 @@ def _worker(package: str | None, threads: int | None, repeats: int) -> float:
 
 def _measure(package: str | None, threads: int | None, repeats: int) -> float:
     """p50 seconds of the whole request with ``threads`` (None: the SDK default), in a fresh process."""
-    cmd = [sys.executable, __file__, "--worker", str(threads or 0), "--repeats", str(repeats)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lab.benchmarks.bench_threads",
+        "--worker",
+        str(threads or 0),
+        "--repeats",
+        str(repeats),
+    ]
     cmd += ["--package", package] if package else []
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
     return float(proc.stdout.split()[-1])
 
 
