@@ -286,3 +286,13 @@ def test_bench_lengths_refuses_a_length_beyond_the_package(tiny_int8, tiny_bert_
         text=True,
     )
     assert proc.returncode == 1 and "exceeds the package's max_length" in proc.stderr
+
+
+def test_shape_costs_per_row_token(tiny_int8):
+    text = _run(
+        "shape_costs.py", "--package", str(tiny_int8), "--lengths", "8", "32", "--rows", "1", "2", "--rounds", "1"
+    )
+    rows = [line.split() for line in text.splitlines()[1:]]  # ROWS x TOKENS US RATIO
+    assert [(r[0], r[2]) for r in rows] == [("1", "8"), ("2", "8"), ("1", "32"), ("2", "32")]
+    assert all(float(r[3]) > 0 and float(r[4].rstrip("x")) > 0 for r in rows)
+    assert rows[0][4] == rows[2][4] == "1.00x"  # one row a call is each length's reference
