@@ -161,6 +161,9 @@ class _Worker:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.kind = kind
+
+    def ready(self) -> None:
+        """Wait until the worker has loaded its model and scored every length once."""
         self._read()
 
     def _read(self) -> dict[str, Any]:
@@ -189,6 +192,8 @@ def measure(
     from ranker_eval.metrics import spearman
 
     mine, base = _Worker("ranker", package, threads, workloads), _Worker("torch", model, threads, workloads)
+    mine.ready()  # both load at once, then wait for each other: only timed calls run one at a time
+    base.ready()
     times: dict[int, list[tuple[dict, dict]]] = {n: [] for n in lengths}
     try:
         for r in range(rounds):

@@ -54,8 +54,9 @@ def readme_sentence(result: dict[str, Any], *, model: str, length: int, threads:
     return (
         f"At {length} tokens per (query, passage) pair, a `ranker package` INT8 package of a MiniLM-L6 "
         f"{model} scores {row['speed_x']:.1f}x the docs/s of the same weights in transformers + torch fp32 "
-        f"on {threads} thread{'s' * (threads > 1)} (Spearman {row['spearman']:.3f} against torch; {curve}: "
-        "see docs/speed-by-length.md)."
+        f"on {threads} thread{'s' * (threads > 1)}, measured in one command on {result['cpus']} shared cores at a "
+        f"load average of {result['load_average_before'][0]:g} (Spearman {row['spearman']:.3f} against torch; "
+        f"{curve}: see docs/speed-by-length.md)."
     )
 
 
