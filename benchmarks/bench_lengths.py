@@ -13,7 +13,9 @@ continued with the passages that follow it (file order) and the text is then cut
 where the pair reaches L. Every row of a call is L tokens, so "L tokens" means what it says
 (the dev passages alone fill 256 tokens for under half the pairs and 512 for almost none).
 One package per model serves every length: a package's model runs the same graph on an
-L-token row whatever its ``max_length`` (which only cuts longer rows).
+L-token row whatever its ``max_length`` (which only cuts longer rows). ``--natural`` keeps the
+passages as they are, cut at L tokens only: the rows a package of ``max_length`` L reads from
+the shared workload (``--docs 100`` is ``benchmarks/workload.py``'s), many of them shorter than L.
 
 **Baseline**: the same weights in transformers + torch fp32 the way a sentence-transformers
 ``CrossEncoder`` scores (as ``benchmarks/workload.py`` does): batches of 32 pairs in input order,
@@ -50,8 +52,13 @@ DATA = ROOT.parent / "shared" / "data" / "trec-rag24"
 TORCH_BATCH = 32
 
 
-def length_workload(package: str | Path, length: int, n_docs: int, data: str | Path = DATA) -> dict[str, Any]:
+def length_workload(
+    package: str | Path, length: int, n_docs: int, data: str | Path = DATA, *, fill: bool = True
+) -> dict[str, Any]:
     """The query and ``n_docs`` texts that the package encodes as pairs of exactly ``length`` tokens.
+
+    ``fill=False``: the passages as they are, only cut at ``length`` tokens (what a package of
+    ``max_length`` ``length`` would read: rows of many lengths, the shorter ones uncut).
 
     Raises SystemExit when ``length`` exceeds the package's ``max_length`` or the dev passages
     cannot fill it.
@@ -70,11 +77,11 @@ def length_workload(package: str | Path, length: int, n_docs: int, data: str | P
     texts = []
     for i in range(n_docs):
         text, j = passages[i], i + 1
-        while len(encoder.encode(query, [text]).ids[0]) < cfg.max_length and j < i + len(passages):
+        while fill and len(encoder.encode(query, [text]).ids[0]) < cfg.max_length and j < i + len(passages):
             text, j = text + " " + passages[j % len(passages)], j + 1
         texts.append(_cut(encoder, query, text, length))
     lengths = encoder.encode(query, texts).lengths()
-    if lengths.min() < length:
+    if fill and lengths.min() < length:
         raise SystemExit(f"error: the dev passages fill only {int(lengths.min())} of {length} tokens")
     return {"query": query, "texts": texts, "tokens": int(lengths.mean()), "length": length}
 
@@ -218,7 +225,7 @@ def measure(
                 "length": n,
                 "threads": threads,
                 "docs": len(loads[n]["texts"]),
-                "tokens_per_row": loads[n]["tokens"],
+                "tokens_per_row": loads[n]["tokens"],  # the mean (every row's, unless --natural)
                 "rounds": rounds,
                 "ranker_docs_per_s": len(loads[n]["texts"]) / float(np.median(a[:, 0])),
                 "torch_docs_per_s": len(loads[n]["texts"]) / float(np.median(b[:, 0])),
@@ -259,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--docs", type=int, default=32, help="pairs per request (default 32: one torch batch)")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved timed calls per configuration")
+    ap.add_argument(
+        "--natural", action="store_true",
+        help="passages as they are, cut at L tokens (not continued to fill L): the shared workload's rows",
+    )  # fmt: skip
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
 
@@ -270,14 +281,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-lengths-") as tmp:
         for name, model, package in args.model:
             workloads = Path(tmp) / f"{name}.json"
-            loads = [length_workload(package, n, args.docs) for n in args.lengths]
+            loads = [length_workload(package, n, args.docs, fill=not args.natural) for n in args.lengths]
             workloads.write_text(json.dumps(loads), encoding="utf-8")
             for threads in args.threads:
                 rows += measure(name, model, package, args.lengths, threads, args.rounds, workloads)
                 print(f"  {name} {threads} thread(s) done, load average {_load_average()}", file=sys.stderr)
     result = {
         "command": "python benchmarks/bench_lengths.py " + " ".join(sys.argv[1:] if argv is sys.argv[1:] else argv),
-        "workload": f"1 trec-rag24 dev query x {args.docs} dev passages, each pair exactly L tokens",
+        "workload": f"1 trec-rag24 dev query x {args.docs} dev passages, "
+        + ("as they are, cut at L tokens" if args.natural else "each pair exactly L tokens"),
         "baseline": "transformers + torch fp32, batches of 32 in input order, same weights",
         "load_average_before": before,
         "load_average_after": _load_average(),

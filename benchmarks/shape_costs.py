@@ -2,7 +2,7 @@
 
     python benchmarks/shape_costs.py --package PKG --lengths 160 256 512 --rows 1 2 4 [--rounds 4]
 
-Feeds ``rows x L`` calls of real-vocabulary token ids (no padding: every row is L tokens, as the
+Feeds ``rows x L`` calls of random ids from the package's vocabulary (no padding: every row is L tokens, as the
 SDK's exact-length batches are) straight to an onnxruntime session with the runtime's own
 options at 1 thread; every shape is run once to warm up, then twice per round, rounds
 interleaved across shapes. Prints the median process-CPU microseconds per row-token, and each
@@ -23,6 +23,9 @@ def shape_costs(package: str, lengths: list[int], rows: list[int], rounds: int) 
     """Median CPU microseconds per row-token of a ``(rows, length)`` call, for each pair."""
     import onnxruntime as ort
     from ranker_sdk.session import session_options
+    from tokenizers import Tokenizer
+
+    vocab = Tokenizer.from_file(str(Path(package) / "tokenizer.json")).get_vocab_size()
 
     session = ort.InferenceSession(
         str(Path(package) / "model.onnx"), session_options(1), providers=["CPUExecutionProvider"]
@@ -32,7 +35,7 @@ def shape_costs(package: str, lengths: list[int], rows: list[int], rounds: int) 
     feeds = {}
     for n in lengths:
         for b in rows:
-            ids = rng.integers(1000, 20000, size=(b, n), dtype=np.int64)
+            ids = rng.integers(vocab // 4, vocab, size=(b, n), dtype=np.int64)  # past the special tokens
             types = np.zeros((b, n), dtype=np.int64)
             types[:, n // 8 :] = 1  # a short query segment, then the doc
             feed = {"input_ids": ids, "attention_mask": np.ones((b, n), np.int64), "token_type_ids": types}

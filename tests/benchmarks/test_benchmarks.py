@@ -296,3 +296,27 @@ def test_shape_costs_per_row_token(tiny_int8):
     assert [(r[0], r[2]) for r in rows] == [("1", "8"), ("2", "8"), ("1", "32"), ("2", "32")]
     assert all(float(r[3]) > 0 and float(r[4].rstrip("x")) > 0 for r in rows)
     assert rows[0][4] == rows[2][4] == "1.00x"  # one row a call is each length's reference
+
+
+def test_bench_lengths_natural_rows_are_cut_not_filled(tiny_int8, tiny_bert_dir, tmp_path):
+    out = tmp_path / "natural.json"
+    _run(
+        "bench_lengths.py",
+        "--model",
+        f"ce={tiny_bert_dir}={tiny_int8}",
+        "--natural",
+        "--lengths",
+        "128",
+        "--threads",
+        "1",
+        "--docs",
+        "6",
+        "--rounds",
+        "1",
+        "--json",
+        str(out),
+    )
+    result = json.loads(out.read_text())
+    [row] = result["rows"]
+    assert 0 < row["tokens_per_row"] <= 128 and "as they are, cut at L tokens" in result["workload"]
+    assert row["docs"] == 6 and row["speed_x"] > 0
