@@ -41,6 +41,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -110,17 +111,14 @@ def _ranker_scorer(package: str, threads: int):
 
 def _torch_scorer(model: str, threads: int):
     import torch
-    from transformers import AutoTokenizer
+    from ranker_training.segmented import is_segmented, load_segmented
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     torch.set_num_threads(threads)
     tok = AutoTokenizer.from_pretrained(model, local_files_only=True)
-    from ranker_training.segmented import is_segmented, load_segmented
-
-    if is_segmented(model):
+    if is_segmented(model):  # its torch module: the fp32 reference the package was exported from
         net = load_segmented(model).eval()
     else:
-        from transformers import AutoModelForSequenceClassification
-
         net = AutoModelForSequenceClassification.from_pretrained(
             model, local_files_only=True, use_safetensors=True
         ).eval()
@@ -272,9 +270,6 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
-
-    import tempfile
-
     before = _load_average()
     started = time.time()
     rows = []
@@ -287,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows += measure(name, model, package, args.lengths, threads, args.rounds, workloads)
                 print(f"  {name} {threads} thread(s) done, load average {_load_average()}", file=sys.stderr)
     result = {
-        "command": "python benchmarks/bench_lengths.py " + " ".join(sys.argv[1:] if argv is sys.argv[1:] else argv),
+        "command": "python benchmarks/bench_lengths.py " + " ".join(argv),
         "workload": f"1 trec-rag24 dev query x {args.docs} dev passages, "
         + ("as they are, cut at L tokens" if args.natural else "each pair exactly L tokens"),
         "baseline": "transformers + torch fp32, batches of 32 in input order, same weights",
