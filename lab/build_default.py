@@ -191,7 +191,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--results",
-        default=str(ROOT / "benchmarks" / "results" / "default"),
+        default=str(ROOT / "lab" / "results" / "default"),
         help="results table prefix (.json, .png)",
     )
     args = ap.parse_args()

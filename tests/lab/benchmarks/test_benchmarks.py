@@ -182,3 +182,118 @@ def test_ceiling_times_graph_variants_of_one_package(tiny_bert_dir, data_dir, tm
     assert rows["no mask, one row a call"][2] > 0.99  # nothing padded, so the mask was not needed
     assert rows["no mask, exact-length batches"][2] > 0.99
     assert all(docs_s > 0 for docs_s, _, _ in rows.values())
+
+
+@pytest.fixture(scope="module")
+def tiny_segmented(tiny_bert_dir, data_dir, tmp_path_factory):
+    """The segmented student of the tiny encoder, saved as training saves it, and its INT8 package."""
+    import shutil
+
+    from ranker_models.segmented import load_segmented, save_segmented
+    from ranker_quantize import PackageOptions, VerifyOptions, build_package
+
+    root = tmp_path_factory.mktemp("seg")
+    save_segmented(load_segmented(tiny_bert_dir), root / "model")
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(tiny_bert_dir / name, root / "model" / name)
+    options = PackageOptions(verify=VerifyOptions(calibration=str(data_dir / "trec-rag24"), max_queries=2), force=True)
+    return root / "model", build_package(root / "model", root / "int8", options).path
+
+
+def test_bench_lengths_rows_per_model_length_and_threads(tiny_int8, tiny_bert_dir, tiny_segmented, tmp_path):
+    seg_model, seg_pkg = tiny_segmented
+    out = tmp_path / "lengths.json"
+    text = _run(
+        "bench_lengths.py",
+        "--model",
+        f"ce={tiny_bert_dir}={tiny_int8}",
+        "--model",
+        f"seg={seg_model}={seg_pkg}",
+        "--lengths",
+        "24",
+        "96",
+        "--threads",
+        "1",
+        "--docs",
+        "3",
+        "--rounds",
+        "2",
+        "--json",
+        str(out),
+    )
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    assert [(r["model"], r["length"], r["threads"]) for r in rows] == [
+        ("ce", 24, 1),
+        ("ce", 96, 1),
+        ("seg", 24, 1),
+        ("seg", 96, 1),
+    ]
+    for r in rows:
+        assert r["tokens_per_row"] == r["length"]  # every pair filled to exactly L tokens
+        assert r["docs"] == 3 and r["rounds"] == 2
+        assert r["speed_x_min"] <= r["speed_x"] <= r["speed_x_max"] and r["cpu_speed_x"] > 0
+        assert r["ranker_docs_per_s"] > 0 and r["torch_docs_per_s"] > 0
+        assert r["ranker_peak_rss_mib"] > 50 and r["torch_peak_rss_mib"] > 50
+        assert -1.0 <= r["spearman"] <= 1.0
+    assert len(result["load_average_before"]) == 3 and "| ce | 96 |" in text
+
+    # the page and the README sentence are rendered from this JSON alone
+    doc = tmp_path / "page.md"
+    doc.write_text("intro\n<!-- speed-by-length:begin -->\nold\n<!-- speed-by-length:end -->\noutro\n")
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "render_speed_by_length.py"), "--json", str(out), "--doc", str(doc)]
+        + ["--model", "seg", "--length", "96"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    page = doc.read_text()
+    assert page.startswith("intro\n") and page.endswith("outro\n") and "old" not in page
+    seg96 = rows[3]
+    assert f"**{seg96['speed_x']:.2f}x**" in page and result["command"] in page
+    assert proc.stdout.startswith("At 96 tokens") and f"{seg96['speed_x']:.1f}x" in proc.stdout
+
+
+def test_bench_lengths_refuses_a_length_beyond_the_package(tiny_int8, tiny_bert_dir):
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "bench_lengths.py"), "--model", f"ce={tiny_bert_dir}={tiny_int8}"]
+        + ["--lengths", "4096", "--threads", "1", "--docs", "2", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1 and "exceeds the package's max_length" in proc.stderr
+
+
+def test_shape_costs_per_row_token(tiny_int8):
+    text = _run(
+        "shape_costs.py", "--package", str(tiny_int8), "--lengths", "8", "32", "--rows", "1", "2", "--rounds", "1"
+    )
+    rows = [line.split() for line in text.splitlines()[1:]]  # ROWS x TOKENS US RATIO
+    assert [(r[0], r[2]) for r in rows] == [("1", "8"), ("2", "8"), ("1", "32"), ("2", "32")]
+    assert all(float(r[3]) > 0 and float(r[4].rstrip("x")) > 0 for r in rows)
+    assert rows[0][4] == rows[2][4] == "1.00x"  # one row a call is each length's reference
+
+
+def test_bench_lengths_natural_rows_are_cut_not_filled(tiny_int8, tiny_bert_dir, tmp_path):
+    out = tmp_path / "natural.json"
+    _run(
+        "bench_lengths.py",
+        "--model",
+        f"ce={tiny_bert_dir}={tiny_int8}",
+        "--natural",
+        "--lengths",
+        "128",
+        "--threads",
+        "1",
+        "--docs",
+        "6",
+        "--rounds",
+        "1",
+        "--json",
+        str(out),
+    )
+    result = json.loads(out.read_text())
+    [row] = result["rows"]
+    assert 0 < row["tokens_per_row"] <= 128 and "as they are, cut at L tokens" in result["workload"]
+    assert row["docs"] == 6 and row["speed_x"] > 0
