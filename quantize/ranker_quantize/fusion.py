@@ -321,8 +321,13 @@ def refit_package(
     k: int = 10,
     threads: int | None = None,
     progress: Progress | None = None,
+    objective: str = "pooled",
+    unjudged: str = "skip",
 ) -> tuple[Path, dict[str, Any]]:
     """Write a copy of ``package`` to ``out_dir`` with its fusion rule fitted on ``sources``.
+
+    ``objective`` and ``unjudged`` are :func:`fit_weight`'s (``"maxmin"``: the weight whose worst
+    source gains most over its own first stage).
 
     ``package`` is a package directory or ``.tar.gz``, or None for the bundled default. Every
     file is copied as verified; ``ranker.json`` gets the new ``fusion`` object (replacing any
@@ -337,7 +342,9 @@ def refit_package(
     out = check_out_dir(out_dir)  # before minutes of scoring (fit_fusion checks the data first)
     ranker = Ranker.load(package, threads=threads)
     pkg = read_package(ranker.source)
-    fusion = fit_fusion(ranker, sources, weights=weights, k=k, progress=progress)
+    fusion = fit_fusion(
+        ranker, sources, weights=weights, k=k, progress=progress, objective=objective, unjudged=unjudged
+    )
     files = {name: data for name, data in pkg.files.items() if name not in (MANIFEST, CONFIG)}
     card = files.get("MODEL_CARD.md")
     if card is not None:

@@ -319,3 +319,20 @@ def test_fusion_cli_refuses_bad_input_in_one_line(case, tiny_package, data_dir, 
     rc, err = run_main(argv, capsys)
     error_line(rc, err, *names)
     assert not (tmp_path / "o").exists()
+
+
+def test_fusion_cli_maxmin_records_its_objective(tiny_package, data_dir, tmp_path, capsys):
+    """``ranker fusion --objective maxmin --unjudged irrelevant``: the record says how it was fitted
+    and whether fused stays at or above every set's first stage."""
+    out = tmp_path / "maxmin"
+    args = ["fusion", "--package", str(tiny_package), "--out", str(out), "--threads", "1"]
+    args += ["--data", f"{data_dir / 'wikiqa'}=dev", "--data", f"{data_dir / 'trec-rag24'}=dev"]
+    assert main(args + ["--objective", "maxmin", "--unjudged", "irrelevant"]) == 0
+    info = Ranker.load(out, threads=1).config.fusion.info
+    assert info["objective"] == "maxmin" and "unjudged = not relevant" in info["metric"]
+    worst = min(s["fused"] - s["first_stage"] for s in info["sources"])
+    assert info["never_below_first_stage"] == (worst >= 0)
+    assert "fusion: first-stage weight" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:  # argparse's own refusal of an unknown objective
+        main(args[:-4] + ["--data", f"{data_dir / 'wikiqa'}=dev", "--objective", "best"])
+    assert exc.value.code == 2
