@@ -153,7 +153,12 @@ def register(subparsers: Any) -> None:
         help="one scale per weight tensor instead of per channel",
     )
     q.add_argument(
-        "--reduce-range", dest="quantize.reduce_range", action="store_true", help="7-bit weights, for CPUs without VNNI"
+        "--reduce-range",
+        dest="quantize.reduce_range",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="7-bit weights (default: on), exact on every x86 CPU; --no-reduce-range keeps 8 bits, "
+        "which saturate in the AVX2 kernels of CPUs without VNNI",
     )
     q.add_argument(
         "--embeddings",

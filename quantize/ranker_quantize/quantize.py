@@ -48,8 +48,11 @@ The other choices:
   the unsmoothed tensor. It raises the INT8 graph's agreement with fp32 at the same speed (the
   packaging check's Spearman records it in ``ranker.json``). The division stays a ``Mul``: folded
   into a per-channel ``QuantizeLinear`` instead, onnxruntime no longer picks its integer kernel.
-- **``reduce_range``** (7-bit weights) exists for CPUs without VNNI, where ``vpmaddubsw`` can
-  saturate. Off by default; the CPU the package was verified on is recorded (:func:`cpu_features`).
+- **``reduce_range``** (7-bit weights), on by default: without VNNI, onnxruntime's AVX2 kernel
+  multiplies uint8 activations by int8 weights with ``vpmaddubsw``, whose int16 pair sums
+  saturate with full 8-bit weights, and a package runs on whatever CPU its user has
+  (docs/packaging.md has the measured difference). The CPU the package was verified on is recorded
+  (:func:`cpu_features`).
 - **Embeddings** (``QuantizeOptions.embeddings``): the word table is most of a small BERT's
   bytes (MiniLM: 45 of 87 MiB fp32). ``"rows"`` (default) stores it int8 with **one scale per
   row** (per token): the Gather picks int8 rows and their scales, and a Cast and Mul turn only
@@ -105,7 +108,7 @@ class QuantizeOptions:
         embeddings: ``"rows"`` (int8, one scale per row), ``"tensor"`` (int8, one scale for the
             table; dynamic only) or ``"fp32"``.
         per_channel: one weight scale per output column (else one per tensor).
-        reduce_range: 7-bit weights, for CPUs without VNNI.
+        reduce_range: 7-bit weights (default), exact on CPUs without VNNI too.
         calibration_pairs: at most this many (query, doc) pairs calibrate static scales.
         smooth: move this share (alpha, 0..1) of each LayerNorm output channel's range into the
             weights of the MatMuls it feeds (:func:`smooth_layer_norm_outputs`; static
@@ -115,7 +118,7 @@ class QuantizeOptions:
     activations: str = "static"
     embeddings: str = "rows"
     per_channel: bool = True
-    reduce_range: bool = False
+    reduce_range: bool = True
     calibration_pairs: int = 512
     smooth: float | None = 0.8
 

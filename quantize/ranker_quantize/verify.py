@@ -326,7 +326,7 @@ def failures(report: dict[str, Any], options: VerifyOptions) -> list[str]:
     out = []
     if report["spearman"]["mean"] < options.min_spearman:
         out.append(f"mean Spearman {report['spearman']['mean']} < {options.min_spearman}")
-    if report["top10_overlap"]["mean"] < options.min_top10_overlap:
+    if options.min_top10_overlap and report["top10_overlap"]["mean"] < options.min_top10_overlap:
         out.append(f"mean top-10 overlap {report['top10_overlap']['mean']} < {options.min_top10_overlap}")
     nd = report.get("ndcg@10")
     if nd is not None and nd["drop"] > options.max_ndcg_drop:
