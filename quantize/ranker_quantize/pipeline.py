@@ -89,6 +89,9 @@ class PackageOptions:
         fusion_data: ``((data_dir, split), ...)``: fit the first-stage fusion weight on these
             labelled folders with the written package and record it in ``ranker.json``
             (:mod:`ranker_quantize.fusion`); empty: no fusion rule (first stage ignored).
+        fusion_objective, fusion_unjudged: how the weight is chosen
+            (:func:`ranker_quantize.fusion.fit_weight`: ``"pooled"`` or ``"maxmin"``; unjudged
+            candidates ``"skip"``-ped or ``"irrelevant"``).
         padded_batches: keep the attention's padding mask in a static INT8 graph with fused
             ``MultiHeadAttention`` (rows of different lengths share a call). By default it is
             removed and the package says ``batching: "exact"`` (:func:`.optimize.drop_padding_mask`).
@@ -107,6 +110,8 @@ class PackageOptions:
     tar: bool = False
     model_card: str | None = None
     fusion_data: tuple[tuple[str, str], ...] = ()
+    fusion_objective: str = "pooled"
+    fusion_unjudged: str = "skip"
     padded_batches: bool = False
 
 
@@ -348,6 +353,8 @@ def build_package(
             options.fusion_data,
             threads=options.verify.threads,
             progress=lambda done, total: tick("fusion", done, total),
+            objective=options.fusion_objective,
+            unjudged=options.fusion_unjudged,
         )
         config = add_fusion(path, fusion)
         timings["fusion"] = time.perf_counter() - t0

@@ -46,3 +46,12 @@ def test_students_are_tried_best_mean_first_and_only_hybrid_ones(tmp_path):
     assert build_default.ranked(evals, "a", tmp_path) == ["a"]
     with pytest.raises(SystemExit):
         build_default.ranked(evals, "missing", tmp_path)
+
+
+def test_int8_gate_reads_the_mean_and_every_set():
+    fp32 = {"a": 0.70, "b": 0.60, "c": 0.50}
+    assert build_default.int8_losses(fp32, {"a": 0.699, "b": 0.601, "c": 0.497}) == []
+    # one set 1.2 points down fails alone, whatever the mean
+    assert build_default.int8_losses(fp32, {"a": 0.688, "b": 0.610, "c": 0.505}) == ["a"]
+    # every set within a point but the mean 0.7 point down fails on the mean
+    assert build_default.int8_losses(fp32, {"a": 0.692, "b": 0.593, "c": 0.494}) == ["the mean"]
