@@ -24,6 +24,7 @@ import json
 import sys
 from pathlib import Path
 
+from lab.benchmarks.render_speed_by_length import readme_sentence, with_section
 from lab.report import COLUMNS
 
 __all__ = ["SOURCES", "README_ROWS", "render_readme_block", "render_results_page", "renderings", "main"]
@@ -45,6 +46,9 @@ SOURCES = {
     "bench_openvino_default.json": "python -m lab.benchmarks.bench_openvino --package sdk/ranker_sdk/default"
     " --threads 1 2 --repeats 5 --json lab/results/bench_openvino_default.json",
     "signals.json": "python -m lab.signals --signals runs/signals --out lab/results/signals.json",
+    "speed_by_length.json": "python -m lab.benchmarks.bench_lengths --model cross-encoder=M/ce=P/ce-512"
+    " --model segmented=M/seg=P/seg-512 --lengths 64 128 256 512 --threads 1 2 --docs 16 --rounds 3"
+    " --json lab/results/speed_by_length.json",
     "bench_memory.json": "python -m lab.benchmarks.bench_memory --docs 10000 --chars 300"
     " --out lab/results/bench_memory.json",
 }
@@ -136,7 +140,8 @@ def render_readme_block() -> str:
         f" passages, at most 160 tokens a pair) with a peak RSS of {d['peak_rss_mib']:.0f} MiB; its model.onnx is"
         f" {d['model_mib']:.1f} MiB. Every model, measure and command: [docs/results.md](docs/results.md)."
     )
-    return "\n".join([START, _quality(README_COLUMNS, README_ROWS), "", _signals(), "", speed, END])
+    by_length = readme_sentence(_load("speed_by_length.json"), model="cross-encoder", length=256, threads=1)
+    return "\n".join([START, _quality(README_COLUMNS, README_ROWS), "", _signals(), "", speed, by_length, END])
 
 
 def _pareto() -> str:
@@ -252,7 +257,8 @@ def render_results_page() -> str:
         "",
         "## Against torch fp32",
         "",
-        f"From {_source('bench_vs_torch_default.json')}: the cross-encoder student packaged with",
+        f"From {_source('bench_vs_torch_default.json')}, at 160 tokens a pair on a quiet machine; at other"
+        " lengths see docs/speed-by-length.md. The cross-encoder student packaged with",
         "`ranker package`'s defaults (`default`) and with `--padded-batches` (`padded`), against the same",
         "weights in transformers + torch fp32.",
         "",
@@ -289,6 +295,9 @@ def renderings() -> dict[Path, str]:
     return {
         readme: _readme_with_block(readme.read_text(encoding="utf-8")),
         ROOT / "docs" / "results.md": render_results_page(),
+        ROOT / "docs" / "speed-by-length.md": with_section(
+            (ROOT / "docs" / "speed-by-length.md").read_text(encoding="utf-8"), _load("speed_by_length.json")
+        ),
     }
 
 

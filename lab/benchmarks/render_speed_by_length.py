@@ -18,6 +18,8 @@ from typing import Any
 
 from lab.benchmarks.bench_lengths import render_table
 
+__all__ = ["BEGIN", "END", "section", "readme_sentence", "with_section", "main"]
+
 ROOT = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- speed-by-length:begin -->", "<!-- speed-by-length:end -->"
 
@@ -60,6 +62,14 @@ def readme_sentence(result: dict[str, Any], *, model: str, length: int, threads:
     )
 
 
+def with_section(text: str, result: dict[str, Any]) -> str:
+    """``text`` (the page) with its generated block replaced by :func:`section`."""
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"no {BEGIN} ... {END} block to fill")
+    head, rest = text.split(BEGIN, 1)
+    return head + section(result) + rest.split(END, 1)[1]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", default=str(ROOT / "lab" / "results" / "speed_by_length.json"))
@@ -70,12 +80,10 @@ def main() -> int:
     args = ap.parse_args()
     result = json.loads(Path(args.json).read_text(encoding="utf-8"))
     doc = Path(args.doc)
-    text = doc.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        sys.exit(f"error: {doc} has no {BEGIN} ... {END} block to fill")
-    head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    doc.write_text(head + section(result) + tail, encoding="utf-8")
+    try:
+        doc.write_text(with_section(doc.read_text(encoding="utf-8"), result), encoding="utf-8")
+    except ValueError as exc:
+        sys.exit(f"error: {doc}: {exc}")
     print(readme_sentence(result, model=args.model, length=args.length, threads=args.threads))
     return 0
 
