@@ -20,6 +20,9 @@ def test_check_mode_names_a_stale_rendering(tmp_path, monkeypatch, capsys):
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n{render.START}\nold figures\n{render.END}\n", encoding="utf-8")
     (tmp_path / "docs").mkdir()
+    from lab.benchmarks.render_speed_by_length import BEGIN, END
+
+    (tmp_path / "docs" / "speed-by-length.md").write_text(f"# speed\n{BEGIN}\nold\n{END}\n", encoding="utf-8")
     monkeypatch.setattr(render, "ROOT", tmp_path)
     assert render.main(["--check"]) == 1
     assert "README.md" in capsys.readouterr().err
