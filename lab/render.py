@@ -114,14 +114,16 @@ def _quality(keys: tuple[str, ...], names: tuple[str, ...] | None = None) -> str
 
 
 def _signals() -> str:
-    """Each teacher signal alone on every dev set (``signals.json``); ``-`` where it scored no query."""
+    """Each teacher signal alone on every dev set (``signals.json``); ``-`` where it did not score
+    every query of the set (a partial run's mean is over other queries than the baselines')."""
     data = _load("signals.json")
+    full = {ds: (data["first-stage"].get(ds) or {}).get("queries") for _, ds, _ in SIGNAL_COLUMNS}
     body = []
     for name, sets in data.items():
         cells = []
         for _, ds, measure in SIGNAL_COLUMNS:
             res = sets.get(ds) or {}
-            cells.append(_cell(res.get(measure) if res.get("queries") else None))
+            cells.append(_cell(res.get(measure) if res.get("queries") == full[ds] else None))
         if any(c != "-" for c in cells):
             body.append([SIGNAL_NAMES.get(name, name), *cells])
     return _table(["signal alone", *(HEADERS[k] for k, *_ in SIGNAL_COLUMNS)], body)
