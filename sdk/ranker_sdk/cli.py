@@ -374,7 +374,9 @@ _FALLBACK_HELP = {
 
 
 def _extra_installed(extra: str) -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in _EXTRA_PROBE[extra])
+    """Whether ``extra``'s modules are importable (an extra of another distribution's stage cannot be
+    probed; its stage's own import failure says what is missing)."""
+    return all(importlib.util.find_spec(m) is not None for m in _EXTRA_PROBE.get(extra, ()))
 
 
 def _missing_extra(extra: str, module: str, err: Exception) -> Any:
