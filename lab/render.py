@@ -45,6 +45,8 @@ SOURCES = {
     " --package padded=OLD default=PKG --threads 1 2 --repeats 5 --json lab/results/bench_vs_torch_default.json",
     "bench_openvino_default.json": "python -m lab.benchmarks.bench_openvino --package sdk/ranker_sdk/default"
     " --threads 1 2 --repeats 5 --json lab/results/bench_openvino_default.json",
+    "recipe_cpu.json": "bash scripts/train_default.sh (ranker train recipe --config configs/recipe-cpu.yaml"
+    " --out runs/cpu19), then python -m lab.report --run runs/cpu19 --out lab/results/recipe_cpu.json",
     "signals.json": "python -m lab.signals --signals runs/signals --out lab/results/signals.json",
     "speed_by_length.json": "python -m lab.benchmarks.bench_lengths --model cross-encoder=M/ce=P/ce-512"
     " --model segmented=M/seg=P/seg-512 --lengths 64 128 256 512 --threads 1 2 --docs 16 --rounds 3"
@@ -110,6 +112,14 @@ def _quality(keys: tuple[str, ...], names: tuple[str, ...] | None = None) -> str
         by_name = {r["model"]: r for r in rows}
         rows = [by_name[n] for n in names]
     body = [[r["label"], *(_cell(r.get(k), 2 if k == "rag_pnr" else 3) for k in keys)] for r in rows]
+    return _table(["model", *(HEADERS[k] for k in keys)], body)
+
+
+def _recipe_cpu() -> str:
+    """Every model of the CPU recipe's run on the four dev sets (``recipe_cpu.json``)."""
+    keys = ("dl_ndcg10_trec", "rag_ndcg10", "wikiqa_map", "squad_mrr10")
+    rows = _load("recipe_cpu.json")
+    body = [[r["label"], *(_cell(r.get(k)) for k in keys)] for r in rows]
     return _table(["model", *(HEADERS[k] for k in keys)], body)
 
 
@@ -242,6 +252,14 @@ def render_results_page() -> str:
         f"From {_source('default.json')}: the `ranker eval --json` of every model in the run, tabled.",
         "",
         _quality(tuple(k for k, *_ in COLUMNS)),
+        "",
+        "## The CPU recipe on four sources",
+        "",
+        f"From {_source('recipe_cpu.json')}: the `ranker eval --json` of every model of that run",
+        "(`runs/cpu19/eval/*.json`), tabled with `lab.report.rows`. The student is fp32 (torch); it is not",
+        "the bundled default (docs/ship-rules.md).",
+        "",
+        _recipe_cpu(),
         "",
         "## Every teacher signal alone",
         "",

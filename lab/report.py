@@ -129,3 +129,30 @@ def write(table: list[dict], prefix: str | Path) -> str:
     Path(prefix + ".json").write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
     plot(table, prefix + ".png")
     return md
+
+
+LABELS = {
+    "random": "random order",
+    "bm25": "BM25 over the candidates",
+    "first-stage": "first-stage order (candidates.run)",
+    "teacher": "teacher target (fitted signal weights, no labels)",
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m lab.report --run RUN --out FILE``: the rows of every ``RUN/eval/*.json`` as JSON."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--run", required=True, help="a recipe's output folder (its eval/ holds ranker eval JSON)")
+    ap.add_argument("--out", required=True, help="the rows, as JSON")
+    args = ap.parse_args(argv)
+    found = {p.stem: p for p in sorted((Path(args.run) / "eval").glob("*.json")) if not p.stem.startswith("teacher_")}
+    order = [n for n in LABELS if n in found] + [n for n in found if n not in LABELS]
+    results = {n: json.loads(found[n].read_text(encoding="utf-8")) for n in order}
+    labels = LABELS | {n: f"student {n} (fp32)" for n in order if n not in LABELS}
+    Path(args.out).write_text(json.dumps(rows(results, labels=labels), indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
