@@ -50,10 +50,10 @@ def test_a_figure_follows_its_json(tmp_path, monkeypatch):
 def test_every_table_header_names_its_gain_convention():
     page = render.render_results_page()
     for header in ("trec-dl DL21 nDCG@10 (trec_eval: gain = grade)", "trec-rag24 nDCG@10 (gain 2^grade - 1)"):
-        # the quality table, the signals table and the Pareto table
-        assert page.count(header) == 3 and header in render.render_readme_block()
+        # the quality table, the CPU recipe table, the signals table and the Pareto table
+        assert page.count(header) == 4 and header in render.render_readme_block()
     assert "wikiqa MAP (binary)" in page
-    assert page.count("squad MRR@10 (trec_eval: unjudged = not relevant)") == 2
+    assert page.count("squad MRR@10 (trec_eval: unjudged = not relevant)") == 3
 
 
 def test_a_readme_without_markers_is_refused(tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ def test_rows_pick_each_sets_headline_and_dash_what_is_missing(tmp_path):
     assert table[0]["dl_ndcg10_trec"] == 0.61 and table[0]["wikiqa_map"] == 0.8 and table[0]["rag_ndcg10"] is None
     assert table[1]["rag_ndcg10"] is None  # covers no query: not a 0.0 score
     md = markdown(table)
-    assert "| model A | 0.610 | - | - | 0.800 | 0.810 | 55.0 |" in md
+    assert "| model A | 0.610 | - | - | 0.800 | 0.810 | - | 55.0 |" in md  # no squad figure: -
     write(table, tmp_path / "r")
     assert json.loads((tmp_path / "r.json").read_text())[0]["model"] == "a"
     assert (tmp_path / "r.png").stat().st_size > 1000
