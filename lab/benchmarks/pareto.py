@@ -27,7 +27,9 @@ def quality(result: dict) -> dict[str, float | None]:
     evaluated), and their mean when all are there."""
     got = {data: v for (data, _), v in headlines(result).items()}
     out: dict[str, float | None] = {data: got.get(data) for data, _ in HEADLINES}
-    out["mean"] = sum(got.values()) / len(got) if len(got) == len(HEADLINES) else None
+    # the table's three collections (its packages were measured before squad joined the dev sets)
+    three = [got.get(d) for d in ("trec-dl", "trec-rag24", "wikiqa")]
+    out["mean"] = sum(three) / 3 if None not in three else None
     return out
 
 

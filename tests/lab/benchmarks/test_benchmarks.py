@@ -242,10 +242,11 @@ def test_bench_lengths_rows_per_model_length_and_threads(tiny_int8, tiny_bert_di
     doc = tmp_path / "page.md"
     doc.write_text("intro\n<!-- speed-by-length:begin -->\nold\n<!-- speed-by-length:end -->\noutro\n")
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "render_speed_by_length.py"), "--json", str(out), "--doc", str(doc)]
+        [sys.executable, "-m", "lab.benchmarks.render_speed_by_length", "--json", str(out), "--doc", str(doc)]
         + ["--model", "seg", "--length", "96"],
         capture_output=True,
         text=True,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
     page = doc.read_text()
@@ -257,10 +258,11 @@ def test_bench_lengths_rows_per_model_length_and_threads(tiny_int8, tiny_bert_di
 
 def test_bench_lengths_refuses_a_length_beyond_the_package(tiny_int8, tiny_bert_dir):
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "bench_lengths.py"), "--model", f"ce={tiny_bert_dir}={tiny_int8}"]
+        [sys.executable, "-m", "lab.benchmarks.bench_lengths", "--model", f"ce={tiny_bert_dir}={tiny_int8}"]
         + ["--lengths", "4096", "--threads", "1", "--docs", "2", "--rounds", "1"],
         capture_output=True,
         text=True,
+        cwd=ROOT,
     )
     assert proc.returncode == 1 and "exceeds the package's max_length" in proc.stderr
 
