@@ -71,15 +71,9 @@ def read_jsonl(
     Read line by line (memory does not grow with the file); a file that cannot be opened raises
     ``error`` too (``kind`` says what the file should have been).
     """
-    try:
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise error(f"cannot read {kind} {path}: {exc.strerror}") from exc
-    with fh:
-        for n, raw in enumerate(fh, 1):
-            line = decode_line(raw, f"{path}:{n}", error)
-            if line.strip():
-                yield n, parse_line(line, f"{path}:{n}", error=error, expect=expect)
+    for n, line in read_lines(path, error=error, kind=kind):
+        if line.strip():
+            yield n, parse_line(line, f"{path}:{n}", error=error, expect=expect)
 
 
 def read_lines(
