@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -128,11 +129,10 @@ def done_queries(path: Path, sizes: dict[str, int]) -> set[str]:
     if not path.is_file():
         return set()
     lines = [ln for ln in path.read_text(encoding="utf-8").splitlines(keepends=True) if ln.endswith("\n")]
-    counts: dict[str, int] = {}
-    for ln in lines:
-        counts[ln.split(maxsplit=1)[0]] = counts.get(ln.split(maxsplit=1)[0], 0) + 1
+    qids = [ln.split(maxsplit=1)[0] for ln in lines]
+    counts = Counter(qids)
     done = {q for q, n in counts.items() if sizes.get(q) == n}
-    kept = [ln for ln in lines if ln.split(maxsplit=1)[0] in done or ln.split(maxsplit=1)[0] not in sizes]
+    kept = [ln for ln, q in zip(lines, qids) if q in done or q not in sizes]
     if len(kept) != len(lines) or path.stat().st_size != sum(len(ln.encode("utf-8")) for ln in lines):
         path.write_text("".join(kept), encoding="utf-8")
     return done
