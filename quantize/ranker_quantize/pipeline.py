@@ -18,12 +18,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
 import time
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -247,6 +248,29 @@ def _read_card(path: str) -> bytes:
     return data
 
 
+class _Clock:
+    """Times the stages of one build and reports them through ``progress``.
+
+    ``stage(name)`` is a context manager: the block's seconds go into ``timings[name]``. A stage
+    with ``steps=True`` is one step on the progress bar (0 of 1 on entry, 1 of 1 on exit); the
+    others (quantize, verify, fusion) report their own steps through :attr:`tick`.
+    """
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.tick: Progress = progress or (lambda stage, done, total: None)
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str, *, steps: bool = True) -> Iterator[None]:
+        t0 = time.perf_counter()
+        if steps:
+            self.tick(name, 0, 1)
+        yield
+        self.timings[name] = time.perf_counter() - t0
+        if steps:
+            self.tick(name, 1, 1)
+
+
 def build_package(
     model_dir: str | Path,
     out_dir: str | Path,
@@ -255,117 +279,142 @@ def build_package(
 ) -> PackageResult:
     """Turn a cross-encoder checkpoint into a verified package at ``out_dir``.
 
+    The steps, each timed in :attr:`PackageResult.timings`: export (torch -> ONNX), optimize
+    (graph fusion), quantize (INT8 only), verify (against fp32, or torch for an fp32 package),
+    package (write the files and the manifest), and fusion (only with ``fusion_data``).
+
     Raises:
         InputError: bad arguments (no checkpoint, non-empty ``out_dir``, too long ``max_length``).
         ExportError: the checkpoint is not a one-output cross-encoder optimum can export.
         FidelityError: the package ranks too differently from its reference (unless ``force``);
             nothing is written then.
     """
-    if options.precision not in ("int8", "fp32"):
-        raise InputError(f"precision must be 'int8' or 'fp32', got {options.precision!r}")
-    out = check_out_dir(out_dir, tar=options.tar)
-    if options.model_card:
-        _read_card(options.model_card)  # fail before minutes of export and verification
-    if options.fusion_data:
-        check_fusion_data(options.fusion_data)
-    groups, data = _groups(options.verify)  # a bad --calibration fails here, before the export
-    gate_groups(replace(options.verify, max_queries=1))  # and so does a bad gate set
-    tick = progress or (lambda stage, done, total: None)
-    timings: dict[str, float] = {}
-
-    t0 = time.perf_counter()
-    tick("export", 0, 1)
-    ckpt = load_checkpoint(model_dir)
-    exported = export_onnx(ckpt, opset=options.opset)
-    config = _package_config(ckpt, exported.inputs, options)
-    timings["export"] = time.perf_counter() - t0
-    tick("export", 1, 1)
-
-    t0 = time.perf_counter()
-    tick("optimize", 0, 1)
-    cfg = ckpt.config
-    int8 = options.precision == "int8"
-    q = options.quantize
-    # An INT8 package is verified against the very fp32 graph it was quantized from, so the
-    # graph is fused the way the quantization needs (see QuantizeOptions.fusion).
-    optimized = optimize_onnx(
-        exported.model, num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size, **(q.fusion() if int8 else {})
-    )
-    fp32_bytes = optimized.model.SerializeToString()
-    timings["optimize"] = time.perf_counter() - t0
-    tick("optimize", 1, 1)
-
-    shipped = fp32_bytes
-    if int8:
-        t0 = time.perf_counter()
-        feeds = calibration_feeds(ckpt.tokenizer_json, config, groups, q.calibration_pairs) if q.static else None
-        quantized = quantize_int8(optimized.model, q, feeds, progress=lambda d, t: tick("quantize", d, t))
-        if q.static and not options.padded_batches and drop_padding_mask(quantized):
-            config = replace(config, batching="exact")
-        shipped = quantized.SerializeToString()
-        timings["quantize"] = time.perf_counter() - t0
-
-    quantization: dict[str, Any] = {
-        "precision": options.precision,
-        "opset": exported.opset,
-        "fused_ops": optimized.fused_ops,
-        "cpu": cpu_features(),
-        "fp32_model_bytes": len(fp32_bytes),
-    }
-    if int8:
-        quantization.update(
-            method=q.method(),
-            activations=q.activations,
-            embeddings=q.embeddings,
-            per_channel=q.per_channel,
-            reduce_range=q.reduce_range,
-            **({"smooth": q.smooth} if q.static and q.smooth is not None else {}),
-            op_types=list(q.quantized_ops()),
+    out, groups, data = _check_inputs(out_dir, options)
+    clock = _Clock(progress)
+    with clock.stage("export"):
+        ckpt = load_checkpoint(model_dir)
+        exported = export_onnx(ckpt, opset=options.opset)
+        config = _package_config(ckpt, exported.inputs, options)
+    with clock.stage("optimize"):
+        # An INT8 package is verified against the very fp32 graph it was quantized from, so the
+        # graph is fused the way the quantization needs (see QuantizeOptions.fusion).
+        fuse = options.quantize.fusion() if options.precision == "int8" else {}
+        cfg = ckpt.config
+        optimized = optimize_onnx(
+            exported.model, num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size, **fuse
         )
-        if q.static:
-            quantization["calibration"] = {
-                "data": data,
-                "pairs": len(feeds or ()),
-                "method": "MinMax, one unpadded pair a feed",
-            }
+        fp32_bytes = optimized.model.SerializeToString()
+    shipped, pairs = fp32_bytes, None
+    if options.precision == "int8":
+        with clock.stage("quantize", steps=False):
+            shipped, pairs, exact = _quantize(ckpt, optimized.model, config, groups, options, clock.tick)
+        if exact:
+            config = replace(config, batching="exact")
+    quantization = _quantization_record(options, exported.opset, optimized.fused_ops, fp32_bytes, data, pairs)
     config = replace(config, quantization=quantization, provenance=_provenance(ckpt, options))
-
-    t0 = time.perf_counter()
-    more, names = gate_groups(options.verify)
-    verify_data = " + ".join([data, *names])
-    fidelity = _verify(ckpt, config, fp32_bytes, shipped, options, tick, groups + more, verify_data)
-    timings["verify"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    tick("package", 0, 1)
-    config = replace(config, fidelity=fidelity)
-    files = {"model.onnx": shipped, "tokenizer.json": ckpt.tokenizer_json}
-    if options.model_card:
-        files[MODEL_CARD] = _read_card(options.model_card)
-    path = write_package(out, files, config)
-    timings["package"] = time.perf_counter() - t0
-    tick("package", 1, 1)
+    with clock.stage("verify", steps=False):
+        more, names = gate_groups(options.verify)
+        verify_data = " + ".join([data, *names])
+        fidelity = _verify(ckpt, config, fp32_bytes, shipped, options, clock.tick, groups + more, verify_data)
+    with clock.stage("package"):
+        config = replace(config, fidelity=fidelity)
+        path = write_package(out, _package_files(ckpt, shipped, options), config)
     if options.fusion_data:
         # Fitted on the package as written (what ships is what is fitted), then sealed into it.
-        t0 = time.perf_counter()
-        fusion = fit_fusion(
-            path,
-            options.fusion_data,
-            threads=options.verify.threads,
-            progress=lambda done, total: tick("fusion", done, total),
-            objective=options.fusion_objective,
-            unjudged=options.fusion_unjudged,
-        )
-        config = add_fusion(path, fusion)
-        timings["fusion"] = time.perf_counter() - t0
+        with clock.stage("fusion", steps=False):
+            config = add_fusion(path, _fit_fusion(path, options, clock.tick))
     tarball = tar_package(path) if options.tar else None
     log.info("wrote %s (%d bytes of model)", path, len(shipped))
     return PackageResult(
         path=path,
         tarball=tarball,
         config=config,
-        timings=timings,
+        timings=clock.timings,
         sizes={"fp32_model_bytes": len(fp32_bytes), "model_bytes": len(shipped)},
+    )
+
+
+def _check_inputs(out_dir: str | Path, options: PackageOptions) -> tuple[Path, list[Any], str]:
+    """Fail before minutes of export on what can be checked now; returns the output folder and the groups.
+
+    The groups are the calibration queries (static INT8 scales and verification) and their name
+    for the report: a bad ``--calibration`` fails here, and so does a bad gate set.
+    """
+    if options.precision not in ("int8", "fp32"):
+        raise InputError(f"precision must be 'int8' or 'fp32', got {options.precision!r}")
+    out = check_out_dir(out_dir, tar=options.tar)
+    if options.model_card:
+        _read_card(options.model_card)
+    if options.fusion_data:
+        check_fusion_data(options.fusion_data)
+    groups, data = _groups(options.verify)
+    gate_groups(replace(options.verify, max_queries=1))
+    return out, groups, data
+
+
+def _quantize(
+    ckpt: Checkpoint, model: Any, config: PackageConfig, groups: list[Any], options: PackageOptions, tick: Progress
+) -> tuple[bytes, int | None, bool]:
+    """The INT8 graph's bytes, how many pairs calibrated it (None: dynamic), and whether it batches exactly.
+
+    A static graph drops its attention padding mask (unless ``padded_batches``): its runtime then
+    batches rows of one length only (``batching: "exact"``).
+    """
+    q = options.quantize
+    feeds = calibration_feeds(ckpt.tokenizer_json, config, groups, q.calibration_pairs) if q.static else None
+    quantized = quantize_int8(model, q, feeds, progress=lambda d, t: tick("quantize", d, t))
+    exact = q.static and not options.padded_batches and bool(drop_padding_mask(quantized))
+    return quantized.SerializeToString(), (len(feeds or ()) if q.static else None), exact
+
+
+def _quantization_record(
+    options: PackageOptions,
+    opset: int,
+    fused_ops: dict[str, int],
+    fp32_bytes: bytes,
+    data: str,
+    pairs: int | None,
+) -> dict[str, Any]:
+    """``ranker.json``'s ``quantization``: how the shipped graph was made, and on which CPU."""
+    record: dict[str, Any] = {
+        "precision": options.precision,
+        "opset": opset,
+        "fused_ops": fused_ops,
+        "cpu": cpu_features(),
+        "fp32_model_bytes": len(fp32_bytes),
+    }
+    if options.precision != "int8":
+        return record
+    q = options.quantize
+    record.update(
+        method=q.method(),
+        activations=q.activations,
+        embeddings=q.embeddings,
+        per_channel=q.per_channel,
+        reduce_range=q.reduce_range,
+        **({"smooth": q.smooth} if q.static and q.smooth is not None else {}),
+        op_types=list(q.quantized_ops()),
+    )
+    if q.static:
+        record["calibration"] = {"data": data, "pairs": pairs, "method": "MinMax, one unpadded pair a feed"}
+    return record
+
+
+def _package_files(ckpt: Checkpoint, shipped: bytes, options: PackageOptions) -> dict[str, bytes]:
+    files = {"model.onnx": shipped, "tokenizer.json": ckpt.tokenizer_json}
+    if options.model_card:
+        files[MODEL_CARD] = _read_card(options.model_card)
+    return files
+
+
+def _fit_fusion(path: Path, options: PackageOptions, tick: Progress) -> dict[str, Any]:
+    return fit_fusion(
+        path,
+        options.fusion_data,
+        threads=options.verify.threads,
+        progress=lambda done, total: tick("fusion", done, total),
+        objective=options.fusion_objective,
+        unjudged=options.fusion_unjudged,
     )
 
 
@@ -387,13 +436,15 @@ def _verify(
     groups: list[Any],
     data: str,
 ) -> dict[str, Any]:
-    """Score through the SDK's Ranker, compare, and enforce the thresholds (see :mod:`.verify`)."""
-    from ranker_sdk import Ranker
+    """Score through the SDK's Ranker, compare, and enforce the thresholds (see :mod:`.verify`).
 
+    An INT8 package is compared with the fp32 package it was quantized from, and the fp32
+    package's scores of the first :data:`EXPORT_CHECK_QUERIES` groups with torch's (the export
+    check); an fp32 package is compared with torch on every group, which is its export check too.
+    """
     vo = options.verify
     int8 = options.precision == "int8"
-    # fp32 and int8 (or torch) scores of every group, plus the torch export check (int8 only:
-    # for fp32 the torch reference already is that check).
+    # fp32 and int8 (or torch) scores of every group, plus the torch export check (int8 only)
     total = len(groups) * 2 + (min(EXPORT_CHECK_QUERIES, len(groups)) if int8 else 0)
     done = 0
 
@@ -404,30 +455,49 @@ def _verify(
 
     tick("verify", 0, total)
     with tempfile.TemporaryDirectory(prefix="ranker-verify-") as tmp:
-        files = {"tokenizer.json": ckpt.tokenizer_json}
-        fp32_pkg = write_package(Path(tmp) / "fp32", {**files, "model.onnx": fp32_bytes}, config)
-        fp32 = Ranker.load(fp32_pkg, threads=vo.threads)
+        fp32 = _scratch_ranker(Path(tmp) / "fp32", ckpt, config, fp32_bytes, vo.threads)
         if int8:
-            int8_pkg = write_package(Path(tmp) / "int8", {**files, "model.onnx": shipped}, config)
             reference = score_groups(fp32, groups, step)
-            candidate = score_groups(Ranker.load(int8_pkg, threads=vo.threads), groups, step)
+            candidate = score_groups(
+                _scratch_ranker(Path(tmp) / "int8", ckpt, config, shipped, vo.threads), groups, step
+            )
             report = fidelity_report(reference, candidate, groups, data=data)
-            pairs = []
-            for g, got in zip(groups[:EXPORT_CHECK_QUERIES], reference):
-                pairs.append((torch_scores(ckpt.model, ckpt.tokenizer_json, config, g.query, g.docs), got))
-                step(0, 0)
+            pairs = list(zip(_torch_scores(ckpt, config, groups[:EXPORT_CHECK_QUERIES], step), reference))
         else:
             candidate = score_groups(fp32, groups, step)
-            reference = []
-            for g in groups:
-                reference.append(torch_scores(ckpt.model, ckpt.tokenizer_json, config, g.query, g.docs))
-                step(0, 0)
+            reference = _torch_scores(ckpt, config, groups, step)
             report = fidelity_report(
                 reference, candidate, groups, data=data, reference_name="torch", candidate_name="fp32"
             )
             pairs = list(zip(reference, candidate))
     diff = max((float(abs(want - got).max()) for want, got in pairs), default=0.0)
     report["export_check"] = {"reference": "torch", "queries": len(pairs), "max_abs_diff": rounded(diff)}
+    tick("verify", total, total)
+    return _enforce(report, options, data)
+
+
+def _scratch_ranker(folder: Path, ckpt: Checkpoint, config: PackageConfig, model: bytes, threads: int | None) -> Any:
+    """A :class:`~ranker_sdk.Ranker` of a scratch package holding ``model``: verification scores what ships."""
+    from ranker_sdk import Ranker
+
+    pkg = write_package(folder, {"tokenizer.json": ckpt.tokenizer_json, "model.onnx": model}, config)
+    return Ranker.load(pkg, threads=threads)
+
+
+def _torch_scores(
+    ckpt: Checkpoint, config: PackageConfig, groups: list[Any], step: Callable[[int, int], None]
+) -> list[Any]:
+    """The torch checkpoint's scores of each group, on the token ids the package feeds."""
+    out = []
+    for g in groups:
+        out.append(torch_scores(ckpt.model, ckpt.tokenizer_json, config, g.query, g.docs))
+        step(0, 0)
+    return out
+
+
+def _enforce(report: dict[str, Any], options: PackageOptions, data: str) -> dict[str, Any]:
+    """``report`` with its thresholds and verdict; raises :class:`FidelityError` on a miss unless ``force``."""
+    vo = options.verify
     report["thresholds"] = {
         "min_spearman": vo.min_spearman,
         "max_ndcg_drop": vo.max_ndcg_drop,
@@ -437,7 +507,6 @@ def _verify(
     missed = failures(report, vo)
     report["passed"] = not missed
     report["forced"] = bool(missed) and options.force
-    tick("verify", total, total)
     if missed:
         summary = "; ".join(missed)
         if not options.force:
