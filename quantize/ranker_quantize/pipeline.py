@@ -296,13 +296,7 @@ def build_package(
         exported = export_onnx(ckpt, opset=options.opset)
         config = _package_config(ckpt, exported.inputs, options)
     with clock.stage("optimize"):
-        # An INT8 package is verified against the very fp32 graph it was quantized from, so the
-        # graph is fused the way the quantization needs (see QuantizeOptions.fusion).
-        fuse = options.quantize.fusion() if options.precision == "int8" else {}
-        cfg = ckpt.config
-        optimized = optimize_onnx(
-            exported.model, num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size, **fuse
-        )
+        optimized = _optimize(ckpt, exported.model, options)
         fp32_bytes = optimized.model.SerializeToString()
     shipped, pairs = fp32_bytes, None
     if options.precision == "int8":
@@ -350,6 +344,17 @@ def _check_inputs(out_dir: str | Path, options: PackageOptions) -> tuple[Path, l
     groups, data = _groups(options.verify)
     gate_groups(replace(options.verify, max_queries=1))
     return out, groups, data
+
+
+def _optimize(ckpt: Checkpoint, model: Any, options: PackageOptions) -> Any:
+    """The fused fp32 graph (:func:`.optimize.optimize_onnx`).
+
+    An INT8 package is verified against the very fp32 graph it was quantized from, so the graph
+    is fused the way the quantization needs (see :meth:`QuantizeOptions.fusion`).
+    """
+    fuse = options.quantize.fusion() if options.precision == "int8" else {}
+    cfg = ckpt.config
+    return optimize_onnx(model, num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size, **fuse)
 
 
 def _quantize(

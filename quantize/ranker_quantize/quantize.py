@@ -217,15 +217,7 @@ def quantize_int8(
         >>> q = quantize_int8(optimized.model, QuantizeOptions(), feeds)         # doctest: +SKIP
     """
     import onnx
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_dynamic,
-        quantize_static,
-    )
 
-    extra: dict[str, Any] = {"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True}
     if options.static and calibration is None:
         raise InputError("static INT8 needs calibration feeds (pairs from --calibration or generated text)")
     model = _typed(model) if options.static else _copy(model)
@@ -242,38 +234,66 @@ def quantize_int8(
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save_model(model, str(src))
         if options.static:
-            reader = _reader(feeds, lambda n: tick(smoothed + n, total))
-            quantize_static(
-                src,
-                dst,
-                reader,
-                quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=list(options.quantized_ops()),
-                per_channel=options.per_channel,
-                reduce_range=options.reduce_range,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                calibrate_method=CalibrationMethod.MinMax,
-                nodes_to_exclude=excluded,
-                extra_options={**extra, "OpTypesToExcludeOutputQuantization": ["MatMul"]},
-            )
-            log.info("static scales calibrated on %d pairs", reader.count)
+            _quantize_static(src, dst, options, feeds, excluded, lambda n: tick(smoothed + n, total))
         else:
-            quantize_dynamic(
-                src,
-                dst,
-                weight_type=QuantType.QInt8,
-                per_channel=options.per_channel,
-                reduce_range=options.reduce_range,
-                op_types_to_quantize=list(options.quantized_ops()),
-                nodes_to_exclude=excluded,
-                extra_options=extra,
-            )
+            _quantize_dynamic(src, dst, options, excluded)
         quantized = onnx.load(str(dst), load_external_data=True)
     if options.embeddings == "rows":
         quantized = int8_embedding_rows(quantized)
     tick(total, total)
     return quantized
+
+
+def _extra_options() -> dict[str, Any]:
+    """The quantizers' ``extra_options`` of both modes (see the module docstring for each)."""
+    import onnx
+
+    return {"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True}
+
+
+def _quantize_static(
+    src: Path,
+    dst: Path,
+    options: QuantizeOptions,
+    feeds: list[Mapping[str, np.ndarray]],
+    excluded: list[str],
+    tick: Callable[[int], None],
+) -> None:
+    """onnxruntime's static QDQ quantization of ``src`` into ``dst``, calibrated (MinMax) on ``feeds``."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    reader = _reader(feeds, tick)
+    quantize_static(
+        src,
+        dst,
+        reader,
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=list(options.quantized_ops()),
+        per_channel=options.per_channel,
+        reduce_range=options.reduce_range,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+        nodes_to_exclude=excluded,
+        extra_options={**_extra_options(), "OpTypesToExcludeOutputQuantization": ["MatMul"]},
+    )
+    log.info("static scales calibrated on %d pairs", reader.count)
+
+
+def _quantize_dynamic(src: Path, dst: Path, options: QuantizeOptions, excluded: list[str]) -> None:
+    """onnxruntime's dynamic quantization of ``src`` into ``dst`` (activation scales per batch)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        src,
+        dst,
+        weight_type=QuantType.QInt8,
+        per_channel=options.per_channel,
+        reduce_range=options.reduce_range,
+        op_types_to_quantize=list(options.quantized_ops()),
+        nodes_to_exclude=excluded,
+        extra_options=_extra_options(),
+    )
 
 
 def smooth_layer_norm_outputs(model: Any, calibration: list[Mapping[str, np.ndarray]], alpha: float) -> int:
@@ -287,11 +307,34 @@ def smooth_layer_norm_outputs(model: Any, calibration: list[Mapping[str, np.ndar
     product in exact arithmetic, with the outliers moved into the per-channel weight scales. The
     residual ``Add`` keeps reading ``X`` itself.
     """
-    import onnx
-    import onnxruntime as ort
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
 
     inits = {t.name: t for t in model.graph.initializer}
+    consumers = _layer_norm_matmuls(model, inits)
+    if not consumers or not calibration:
+        return 0
+    peak = _channel_peaks(model, list(consumers), calibration)
+    nodes = []
+    for node in model.graph.node:
+        nodes.append(node)
+        if node.op_type == "LayerNormalization" and node.output[0] in consumers:
+            x = node.output[0]
+            weights = [numpy_helper.to_array(inits[c.input[1]]) for c in consumers[x]]
+            w_peak = np.max([np.abs(w).max(axis=1) for w in weights], axis=0)
+            s = np.power(np.maximum(peak[x], 1e-5), alpha) / np.power(np.maximum(w_peak, 1e-5), 1.0 - alpha)
+            s = np.clip(s, 1e-3, 1e3).astype(np.float32)
+            nodes.append(_divide_by(model, x, s))
+            for c in consumers[x]:
+                w = numpy_helper.to_array(inits[c.input[1]]).astype(np.float32)
+                inits[c.input[1]].CopyFrom(numpy_helper.from_array(w * s[:, None], c.input[1]))
+                c.input[0] = f"{x}_smoothed"
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return len(consumers)
+
+
+def _layer_norm_matmuls(model: Any, inits: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """``{LayerNorm output: the MatMuls with a constant weight that read it}``."""
     producer = {o: n for n in model.graph.node for o in n.output}
     consumers: dict[str, list[Any]] = {}
     for n in model.graph.node:
@@ -299,47 +342,44 @@ def smooth_layer_norm_outputs(model: Any, calibration: list[Mapping[str, np.ndar
             p = producer.get(n.input[0])
             if p is not None and p.op_type == "LayerNormalization":
                 consumers.setdefault(n.input[0], []).append(n)
-    if not consumers or not calibration:
-        return 0
+    return consumers
+
+
+def _channel_peaks(model: Any, names: list[str], calibration: list[Mapping[str, np.ndarray]]) -> dict[str, Any]:
+    """Per tensor of ``names``: each channel's largest ``|value|`` over the calibration feeds (fp32 graph)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     del probe.graph.output[:]
-    for name in consumers:
+    for name in names:
         probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [i.name for i in sess.get_inputs()]
-    peak = {name: None for name in consumers}
+    inputs = [i.name for i in sess.get_inputs()]
+    peak: dict[str, Any] = {name: None for name in names}
     for feed in calibration:
-        for name, out in zip(consumers, sess.run(list(consumers), {k: feed[k] for k in names})):
+        for name, out in zip(names, sess.run(names, {k: feed[k] for k in inputs})):
             m = np.abs(out.reshape(-1, out.shape[-1])).max(axis=0)
             peak[name] = m if peak[name] is None else np.maximum(peak[name], m)
-    nodes = []
-    for node in model.graph.node:
-        nodes.append(node)
-        if node.op_type == "LayerNormalization" and node.output[0] in consumers:
-            x = node.output[0]
-            w_peak = np.max(
-                [np.abs(numpy_helper.to_array(inits[c.input[1]])).max(axis=1) for c in consumers[x]], axis=0
-            )
-            s = np.power(np.maximum(peak[x], 1e-5), alpha) / np.power(np.maximum(w_peak, 1e-5), 1.0 - alpha)
-            s = np.clip(s, 1e-3, 1e3).astype(np.float32)
-            inv = f"{x}_smooth_inv"
-            model.graph.initializer.append(numpy_helper.from_array((1.0 / s).astype(np.float32), inv))
-            smoothed = f"{x}_smoothed"
-            nodes.append(helper.make_node("Mul", [x, inv], [smoothed], name=f"{x}_smooth"))
-            # typed like X: the static quantizer skips a MatMul whose input has no type
-            typed = next((v for v in model.graph.value_info if v.name == x), None)
-            if typed is not None:
-                info = model.graph.value_info.add()
-                info.CopyFrom(typed)
-                info.name = smoothed
-            for c in consumers[x]:
-                w = numpy_helper.to_array(inits[c.input[1]]).astype(np.float32)
-                inits[c.input[1]].CopyFrom(numpy_helper.from_array(w * s[:, None], c.input[1]))
-                c.input[0] = smoothed
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return len(consumers)
+    return peak
+
+
+def _divide_by(model: Any, x: str, s: np.ndarray) -> Any:
+    """The ``Mul`` node computing ``x / s`` as ``{x}_smoothed`` (its ``1 / s`` added to the initializers)."""
+    from onnx import helper, numpy_helper
+
+    inv = f"{x}_smooth_inv"
+    model.graph.initializer.append(numpy_helper.from_array((1.0 / s).astype(np.float32), inv))
+    smoothed = f"{x}_smoothed"
+    # typed like X: the static quantizer skips a MatMul whose input has no type
+    typed = next((v for v in model.graph.value_info if v.name == x), None)
+    if typed is not None:
+        info = model.graph.value_info.add()
+        info.CopyFrom(typed)
+        info.name = smoothed
+    return helper.make_node("Mul", [x, inv], [smoothed], name=f"{x}_smooth")
 
 
 def activation_matmuls(model: Any) -> list[str]:
@@ -398,21 +438,7 @@ def int8_embedding_rows(model: Any) -> Any:
     from onnx import helper, numpy_helper
 
     inits = {t.name: t for t in model.graph.initializer}
-    tables = [
-        n
-        for n in model.graph.node
-        if n.op_type == "Gather" and len(n.input) == 2 and n.input[0] in inits and len(inits[n.input[0]].dims) == 2
-    ]
-    # The table gathered by input_ids itself; else (a graph that rewrites the ids first, like the
-    # segmented student's inserted [CLS]) the largest gathered table, which is the vocabulary.
-    node = next((n for n in tables if n.input[1] == _IDS), None) or max(
-        tables, key=lambda n: inits[n.input[0]].dims[0], default=None
-    )
-    if node is None:
-        raise ExportError(
-            "no Gather of the word-embedding table by input_ids in the graph; per-row int8 "
-            "embeddings need the graph optimized with fuse_embeddings=False (or use embeddings='fp32')"
-        )
+    node = _word_table_gather(model, inits)
     table = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
     amax = np.abs(table).max(axis=1, keepdims=True)
     scales = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
@@ -440,6 +466,26 @@ def int8_embedding_rows(model: Any) -> Any:
     del out.graph.node[:]
     out.graph.node.extend(nodes[:i] + new + nodes[i + 1 :])
     return out
+
+
+def _word_table_gather(model: Any, inits: Mapping[str, Any]) -> Any:
+    """The ``Gather`` node that reads the word-embedding table (see :func:`int8_embedding_rows`)."""
+    tables = [
+        n
+        for n in model.graph.node
+        if n.op_type == "Gather" and len(n.input) == 2 and n.input[0] in inits and len(inits[n.input[0]].dims) == 2
+    ]
+    # The table gathered by input_ids itself; else (a graph that rewrites the ids first, like the
+    # segmented student's inserted [CLS]) the largest gathered table, which is the vocabulary.
+    node = next((n for n in tables if n.input[1] == _IDS), None) or max(
+        tables, key=lambda n: inits[n.input[0]].dims[0], default=None
+    )
+    if node is None:
+        raise ExportError(
+            "no Gather of the word-embedding table by input_ids in the graph; per-row int8 "
+            "embeddings need the graph optimized with fuse_embeddings=False (or use embeddings='fp32')"
+        )
+    return node
 
 
 def cpu_features() -> dict[str, Any]:
