@@ -214,7 +214,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from ranker_quantize import PackageOptions, QuantizeOptions, VerifyOptions, build_package
-    from ranker_quantize.card import render_model_card
+    from ranker_quantize.card import CardData, render_model_card
     from ranker_quantize.package import write_package
     from ranker_quantize.provenance import checkpoint_sha256
     from ranker_sdk.package import read_package
@@ -314,16 +314,18 @@ def main() -> None:
         json.loads((run / "scores.json").read_text(encoding="utf-8")) if (run / "scores.json").is_file() else {}
     )
     text = render_model_card(
-        train_config=student_config(run, student),
-        layers=layer_count(ckpt),
-        package=loaded.config.to_dict(),
-        teacher=teacher_report,
-        figures={"int8": shipped, "fp32": fp32, "fused": fused, "first_stage": headlines(evals["first-stage"])},
-        speed=bench,
-        notes=card_notes(),
-        how=args.how,
-        results_table=table_md,
-        merge=merge_record(run, student),
+        CardData(
+            train_config=student_config(run, student),
+            layers=layer_count(ckpt),
+            package=loaded.config.to_dict(),
+            teacher=teacher_report,
+            figures={"int8": shipped, "fp32": fp32, "fused": fused, "first_stage": headlines(evals["first-stage"])},
+            speed=bench,
+            notes=card_notes(),
+            how=args.how,
+            results_table=table_md,
+            merge=merge_record(run, student),
+        )
     )
     (run / "MODEL_CARD.md").write_text(text, encoding="utf-8")
     out = Path(args.out)

@@ -17,21 +17,22 @@
 Nothing in the card is typed by hand at build time: a figure in it is a figure of its inputs.
 
 Example:
-    >>> from ranker_quantize.card import render_model_card
-    >>> text = render_model_card(train_config=cfg, layers=6, package=ranker_json, teacher=report,
-    ...                          figures=figures, speed=speed, notes=notes, how="...",
-    ...                          results_table="| ... |")  # doctest: +SKIP
+    >>> from ranker_quantize.card import CardData, render_model_card
+    >>> text = render_model_card(CardData(train_config=cfg, layers=6, package=ranker_json, teacher=report,
+    ...                                   figures=figures, speed=speed, notes=notes, how="...",
+    ...                                   results_table="| ... |"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import PurePath
 from string import Template
 from typing import Any
 
-__all__ = ["render_model_card", "card_template", "NOTE_KEYS"]
+__all__ = ["CardData", "render_model_card", "card_template", "NOTE_KEYS"]
 
 # The prose a card takes from its caller, not from measurements.
 NOTE_KEYS = ("family", "start", "audience", "uncovered", "data", "licence", "limits")
@@ -91,46 +92,88 @@ def _speed(speed: Mapping[str, Any]) -> str:
     )
 
 
-def render_model_card(
-    *,
-    train_config: Mapping[str, Any],
-    layers: int,
-    package: Mapping[str, Any],
-    teacher: Mapping[str, Any],
-    figures: Mapping[str, Mapping[str, float]],
-    speed: Mapping[str, Any],
-    notes: Mapping[str, str],
-    how: str,
-    results_table: str,
-    merge: Mapping[str, Any] | None = None,
-    title: str = "ranker-sdk default model",
-) -> str:
+@dataclass(frozen=True)
+class CardData:
+    """Everything a model card is filled from (see the module docstring for each source).
+
+    Attributes:
+        train_config: the student's ``train_config.json``.
+        layers: the student's transformer layer count.
+        package: the package's ``ranker.json``.
+        teacher: the teacher report (``scores.json``).
+        figures: the dev headlines ``{"int8": .., "fp32": .., "fused": .., "first_stage": ..}``.
+        speed: ``docs_per_s``, ``peak_rss_mb`` (optional) and the ``command`` that measured them.
+        notes: the prose fields of :data:`NOTE_KEYS`.
+        how: Markdown: how the run was made.
+        results_table: the Markdown table of dev results.
+        merge: the WiSE-FT record (``alpha``, ``base``) of a merged student; None: not merged.
+        title: the card's first heading.
+
+    Raises:
+        KeyError: ``notes`` lacks a field of :data:`NOTE_KEYS`; the message names it.
+    """
+
+    train_config: Mapping[str, Any]
+    layers: int
+    package: Mapping[str, Any]
+    teacher: Mapping[str, Any]
+    figures: Mapping[str, Mapping[str, float]]
+    speed: Mapping[str, Any]
+    notes: Mapping[str, str]
+    how: str
+    results_table: str
+    merge: Mapping[str, Any] | None = None
+    title: str = "ranker-sdk default model"
+
+    def __post_init__(self) -> None:
+        missing = [k for k in NOTE_KEYS if k not in self.notes]
+        if missing:
+            raise KeyError(f"notes lack {missing}; a card needs {list(NOTE_KEYS)}")
+
+
+def render_model_card(data: CardData) -> str:
     """The Markdown model card of a package, from its recorded data (see the module docstring).
 
     Raises:
-        KeyError: a required field is missing from ``train_config``, ``package``, ``speed`` or
-            ``notes`` (:data:`NOTE_KEYS`); the message names it.
+        KeyError: a required field is missing from ``train_config``, ``package`` or ``speed``; the
+            message names it.
     """
-    missing = [k for k in NOTE_KEYS if k not in notes]
-    if missing:
-        raise KeyError(f"notes lack {missing}; a card needs {list(NOTE_KEYS)}")
-    tr = train_config["train"]
-    quant = package.get("quantization", {})
-    fid = package.get("fidelity", {})
-    fus = package.get("fusion") or {}
-    mix = teacher.get("label_mix", 0)
+    notes = data.notes
     fields = {
-        "title": title,
-        "description": _describe(train_config, layers, notes),
+        "title": data.title,
+        "description": _describe(data.train_config, data.layers, notes),
         "audience": notes["audience"],
-        "how": how,
+        "how": data.how,
+        "uncovered": notes["uncovered"],
+        **_teacher_fields(data.teacher),
+        **_training_fields(data.train_config, data.merge),
+        **_package_fields(data.package),
+        "data_notes": notes["data"],
+        "licence": notes["licence"],
+        "results_table": data.results_table,
+        "speed": _speed(data.speed),
+        "limits": _limits(data.figures, notes),
+    }
+    return card_template().substitute(fields)
+
+
+def _teacher_fields(teacher: Mapping[str, Any]) -> dict[str, Any]:
+    """The teacher's runs, calibration slope, label mix and coverage."""
+    mix = teacher.get("label_mix", 0)
+    return {
         "runs": ", ".join(f"{k} x{v}" for k, v in teacher.get("runs", {}).items()),
         "slope": f"{teacher.get('fit', {}).get('slope', _NAN):.3f}",
         "label_mix": f"{mix:.2f} : {1 - mix:.2f}",
-        "uncovered": notes["uncovered"],
         "pairs": teacher.get("pairs", "?"),
         "covered": teacher.get("queries_covered", "?"),
         "queries": teacher.get("queries", "?"),
+    }
+
+
+def _training_fields(train_config: Mapping[str, Any], merge: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The distillation settings: loss, groups, steps, lengths, data and any WiSE-FT merge."""
+    tr = train_config["train"]
+    return {
         "loss": train_config["loss"],
         "loss_terms": _loss_terms(train_config),
         "group_size": train_config["group"]["size"],
@@ -144,6 +187,15 @@ def render_model_card(
         "data": ", ".join(
             f"{PurePath(d['path']).name} {d['split']} (x{d.get('weight', 1.0)})" for d in train_config["data"]
         ),
+    }
+
+
+def _package_fields(package: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``ranker.json`` records: quantization, fidelity, the fusion rule and the lengths."""
+    quant = package.get("quantization", {})
+    fid = package.get("fidelity", {})
+    fus = package.get("fusion") or {}
+    return {
         "method": quant.get("method", "INT8"),
         "quantization": ", ".join(
             f"{k}={v}" for k, v in quant.items() if k != "method" and not isinstance(v, (dict, list))
@@ -156,10 +208,4 @@ def render_model_card(
         "fusion_fitted_on": ", ".join(fus.get("fitted_on") or ["-"]),
         "query_max_tokens": package["query_max_tokens"],
         "package_max_length": package["max_length"],
-        "data_notes": notes["data"],
-        "licence": notes["licence"],
-        "results_table": results_table,
-        "speed": _speed(speed),
-        "limits": _limits(figures, notes),
     }
-    return card_template().substitute(fields)

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from ranker_quantize.card import render_model_card
+from ranker_quantize.card import CardData, render_model_card
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "sdk" / "ranker_sdk" / "default"
@@ -73,7 +73,7 @@ def _render(**changes) -> str:
         how=_section("How it was made", "\n\n1. "),
         results_table=_section("Dev results", "\n\nSpeed"),
     )
-    return render_model_card(**(kw | changes))
+    return render_model_card(CardData(**(kw | changes)))
 
 
 def test_the_bundled_card_is_reproduced_from_its_data():
