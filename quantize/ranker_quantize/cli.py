@@ -274,7 +274,7 @@ def _cmd_fusion(args: argparse.Namespace) -> int:
     from ranker_eval.beir import parse_source
     from ranker_sdk.errors import InputError
 
-    from .fusion import check_fusion_data, refit_package
+    from .fusion import FitOptions, check_fusion_data, refit_package
 
     _setup_logging(False)
     if args.threads is not None and args.threads < 1:
@@ -293,10 +293,9 @@ def _cmd_fusion(args: argparse.Namespace) -> int:
             package_arg(args.package),
             args.out,
             sources,
+            FitOptions(objective=args.objective, unjudged=args.unjudged),
             threads=args.threads,
             progress=lambda d, t: bars("score", d, t),
-            objective=args.objective,
-            unjudged=args.unjudged,
         )
     finally:
         bars.close()

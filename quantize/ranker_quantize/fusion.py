@@ -50,6 +50,7 @@ from .package import check_out_dir, config_bytes, manifest_bytes, write_package
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "FitOptions",
     "FusionQuery",
     "check_fusion_data",
     "score_queries",
@@ -92,6 +93,45 @@ class FusionQuery:
     model: np.ndarray
     first_stage: np.ndarray
     labels: tuple[int | None, ...]
+
+
+OBJECTIVES = ("pooled", "maxmin")
+UNJUDGED = ("skip", "irrelevant")
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How :func:`fit_fusion` chooses the weight (each as :func:`fit_weight` takes it).
+
+    Attributes:
+        weights: the grid of first-stage weights tried (default :data:`DEFAULT_WEIGHTS`).
+        k: the nDCG cut-off maximised.
+        objective: ``"pooled"`` (best mean nDCG@k over all queries) or ``"maxmin"`` (best gain of
+            the worst source over its own first stage).
+        unjudged: ``"skip"`` (unjudged candidates left out of nDCG) or ``"irrelevant"`` (grade 0,
+            as trec_eval counts them: for a query with one judged answer).
+
+    Raises:
+        InputError: an empty or non-finite grid, or an unknown objective or ``unjudged``.
+    """
+
+    weights: tuple[float, ...] = DEFAULT_WEIGHTS
+    k: int = 10
+    objective: str = "pooled"
+    unjudged: str = "skip"
+
+    def __post_init__(self) -> None:
+        _check_fit(self.weights, self.objective, self.unjudged)
+
+
+def _check_fit(weights: Sequence[float], objective: str, unjudged: str) -> list[float]:
+    """The grid as floats, after checking it and the objective (see :class:`FitOptions`)."""
+    grid = [float(w) for w in weights]
+    if not grid or not all(np.isfinite(grid)):
+        raise InputError(f"the fusion weight grid must be non-empty and finite, got {list(weights)!r}")
+    if objective not in OBJECTIVES or unjudged not in UNJUDGED:
+        raise InputError(f"fusion objective must be one of {OBJECTIVES} and unjudged 'skip' or 'irrelevant'")
+    return grid
 
 
 def check_fusion_data(sources: Sequence[tuple[str, str]], flag: str = "--fit-fusion") -> None:
@@ -160,9 +200,6 @@ def _mean_ndcg(
     return float(np.mean(values)) if len(values) else 0.0
 
 
-OBJECTIVES = ("pooled", "maxmin")
-
-
 def _gains(
     queries: Sequence[FusionQuery], rule: Fusion, k: int, unjudged: str, base: Mapping[str, float]
 ) -> dict[str, float]:
@@ -194,11 +231,7 @@ def fit_weight(
         InputError: an empty or non-finite grid, an unknown objective, or no query with a relevant
             judged candidate.
     """
-    grid = [float(w) for w in weights]
-    if not grid or not all(np.isfinite(grid)):
-        raise InputError(f"the fusion weight grid must be non-empty and finite, got {list(weights)!r}")
-    if objective not in OBJECTIVES or unjudged not in ("skip", "irrelevant"):
-        raise InputError(f"fusion objective must be one of {OBJECTIVES} and unjudged 'skip' or 'irrelevant'")
+    grid = _check_fit(weights, objective, unjudged)
     usable = [q for q in queries if _judged(q.model, q.labels, unjudged) is not None]
     if not usable:
         raise InputError("no query with a relevant judged candidate: the fusion weight cannot be fitted")
@@ -232,25 +265,21 @@ def _figures(queries: Sequence[FusionQuery], weight: float, k: int, unjudged: st
 def fit_fusion(
     package: str | os.PathLike[str] | Ranker,
     sources: Sequence[tuple[str, str]],
+    options: FitOptions = FitOptions(),
     *,
-    weights: Sequence[float] = DEFAULT_WEIGHTS,
-    k: int = 10,
     threads: int | None = None,
     progress: Progress | None = None,
-    objective: str = "pooled",
-    unjudged: str = "skip",
 ) -> dict[str, Any]:
     """Fit the fusion rule of ``package`` (a path or a loaded Ranker) on ``sources``.
 
     Args:
         sources: ``[(data_dir, split), ...]`` BEIR folders with ``candidates.run`` and
             ``qrels/<split>.tsv``; their queries are pooled.
-        weights: the grid of first-stage weights tried (default :data:`DEFAULT_WEIGHTS`).
-        k: the nDCG cut-off maximised.
+        options: the grid, the cut-off, the objective and how unjudged candidates count
+            (:class:`FitOptions`). With ``objective="maxmin"`` the record says whether fused
+            beats or ties the first stage on every source (``never_below_first_stage``).
         threads: onnxruntime threads when ``package`` is a path.
         progress: ``progress(done, total)`` after each scored query.
-        objective, unjudged: see :func:`fit_weight`. With ``"maxmin"`` the record says whether
-            fused beats or ties the first stage on every source (``never_below_first_stage``).
 
     Returns:
         The ``fusion`` object for ``ranker.json``: ``kind``, ``weight``, ``metric``,
@@ -261,7 +290,8 @@ def fit_fusion(
     """
     ranker = package if isinstance(package, Ranker) else Ranker.load(package, threads=threads)
     queries = score_queries(ranker, sources, progress)
-    weight, table = fit_weight(queries, weights, k, objective=objective, unjudged=unjudged)
+    k, objective, unjudged = options.k, options.objective, options.unjudged
+    weight, table = fit_weight(queries, options.weights, k, objective=objective, unjudged=unjudged)
     names = list(dict.fromkeys(q.source for q in queries))
     grid = sorted(table)
     per_source = [{"data": n, **_figures([q for q in queries if q.source == n], weight, k, unjudged)} for n in names]
@@ -316,18 +346,15 @@ def refit_package(
     package: str | os.PathLike[str] | None,
     out_dir: str | os.PathLike[str],
     sources: Sequence[tuple[str, str]],
+    options: FitOptions = FitOptions(),
     *,
-    weights: Sequence[float] = DEFAULT_WEIGHTS,
-    k: int = 10,
     threads: int | None = None,
     progress: Progress | None = None,
-    objective: str = "pooled",
-    unjudged: str = "skip",
 ) -> tuple[Path, dict[str, Any]]:
     """Write a copy of ``package`` to ``out_dir`` with its fusion rule fitted on ``sources``.
 
-    ``objective`` and ``unjudged`` are :func:`fit_weight`'s (``"maxmin"``: the weight whose worst
-    source gains most over its own first stage).
+    ``options`` are :func:`fit_fusion`'s (``objective="maxmin"``: the weight whose worst source
+    gains most over its own first stage).
 
     ``package`` is a package directory or ``.tar.gz``, or None for the bundled default. Every
     file is copied as verified; ``ranker.json`` gets the new ``fusion`` object (replacing any
@@ -342,9 +369,7 @@ def refit_package(
     out = check_out_dir(out_dir)  # before minutes of scoring (fit_fusion checks the data first)
     ranker = Ranker.load(package, threads=threads)
     pkg = read_package(ranker.source)
-    fusion = fit_fusion(
-        ranker, sources, weights=weights, k=k, progress=progress, objective=objective, unjudged=unjudged
-    )
+    fusion = fit_fusion(ranker, sources, options, progress=progress)
     files = {name: data for name, data in pkg.files.items() if name not in (MANIFEST, CONFIG)}
     card = files.get("MODEL_CARD.md")
     if card is not None:

@@ -37,7 +37,7 @@ from ranker_sdk.package import PackageConfig
 from .calibrate import calibration_feeds
 from .errors import FidelityError
 from .export import DEFAULT_OPSET, Checkpoint, export_onnx, is_segmented_checkpoint, load_checkpoint
-from .fusion import add_fusion, check_fusion_data, fit_fusion
+from .fusion import FitOptions, add_fusion, check_fusion_data, fit_fusion
 from .optimize import drop_padding_mask, optimize_onnx
 from .package import check_out_dir, tar_package, write_package
 from .provenance import checkpoint_sha256, code_commit, tool_versions
@@ -416,10 +416,9 @@ def _fit_fusion(path: Path, options: PackageOptions, tick: Progress) -> dict[str
     return fit_fusion(
         path,
         options.fusion_data,
+        FitOptions(objective=options.fusion_objective, unjudged=options.fusion_unjudged),
         threads=options.verify.threads,
         progress=lambda done, total: tick("fusion", done, total),
-        objective=options.fusion_objective,
-        unjudged=options.fusion_unjudged,
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 from ranker_eval.beir import load_groups
 from ranker_quantize.fusion import (
     DEFAULT_WEIGHTS,
+    FitOptions,
     FusionQuery,
     add_fusion,
     check_fusion_data,
@@ -119,6 +120,16 @@ def test_fit_weight_refuses_what_it_cannot_fit():
         fit_weight([FusionQuery("x", np.zeros(3, np.float32), np.zeros(3), (0, 0, None))])
     with pytest.raises(InputError, match="grid"):
         fit_weight(synthetic_queries(1.0, n_queries=5), weights=[])
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [({"objective": "best"}, "objective"), ({"unjudged": "zero"}, "unjudged"), ({"weights": ()}, "grid")],
+)
+def test_fit_options_are_checked_when_built(change, named):
+    """A bad objective fails when the options are made, not after minutes of scoring."""
+    with pytest.raises(InputError, match=named):
+        FitOptions(**change)
 
 
 def test_check_fusion_data_names_what_is_missing(data_dir, tmp_path):
