@@ -73,92 +73,32 @@ def _check_environment(info: dict[str, Any]) -> None:
 
 
 def _define_functions(ffi: Any, lib: Any) -> None:
+    """Define the four ``extern "Python"`` functions of the C half (see :class:`_Bridge`)."""
     import numpy as np
-    from ranker_sdk import InputError, PackageError, Ranker, RankerError
+    from ranker_sdk import Ranker
 
-    rankers: dict[int, Ranker] = {}
-    ids = itertools.count(1)
-    lock = threading.Lock()
+    bridge = _Bridge(ffi, lib)
 
-    def fail(code: int, msg: str) -> int:
-        lib._rk_set_error(msg.encode("utf-8", "replace")[:4000])
-        return code
-
-    def fail_from(exc: BaseException) -> int:
-        if isinstance(exc, InputError):
-            return fail(lib.RK_E_INPUT, str(exc))
-        if isinstance(exc, PackageError):
-            return fail(lib.RK_E_PACKAGE, str(exc))
-        if isinstance(exc, RankerError):
-            return fail(lib.RK_E_INTERNAL, str(exc))
-        return fail(
-            lib.RK_E_INTERNAL,
-            f"internal error in libranker: {type(exc).__name__}: {exc}; please report it with this message",
-        )
-
-    def on_error(exc_type: type, exc: BaseException, tb: Any) -> None:
-        # Only reached if the handlers below fail themselves; the C half still sees a code.
-        try:
-            fail(lib.RK_E_INTERNAL, f"internal error in libranker: {exc_type.__name__}: {exc}")
-        except BaseException:  # noqa: BLE001 - nothing may escape into C
-            pass
-
-    def text(ptr: Any, what: str) -> str:
-        raw = ffi.string(ptr)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            shown = raw[:_MAX_TEXT_IN_MESSAGE]
-            raise InputError(
-                f"{what} is not valid UTF-8 ({exc.reason} at byte {exc.start}: "
-                f"{raw[exc.start : exc.start + 4]!r}; starts {shown!r}); pass UTF-8 text"
-            ) from None
-
-    def texts(query_ptr: Any, docs_ptr: Any, n: int) -> tuple[str, list[str]]:
-        return text(query_ptr, "query"), [text(docs_ptr[i], f"docs[{i}]") for i in range(n)]
-
-    def ranker_of(rid: int) -> Ranker:
-        ranker = rankers.get(rid)
-        if ranker is None:
-            raise _ArgumentError("the rk_ranker handle is closed; open one with rk_open()")
-        return ranker
-
-    def guarded(fn: Any) -> Any:
-        def run(*args: Any) -> int:
-            try:
-                return fn(*args)
-            except _ArgumentError as exc:
-                return fail(lib.RK_E_ARGUMENT, str(exc))
-            except BaseException as exc:  # noqa: BLE001 - this is the boundary to C
-                return fail_from(exc)
-
-        run.__name__ = fn.__name__
-        return ffi.def_extern(name=fn.__name__, error=lib.RK_E_INTERNAL, onerror=on_error)(run)
-
-    @guarded
+    @bridge.extern
     def _rk_py_open(path_ptr: Any, threads: int, out_id: Any) -> int:
         path = None if path_ptr == ffi.NULL else os.fsdecode(ffi.string(path_ptr))
-        ranker = Ranker.load(path, threads=threads if threads > 0 else None)
-        with lock:
-            rid = next(ids)
-            rankers[rid] = ranker
-        out_id[0] = rid
+        out_id[0] = bridge.add(Ranker.load(path, threads=threads if threads > 0 else None))
         return lib.RK_OK
 
-    @guarded
+    @bridge.extern
     def _rk_py_score(rid: int, query_ptr: Any, docs_ptr: Any, n: int, out_scores: Any) -> int:
-        ranker = ranker_of(rid)
-        query, docs = texts(query_ptr, docs_ptr, n)
+        ranker = bridge.ranker_of(rid)
+        query, docs = bridge.texts(query_ptr, docs_ptr, n)
         scores = np.ascontiguousarray(ranker.score(query, docs), dtype=np.float32)
         ffi.memmove(out_scores, scores, 4 * n)
         return lib.RK_OK
 
-    @guarded
+    @bridge.extern
     def _rk_py_rank(
         rid: int, query_ptr: Any, docs_ptr: Any, n: int, top_k: int, out_idx: Any, out_scores: Any, out_count: Any
     ) -> int:
-        ranker = ranker_of(rid)
-        query, docs = texts(query_ptr, docs_ptr, n)
+        ranker = bridge.ranker_of(rid)
+        query, docs = bridge.texts(query_ptr, docs_ptr, n)
         hits = ranker.rank(query, docs, top_k=min(top_k, n))
         for i, hit in enumerate(hits):
             out_idx[i] = hit.index
@@ -166,13 +106,97 @@ def _define_functions(ffi: Any, lib: Any) -> None:
         out_count[0] = len(hits)
         return lib.RK_OK
 
-    @guarded
+    @bridge.extern
     def _rk_py_close(rid: int) -> int:
-        with lock:
-            ranker = rankers.pop(rid, None)
+        bridge.remove(rid)
+        return lib.RK_OK
+
+
+class _Bridge:
+    """What the extern functions share: the open Rankers by id, and turning errors into codes."""
+
+    def __init__(self, ffi: Any, lib: Any) -> None:
+        self.ffi, self.lib = ffi, lib
+        self.rankers: dict[int, Any] = {}
+        self.ids = itertools.count(1)
+        self.lock = threading.Lock()
+
+    def extern(self, fn: Any) -> Any:
+        """Register ``fn`` as the ``extern "Python"`` function of its name; no exception escapes it."""
+
+        def run(*args: Any) -> int:
+            try:
+                return fn(*args)
+            except _ArgumentError as exc:
+                return self.fail(self.lib.RK_E_ARGUMENT, str(exc))
+            except BaseException as exc:  # noqa: BLE001 - this is the boundary to C
+                return self.fail_from(exc)
+
+        run.__name__ = fn.__name__
+        return self.ffi.def_extern(name=fn.__name__, error=self.lib.RK_E_INTERNAL, onerror=self.on_error)(run)
+
+    def fail(self, code: int, msg: str) -> int:
+        """Set the calling thread's ``rk_last_error()`` message; return ``code``."""
+        self.lib._rk_set_error(msg.encode("utf-8", "replace")[:4000])
+        return code
+
+    def fail_from(self, exc: BaseException) -> int:
+        """The ``RK_*`` code of ``exc``: whose fault it was, as its :class:`RankerError` class says."""
+        from ranker_sdk import InputError, PackageError, RankerError
+
+        lib = self.lib
+        if isinstance(exc, InputError):
+            return self.fail(lib.RK_E_INPUT, str(exc))
+        if isinstance(exc, PackageError):
+            return self.fail(lib.RK_E_PACKAGE, str(exc))
+        if isinstance(exc, RankerError):
+            return self.fail(lib.RK_E_INTERNAL, str(exc))
+        return self.fail(
+            lib.RK_E_INTERNAL,
+            f"internal error in libranker: {type(exc).__name__}: {exc}; please report it with this message",
+        )
+
+    def on_error(self, exc_type: type, exc: BaseException, tb: Any) -> None:
+        # Only reached if the handlers of extern() fail themselves; the C half still sees a code.
+        try:
+            self.fail(self.lib.RK_E_INTERNAL, f"internal error in libranker: {exc_type.__name__}: {exc}")
+        except BaseException:  # noqa: BLE001 - nothing may escape into C
+            pass
+
+    def text(self, ptr: Any, what: str) -> str:
+        raw = self.ffi.string(ptr)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            from ranker_sdk import InputError
+
+            shown = raw[:_MAX_TEXT_IN_MESSAGE]
+            raise InputError(
+                f"{what} is not valid UTF-8 ({exc.reason} at byte {exc.start}: "
+                f"{raw[exc.start : exc.start + 4]!r}; starts {shown!r}); pass UTF-8 text"
+            ) from None
+
+    def texts(self, query_ptr: Any, docs_ptr: Any, n: int) -> tuple[str, list[str]]:
+        return self.text(query_ptr, "query"), [self.text(docs_ptr[i], f"docs[{i}]") for i in range(n)]
+
+    def add(self, ranker: Any) -> int:
+        """Keep ``ranker``; return the id its C handle holds."""
+        with self.lock:
+            rid = next(self.ids)
+            self.rankers[rid] = ranker
+        return rid
+
+    def ranker_of(self, rid: int) -> Any:
+        ranker = self.rankers.get(rid)
+        if ranker is None:
+            raise _ArgumentError("the rk_ranker handle is closed; open one with rk_open()")
+        return ranker
+
+    def remove(self, rid: int) -> None:
+        with self.lock:
+            ranker = self.rankers.pop(rid, None)
         if ranker is None:
             raise _ArgumentError("the rk_ranker handle was closed already")
-        return lib.RK_OK
 
 
 class _ArgumentError(Exception):
