@@ -202,30 +202,7 @@ def build_library(out_dir: str | os.PathLike[str], *, cc: str | None = None) -> 
         with contextlib.redirect_stdout(io.StringIO()):  # cffi prints 'generating ...'
             ffi.emit_c_code(str(c_file))
         tmp_target = Path(tmp) / "libranker.so"
-        cmd = [
-            cc,
-            "-shared",
-            "-fPIC",
-            "-O2",
-            "-pthread",
-            "-fvisibility=hidden",
-            "-Wall",
-            "-Wno-unused-function",
-            "-Wno-unused-variable",
-            f"-I{out}",
-            f"-I{info['include']}",
-            str(c_file),
-            info["libpython"],
-            "-ldl",
-            # RPATH, not RUNPATH: searched before LD_LIBRARY_PATH, so the host's loader path
-            # cannot substitute another libpython.
-            f"-Wl,-rpath,{info['libdir']}",
-            "-Wl,--disable-new-dtags",
-            "-Wl,-soname,libranker.so",
-            "-Wl,--no-undefined",
-            "-o",
-            str(tmp_target),
-        ]
+        cmd = _compile_command(cc, c_file, tmp_target, out, info)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or proc.stderr.strip():
             raise BuildError(
@@ -236,3 +213,32 @@ def build_library(out_dir: str | os.PathLike[str], *, cc: str | None = None) -> 
         os.chmod(staged, 0o755)
         os.replace(staged, target)
     return target
+
+
+def _compile_command(cc: str, c_file: Path, target: Path, include: Path, info: dict) -> list[str]:
+    """The compiler's command line: ``c_file`` (which includes ``ranker.h`` from ``include``) into
+    one shared object at ``target`` that links this Python's ``libpython``."""
+    return [
+        cc,
+        "-shared",
+        "-fPIC",
+        "-O2",
+        "-pthread",
+        "-fvisibility=hidden",
+        "-Wall",
+        "-Wno-unused-function",
+        "-Wno-unused-variable",
+        f"-I{include}",
+        f"-I{info['include']}",
+        str(c_file),
+        info["libpython"],
+        "-ldl",
+        # RPATH, not RUNPATH: searched before LD_LIBRARY_PATH, so the host's loader path
+        # cannot substitute another libpython.
+        f"-Wl,-rpath,{info['libdir']}",
+        "-Wl,--disable-new-dtags",
+        "-Wl,-soname,libranker.so",
+        "-Wl,--no-undefined",
+        "-o",
+        str(target),
+    ]
