@@ -35,9 +35,10 @@ from ranker_sdk.errors import InputError
 from ranker_sdk.package import PackageConfig
 
 from .calibrate import calibration_feeds
+from .checks import one_of, positive_int
 from .errors import FidelityError
 from .export import DEFAULT_OPSET, Checkpoint, export_onnx, is_segmented_checkpoint, load_checkpoint
-from .fusion import FitOptions, add_fusion, check_fusion_data, fit_fusion
+from .fusion import OBJECTIVES, UNJUDGED, FitOptions, add_fusion, check_fusion_data, fit_fusion
 from .optimize import drop_padding_mask, optimize_onnx
 from .package import check_out_dir, tar_package, write_package
 from .provenance import checkpoint_sha256, code_commit, tool_versions
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 
 # progress(stage, done, total): called as each stage advances; the CLI draws bars from it.
 Progress = Callable[[str, int, int], None]
+# The precisions a package can have: INT8 (static or dynamic, as QuantizeOptions says) or fp32.
+PRECISIONS = ("int8", "fp32")
 # Queries that run under the export check (torch vs fp32 ONNX): a few groups find a broken
 # export as surely as many.
 EXPORT_CHECK_QUERIES = 2
@@ -96,6 +99,11 @@ class PackageOptions:
         padded_batches: keep the attention's padding mask in a static INT8 graph with fused
             ``MultiHeadAttention`` (rows of different lengths share a call). By default it is
             removed and the package says ``batching: "exact"`` (:func:`.optimize.drop_padding_mask`).
+
+    Raises:
+        InputError: a value no build can use (an unknown precision or fusion objective, a
+            length that is not a positive integer); what depends on the model (``max_length``
+            beyond its position table) is checked when the checkpoint is loaded.
     """
 
     precision: str = "int8"
@@ -114,6 +122,14 @@ class PackageOptions:
     fusion_objective: str = "pooled"
     fusion_unjudged: str = "skip"
     padded_batches: bool = False
+
+    def __post_init__(self) -> None:
+        one_of("precision", self.precision, PRECISIONS)
+        for name in ("max_length", "query_max_tokens", "doc_max_chars"):
+            positive_int(name, getattr(self, name), optional=True)
+        positive_int("opset", self.opset)
+        one_of("fusion_objective", self.fusion_objective, OBJECTIVES)
+        one_of("fusion_unjudged", self.fusion_unjudged, UNJUDGED)
 
 
 @dataclass(frozen=True)
@@ -181,8 +197,6 @@ def _distillation(ckpt: Checkpoint) -> dict[str, Any] | None:
 def _package_config(ckpt: Checkpoint, inputs: tuple[str, ...], options: PackageOptions) -> PackageConfig:
     limit = _model_limit(ckpt)
     trained = _trained_settings(ckpt)
-    if options.doc_max_chars is not None and options.doc_max_chars < 1:
-        raise InputError(f"--doc-max-chars must be positive, got {options.doc_max_chars}")
     settings = encoding.resolve(
         trained,
         limit,
@@ -334,8 +348,6 @@ def _check_inputs(out_dir: str | Path, options: PackageOptions) -> tuple[Path, l
     The groups are the calibration queries (static INT8 scales and verification) and their name
     for the report: a bad ``--calibration`` fails here, and so does a bad gate set.
     """
-    if options.precision not in ("int8", "fp32"):
-        raise InputError(f"precision must be 'int8' or 'fp32', got {options.precision!r}")
     out = check_out_dir(out_dir, tar=options.tar)
     if options.model_card:
         _read_card(options.model_card)

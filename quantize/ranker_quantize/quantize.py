@@ -75,6 +75,7 @@ from typing import Any
 import numpy as np
 from ranker_sdk.errors import InputError
 
+from .checks import one_of, positive_int
 from .errors import ExportError
 
 __all__ = [
@@ -123,10 +124,8 @@ class QuantizeOptions:
     smooth: float | None = 0.8
 
     def __post_init__(self) -> None:
-        if self.activations not in ACTIVATIONS:
-            raise InputError(f"activations must be one of {ACTIVATIONS}, got {self.activations!r}")
-        if self.embeddings not in EMBEDDINGS:
-            raise InputError(f"embeddings must be one of {EMBEDDINGS}, got {self.embeddings!r}")
+        one_of("activations", self.activations, ACTIVATIONS)
+        one_of("embeddings", self.embeddings, EMBEDDINGS)
         if self.embeddings == "tensor" and self.activations == "static":
             raise InputError(
                 "embeddings='tensor' is onnxruntime's dynamic embedding quantization; with static "
@@ -134,8 +133,7 @@ class QuantizeOptions:
             )
         if self.smooth is not None and not (isinstance(self.smooth, (int, float)) and 0.0 < self.smooth < 1.0):
             raise InputError(f"smooth must be None or an alpha strictly between 0 and 1, got {self.smooth!r}")
-        if not isinstance(self.calibration_pairs, int) or self.calibration_pairs < 1:
-            raise InputError(f"calibration_pairs must be a positive int, got {self.calibration_pairs!r}")
+        positive_int("calibration_pairs", self.calibration_pairs)
 
     @property
     def static(self) -> bool:

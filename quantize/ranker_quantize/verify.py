@@ -44,6 +44,8 @@ from ranker_sdk.errors import InputError
 from ranker_sdk.package import PackageConfig
 from ranker_sdk.tokenize import PairEncoder
 
+from .checks import number, positive_int
+
 __all__ = [
     "VerifyOptions",
     "calibration_groups",
@@ -81,6 +83,11 @@ class VerifyOptions:
             over every dev collection and not the rounding luck of one (their queries never
             calibrate the INT8 scales).
         min_top10_overlap: the mean top-10 overlap must be at least this.
+
+    Raises:
+        InputError: ``max_queries`` or ``threads`` is not a positive integer, or a threshold is
+            not a number. (A threshold may be unreachable on purpose: ``min_spearman=1.01``
+            fails every package.)
     """
 
     calibration: str | None = None
@@ -92,6 +99,12 @@ class VerifyOptions:
     threads: int | None = None
     gate_data: tuple[tuple[str, str], ...] = ()
     min_top10_overlap: float = 0.0
+
+    def __post_init__(self) -> None:
+        positive_int("max_queries", self.max_queries)
+        positive_int("threads", self.threads, optional=True)
+        for name in ("min_spearman", "max_ndcg_drop", "max_export_diff", "min_top10_overlap"):
+            number(name, getattr(self, name))
 
 
 def gate_groups(options: VerifyOptions) -> tuple[list[Group], list[str]]:

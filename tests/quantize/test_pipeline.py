@@ -4,6 +4,7 @@ quantizer and SDK, nothing mocked."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -144,6 +145,22 @@ def test_rejects_bad_options(tiny_bert_dir, tmp_path):
         build_package(tiny_bert_dir, tmp_path / "a", PackageOptions(precision="int4"))
     with pytest.raises(InputError, match="max-length 4096 exceeds"):
         build_package(tiny_bert_dir, tmp_path / "b", PackageOptions(max_length=4096))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"precision": "dynamic"}, "precision must be one of int8, fp32; got 'dynamic'"),
+        ({"max_length": 0}, "max_length must be a positive integer or None, got 0"),
+        ({"doc_max_chars": -1}, "doc_max_chars must be a positive integer or None, got -1"),
+        ({"opset": 0}, "opset must be a positive integer, got 0"),
+        ({"fusion_objective": "best"}, "fusion_objective must be one of pooled, maxmin; got 'best'"),
+    ],
+)
+def test_options_refuse_what_no_build_can_use(change, message):
+    """Checked when the options are made (the CLI's --set goes through the same check), not mid-build."""
+    with pytest.raises(InputError, match=re.escape(message)):
+        PackageOptions(**change)
 
 
 def test_rejects_bad_lengths_before_writing(tiny_bert_dir, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from ranker_eval.beir import Group
@@ -25,6 +27,21 @@ def _group(labels):
         docs=tuple({"title": "", "text": str(i)} for i in range(n)),
         labels=tuple(labels),
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"max_queries": 0}, "max_queries must be a positive integer, got 0"),
+        ({"threads": 0}, "threads must be a positive integer or None, got 0"),
+        ({"max_ndcg_drop": "1"}, "max_ndcg_drop must be a number, got '1'"),
+        ({"min_spearman": True}, "min_spearman must be a number, got True"),
+    ],
+)
+def test_options_check_their_values(change, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        VerifyOptions(**change)
+    assert VerifyOptions(min_spearman=1.01).min_spearman == 1.01  # unreachable on purpose is allowed
 
 
 def test_identical_scores_are_perfectly_faithful():
