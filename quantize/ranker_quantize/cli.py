@@ -1,19 +1,30 @@
-"""``ranker package``: the command-line driver of :func:`ranker_quantize.build_package`.
+"""``ranker package`` and ``ranker fusion``: the command-line drivers of :func:`ranker_quantize.build_package`
+and :func:`ranker_quantize.fusion.refit_package`.
 
 Registered into the SDK's ``ranker`` CLI by :func:`register`. This module imports nothing heavy:
 torch, transformers and optimum are imported by the handler when the command runs, so
 ``ranker --help`` stays fast. The handler shows one tqdm bar per stage on stderr and a summary
 on stdout; errors come back as ``error: ...`` and a non-zero exit status.
 
-An option that sets a field of :class:`~ranker_quantize.PackageOptions` is stored under that
-field's path (``dest="verify.max_queries"``), and the options are built from those in one call of
-:func:`ranker_sdk.dataclass_io.from_dict`: nothing is copied by hand, and an option left unset
-keeps the dataclass default.
+``ranker package`` has an option of its own, with one spelling, for what most builds set: the
+checkpoint, the output, the precision, the data and the provenance (:data:`_PACKAGE_OPTIONS`).
+Every other field of :class:`~ranker_quantize.PackageOptions`,
+:class:`~ranker_quantize.QuantizeOptions` and :class:`~ranker_quantize.VerifyOptions` is set
+with ``--set KEY=VALUE``, the key being the field's name (:data:`_SETTINGS`): ``--set smooth=0.5``,
+``--set reduce_range=false``, ``--set max_queries=8``. A value is converted to the field's type
+by :func:`ranker_sdk.dataclass_io.convert` (``true``/``false`` for a yes/no field, ``none`` for
+an optional one left off) and checked by the dataclass itself, so no rule is repeated here: an
+unknown key or a bad value is one ``error:`` line, status 1.
+
+An option of its own is stored under its field's path (``dest="verify.split"``), and the options
+are built from those and the ``--set`` values in one call of
+:func:`ranker_sdk.dataclass_io.from_dict`: nothing is copied by hand, and what is not given keeps
+the dataclass default.
 
 Example::
 
     ranker package --model runs/distill/final --out packages/minilm-int8 \\
-        --calibration ../shared/data/trec-rag24 --split dev --tar
+        --calibration ../shared/data/trec-rag24 --split dev --set smooth=0.5 --tar
 """
 
 from __future__ import annotations
@@ -22,11 +33,177 @@ import argparse
 import logging
 import os
 import sys
+import textwrap
 from typing import Any
 
 from ranker_sdk.cli import add_package_option, package_arg
 
 __all__ = ["register"]
+
+_PACKAGE_DESCRIPTION = """\
+Turn a local transformers cross-encoder checkpoint (one output) into a verified
+ONNX package: export -> graph optimization -> INT8 quantization (static scales
+calibrated on --calibration) -> verification against fp32 -> model.onnx +
+tokenizer.json + ranker.json + manifest.json.
+
+Common choices have an option each; every other setting is --set KEY=VALUE,
+with the keys listed at the end.
+"""
+
+
+def _option(*flags: str, **kw: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    return flags, kw
+
+
+# The options of `ranker package` with a spelling of their own, by --help group. A dotted dest is a
+# field of a nested options dataclass ("verify.split" is VerifyOptions.split); an option left out
+# is None, so the dataclass default holds.
+_PACKAGE_OPTIONS: dict[str | None, list[tuple[tuple[str, ...], dict[str, Any]]]] = {
+    None: [
+        _option("--model", required=True, metavar="HF_DIR", help="local checkpoint directory (save_pretrained output)"),
+        _option("--out", required=True, metavar="PKG", help="package directory to create (must not exist or be empty)"),
+        _option(
+            "--precision",
+            choices=("int8", "fp32"),
+            help="int8: INT8, with activation scales calibrated once (static), so a document's score never "
+            "depends on its batch neighbours (default; --set activations=dynamic for scales per batch); "
+            "fp32: no quantization",
+        ),
+        _option(
+            "--max-length", type=int, metavar="N", help="tokens per (query, doc) pair (default: min(256, model limit))"
+        ),
+        _option("-v", "--verbose", action="store_true", help="log each step's details to stderr"),
+    ],
+    "data": [
+        _option(
+            "--calibration",
+            dest="verify.calibration",
+            metavar="DATA_DIR",
+            help="BEIR folder of real queries and candidates: static INT8 scales are calibrated and the "
+            "package verified on them (default: generated text, no labels)",
+        ),
+        _option("--split", dest="verify.split", metavar="SPLIT", help="qrels split of --calibration (default: dev)"),
+        _option(
+            "--gate-data",
+            dest="verify.gate_data",
+            action="append",
+            metavar="DIR[=SPLIT]",
+            help="another labelled set whose queries join the verification pool (repeatable; split default: dev)",
+        ),
+        _option(
+            "--fit-fusion",
+            dest="fusion_data",
+            action="append",
+            metavar="DIR[=SPLIT]",
+            help="fit the weight of the first-stage scores (Ranker.score(..., first_stage=)) on this labelled "
+            "BEIR folder with a candidates.run and record it in ranker.json; repeat to fit on the union of "
+            "several folders (split default: dev; default: no fusion rule)",
+        ),
+        _option(
+            "--threads",
+            dest="verify.threads",
+            type=int,
+            metavar="N",
+            help="onnxruntime threads for verification and the fusion fit (default: all cores)",
+        ),
+    ],
+    "output": [
+        _option(
+            "--force", action="store_true", default=None, help="package even if verification fails (the report says so)"
+        ),
+        _option("--tar", action="store_true", default=None, help="also write PKG.tar.gz"),
+        _option(
+            "--model-card", metavar="FILE.md", help="a Markdown model card to ship in the package as MODEL_CARD.md"
+        ),
+        _option(
+            "--base-model",
+            metavar="NAME",
+            help="base model name to record (default: the checkpoint's own record, else its folder's name)",
+        ),
+        _option("--training-data", metavar="TEXT", help="training data to record (free text)"),
+    ],
+    "settings": [
+        _option(
+            "--set",
+            dest="settings",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="any setting below (repeatable): true/false for a yes/no one, none to switch one off",
+        ),
+    ],
+}
+
+# The keys of --set: every field of PackageOptions, QuantizeOptions and VerifyOptions without an
+# option of its own (tests/quantize/test_cli.py checks that these and the dataclasses agree),
+# and what each does; the dataclasses' docstrings say more.
+_SETTINGS = {
+    # QuantizeOptions
+    "activations": "static (default): scales calibrated once; dynamic: scales per batch (a score then "
+    "depends on its batch; for comparison)",
+    "embeddings": "word table: rows (default): int8 with a scale per row; tensor: int8 with one scale "
+    "(dynamic only); fp32: kept fp32 (larger package)",
+    "per_channel": "true (default): one weight scale per output column; false: one per tensor",
+    "reduce_range": "true (default): 7-bit weights, exact on every x86 CPU; false: 8 bits, which saturate "
+    "in the AVX2 kernels of CPUs without VNNI",
+    "calibration_pairs": "static INT8 calibrates on at most N (query, doc) pairs of the verification queries "
+    "(default 512)",
+    "smooth": "static INT8: SmoothQuant alpha (0..1, default 0.8) of the LayerNorm outputs, whose outlier "
+    "channels move into the weights' per-channel scales; none: off",
+    # VerifyOptions
+    "max_queries": "verify on at most N queries of each set (default 32)",
+    "min_spearman": "minimum mean per-query Spearman (default 0.9)",
+    "max_ndcg_drop": "maximum nDCG@10 drop when labelled (default 0.01)",
+    "min_top10_overlap": "minimum mean top-10 overlap with the reference (default 0: not checked)",
+    "max_export_diff": "largest score difference allowed between the fp32 graph and torch (default 0.001)",
+    # PackageOptions
+    "query_max_tokens": "query token budget (default: max-length / 4)",
+    "doc_max_chars": "doc characters kept (default: max-length x 12)",
+    "padded_batches": "true: keep the attention's padding mask (rows of any length share a call); false "
+    "(default): a static INT8 graph drops it and the runtime batches rows of one length (faster attention)",
+    "fusion_objective": "how --fit-fusion picks the weight: pooled (default) or maxmin (as ranker fusion --objective)",
+    "fusion_unjudged": "unjudged candidates in the fusion fit: skip (default) or irrelevant (as ranker fusion --unjudged)",
+    "opset": "ONNX opset of the export (default 17)",
+}
+
+
+def _own_options() -> dict[str, str]:
+    """``{name: option}`` of every option with a spelling of its own (``split: --split``), keyed
+    by the field it sets; ``--set`` refuses these names and points to the option."""
+    out = {}
+    for options in _PACKAGE_OPTIONS.values():
+        for flags, kw in options:
+            dest = kw.get("dest") or flags[-1].lstrip("-").replace("-", "_")
+            out[dest.rpartition(".")[2]] = flags[-1]
+    return out
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``package`` and ``fusion`` subcommands to the ``ranker`` CLI's subparsers."""
+    p = subparsers.add_parser(
+        "package",
+        help="export, optimize, INT8-quantize, verify and package a cross-encoder checkpoint",
+        description=_PACKAGE_DESCRIPTION,
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for title, options in _PACKAGE_OPTIONS.items():
+        group = p.add_argument_group(title) if title else p
+        for flags, kw in options:
+            group.add_argument(*flags, **kw)
+    p.set_defaults(func=_cmd_package)
+    _register_fusion(subparsers)
+
+
+def _settings_help() -> str:
+    """The --help list of the --set keys."""
+    lines = ["keys of --set (fields of PackageOptions, QuantizeOptions and VerifyOptions):"]
+    for key, text in _SETTINGS.items():
+        body = textwrap.wrap(text, width=56)
+        lines.append(f"  {key:<19} {body[0]}")
+        lines += [f"  {'':<19} {more}" for more in body[1:]]
+    return "\n".join(lines)
+
 
 _FUSION_DESCRIPTION = """\
 Fit the first-stage fusion rule of a finished package (the bundled default unless --package)
@@ -49,186 +226,6 @@ example:
   ranker fusion --data my-queries=dev --out /tmp/default-mine
   ranker eval --model /tmp/default-mine --data my-queries --split test --first-stage
 """
-
-
-def register(subparsers: Any) -> None:
-    """Add the ``package`` and ``fusion`` subcommands to the ``ranker`` CLI's subparsers."""
-    p = subparsers.add_parser(
-        "package",
-        help="export, optimize, INT8-quantize, verify and package a cross-encoder checkpoint",
-        description=(
-            "Turn a local transformers cross-encoder checkpoint (one output) into a verified ONNX "
-            "package: export -> graph optimization -> static INT8 quantization calibrated on "
-            "--calibration -> verification against fp32 -> model.onnx + tokenizer.json + ranker.json "
-            "+ manifest.json."
-        ),
-    )
-    p.add_argument(
-        "--model", required=True, metavar="HF_DIR", help="local checkpoint directory (save_pretrained output)"
-    )
-    p.add_argument(
-        "--out", required=True, metavar="PKG", help="package directory to create (must not exist or be empty)"
-    )
-    p.add_argument(
-        "--precision",
-        choices=("int8", "dynamic", "fp32"),
-        default="int8",
-        help="int8: static INT8, activation scales calibrated once, so a document's score never "
-        "depends on its batch neighbours (default); dynamic: INT8 with activation scales "
-        "per batch (a document's score then depends on its batch; for comparison); fp32: no quantization",
-    )
-    p.add_argument(
-        "--max-length",
-        type=int,
-        default=None,
-        metavar="N",
-        help="tokens per (query, doc) pair (default: min(256, model limit))",
-    )
-    p.add_argument(
-        "--query-max-tokens", type=int, default=None, metavar="N", help="query token budget (default: max-length/4)"
-    )
-    p.add_argument(
-        "--doc-max-chars", type=int, default=None, metavar="N", help="doc characters kept (default: max-length*12)"
-    )
-    g = p.add_argument_group("verification")
-    g.add_argument(
-        "--calibration",
-        dest="verify.calibration",
-        default=None,
-        metavar="DATA_DIR",
-        help="BEIR folder of real queries and candidates: static INT8 scales are calibrated "
-        "and the package verified on them (default: generated text, no labels)",
-    )
-    g.add_argument("--split", dest="verify.split", default="dev", help="qrels split of --calibration (default: dev)")
-    g.add_argument(
-        "--calibration-queries",
-        dest="verify.max_queries",
-        type=int,
-        default=32,
-        metavar="N",
-        help="verify on at most N queries (default: 32)",
-    )
-    g.add_argument(
-        "--min-spearman",
-        dest="verify.min_spearman",
-        type=float,
-        default=0.9,
-        help="minimum mean per-query Spearman (default: 0.9)",
-    )
-    g.add_argument(
-        "--max-ndcg-drop",
-        dest="verify.max_ndcg_drop",
-        type=float,
-        default=0.01,
-        help="maximum nDCG@10 drop when labelled (default: 0.01)",
-    )
-    g.add_argument(
-        "--min-top10-overlap",
-        dest="verify.min_top10_overlap",
-        type=float,
-        default=0.0,
-        help="minimum mean top-10 overlap with fp32 (default: 0, not checked)",
-    )
-    g.add_argument(
-        "--gate-data",
-        dest="verify.gate_data",
-        action="append",
-        default=[],
-        metavar="DIR[=SPLIT]",
-        help="another labelled set whose queries join the verification pool (repeatable; split default: dev)",
-    )
-    g.add_argument(
-        "--threads",
-        dest="verify.threads",
-        type=int,
-        default=None,
-        help="onnxruntime threads for verification (default: all cores)",
-    )
-    g.add_argument("--force", action="store_true", help="package even if verification fails (the report says so)")
-    q = p.add_argument_group("quantization")
-    q.add_argument(
-        "--per-tensor",
-        dest="quantize.per_channel",
-        action="store_false",
-        help="one scale per weight tensor instead of per channel",
-    )
-    q.add_argument(
-        "--reduce-range",
-        dest="quantize.reduce_range",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="7-bit weights (default: on), exact on every x86 CPU; --no-reduce-range keeps 8 bits, "
-        "which saturate in the AVX2 kernels of CPUs without VNNI",
-    )
-    q.add_argument(
-        "--embeddings",
-        dest="quantize.embeddings",
-        choices=("rows", "tensor", "fp32"),
-        default=None,
-        help="word table: rows = int8 with a scale per row (default), tensor = int8 with one "
-        "scale (dynamic only), fp32 = kept fp32 (larger package)",
-    )
-    q.add_argument("--fp32-embeddings", action="store_true", help="the same as --embeddings fp32")
-    q.add_argument(
-        "--calibration-pairs",
-        dest="quantize.calibration_pairs",
-        type=int,
-        default=512,
-        metavar="N",
-        help="static INT8: calibrate on at most N (query, doc) pairs of the verification queries (default: 512)",
-    )
-    q.add_argument(
-        "--smooth",
-        dest="quantize.smooth",
-        type=float,
-        default=None,
-        metavar="ALPHA",
-        help="static INT8: SmoothQuant the LayerNorm outputs with this alpha (0..1, default 0.8): "
-        "their outlier channels move into the weights' per-channel scales, so the activations keep "
-        "finer steps",
-    )
-    q.add_argument(
-        "--no-smooth", dest="no_smooth", action="store_true", help="static INT8 without smoothing (to compare)"
-    )
-    q.add_argument(
-        "--padded-batches",
-        dest="padded_batches",
-        action="store_true",
-        default=None,
-        help="keep the attention's padding mask (rows of any length share a call); by default a "
-        "static INT8 cross-encoder graph drops it and the runtime batches rows of one length "
-        "(faster attention)",
-    )
-    f = p.add_argument_group("first-stage fusion")
-    f.add_argument(
-        "--fit-fusion",
-        action="append",
-        nargs="+",
-        default=[],
-        metavar=("DATA_DIR", "SPLIT"),
-        help="fit the weight of the first-stage scores (Ranker.score(..., first_stage=)) on this "
-        "labelled BEIR folder with a candidates.run (its SPLIT, default --fusion-split), and "
-        "record it in ranker.json; repeat to fit on the union of several folders "
-        "(default: no fusion rule)",
-    )
-    f.add_argument(
-        "--fusion-split", default="dev", help="qrels split of a --fit-fusion folder given without one (default: dev)"
-    )
-    r = p.add_argument_group("provenance")
-    r.add_argument(
-        "--base-model", default=None, help="base model name to record (default: the checkpoint folder's name)"
-    )
-    r.add_argument("--training-data", default=None, help="training data to record (free text)")
-    r.add_argument(
-        "--model-card",
-        default=None,
-        metavar="FILE.md",
-        help="a Markdown model card to ship in the package as MODEL_CARD.md",
-    )
-    p.add_argument("--tar", action="store_true", help="also write PKG.tar.gz")
-    p.add_argument("-v", "--verbose", action="store_true", help="log each step's details to stderr")
-    p.set_defaults(func=_cmd_package)
-    _register_fusion(subparsers)
 
 
 def _register_fusion(subparsers: Any) -> None:
@@ -369,18 +366,64 @@ def _setup_logging(verbose: bool) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a checkpoint is a local path: never reach a hub
 
 
-def _gate_source(spec: str) -> tuple[str, str]:
+def _sources(specs: list[str], flag: str) -> list[tuple[str, str]]:
+    """``DIR[=SPLIT]`` values of ``flag`` as ``(dir, split)``, the split ``dev`` when not given."""
     from ranker_eval.beir import parse_source
     from ranker_sdk.errors import InputError
 
-    parsed = parse_source(spec, "dev")
-    if parsed is None:
-        raise InputError(f"--gate-data {spec!r}: expected DIR or DIR=SPLIT")
-    return parsed
+    out = []
+    for spec in specs:
+        parsed = parse_source(spec, "dev")
+        if parsed is None:
+            raise InputError(f"{flag} {spec!r}: expected DIR or DIR=SPLIT")
+        out.append(parsed)
+    return out
+
+
+def _set_value(text: str) -> object:
+    """A ``--set`` value as :func:`~ranker_sdk.dataclass_io.convert` takes it: true, false and none are words."""
+    return {"true": True, "false": False, "none": None}.get(text.strip().lower(), text)
+
+
+def _settings(specs: list[str]) -> dict[str, Any]:
+    """``{field path: value}`` of the ``--set KEY=VALUE`` options, each converted to its field's type.
+
+    Raises:
+        InputError: no ``=``, a key that is no setting (the message lists them), or a value its
+            field's type does not take.
+    """
+    import typing
+
+    from ranker_sdk.dataclass_io import convert
+    from ranker_sdk.errors import InputError
+
+    from . import PackageOptions, QuantizeOptions, VerifyOptions
+
+    fields = {}
+    for prefix, cls in (("", PackageOptions), ("quantize.", QuantizeOptions), ("verify.", VerifyOptions)):
+        fields.update({name: (prefix + name, tp) for name, tp in typing.get_type_hints(cls).items()})
+    own = _own_options()
+    out = {}
+    for spec in specs:
+        key, eq, text = spec.partition("=")
+        key = key.strip()
+        if not eq:
+            raise InputError(f"--set {spec!r}: expected KEY=VALUE, such as --set smooth=0.5")
+        if key in own:
+            raise InputError(f"--set {key}: {key} has an option of its own: {own[key]}")
+        if key not in _SETTINGS:
+            raise InputError(f"--set {key}: unknown key; the keys are {', '.join(_SETTINGS)}")
+        path, tp = fields[key]
+        out[path] = convert(tp, _set_value(text), where=f"--set {key}", error=InputError)
+    return out
 
 
 def _options(args: argparse.Namespace) -> Any:
-    """The :class:`PackageOptions` of the parsed arguments (see the module docstring)."""
+    """The :class:`PackageOptions` of the parsed arguments (see the module docstring).
+
+    Raises:
+        InputError: a bad ``DIR[=SPLIT]``, ``--set`` or value; the dataclasses check every value.
+    """
     from dataclasses import fields
 
     from ranker_sdk.dataclass_io import from_dict
@@ -388,52 +431,25 @@ def _options(args: argparse.Namespace) -> Any:
 
     from . import PackageOptions
 
-    top = {f.name for f in fields(PackageOptions)}
+    paths = {f.name for f in fields(PackageOptions)} | {d for d in vars(args) if d.startswith(("quantize.", "verify."))}
+    given = {dest: value for dest, value in vars(args).items() if dest in paths and value is not None}
+    for dest, flag in (("verify.gate_data", "--gate-data"), ("fusion_data", "--fit-fusion")):
+        if dest in given:
+            given[dest] = _sources(given[dest], flag)
+    given |= _settings(args.settings)
     raw: dict[str, Any] = {"quantize": {}, "verify": {}}
-    for dest, value in vars(args).items():
-        head, _, rest = dest.partition(".")
-        if head in top and value is not None:  # None: not given, the dataclass default holds
-            if rest:
-                raw[head][rest] = value
-            else:
-                raw[head] = value
-    # The options that do not map one to one onto a field.
-    if args.precision == "dynamic":
-        raw["precision"], raw["quantize"]["activations"] = "int8", "dynamic"
-    if args.fp32_embeddings:
-        raw["quantize"]["embeddings"] = "fp32"
-    if args.no_smooth:
-        raw["quantize"]["smooth"] = None
-    raw["fusion_data"] = [(v[0], v[1] if len(v) > 1 else args.fusion_split) for v in args.fit_fusion]
-    raw["verify"]["gate_data"] = [_gate_source(v) for v in args.__dict__.get("verify.gate_data") or []]
+    for path, value in given.items():
+        head, _, name = path.rpartition(".")
+        (raw[head] if head else raw)[name] = value
     return from_dict(PackageOptions, raw, where="ranker package", error=InputError)
 
 
 def _cmd_package(args: argparse.Namespace) -> int:
     import warnings
-
-    _setup_logging(args.verbose)
-    opts = vars(args)
-    if any(len(v) > 2 for v in args.fit_fusion):
-        print("error: --fit-fusion takes DATA_DIR and at most one SPLIT", file=sys.stderr)
-        return 2
-    if args.no_smooth and opts["quantize.smooth"] is not None:
-        print("error: --no-smooth contradicts --smooth", file=sys.stderr)
-        return 2
-    if args.fp32_embeddings and opts["quantize.embeddings"] not in (None, "fp32"):
-        print(f"error: --fp32-embeddings contradicts --embeddings {opts['quantize.embeddings']}", file=sys.stderr)
-        return 2
-    for name, value in (
-        ("--calibration-queries", opts["verify.max_queries"]),
-        ("--max-length", args.max_length),
-        ("--calibration-pairs", opts["quantize.calibration_pairs"]),
-        ("--threads", opts["verify.threads"]),
-    ):
-        if value is not None and value < 1:
-            print(f"error: {name} must be a positive integer, got {value}", file=sys.stderr)
-            return 2
     from pathlib import Path
 
+    _setup_logging(args.verbose)
+    options = _options(args)
     if not (Path(args.model) / "config.json").is_file():  # before seconds of torch imports
         print(
             f"error: --model {args.model}: no config.json there; expected a local checkpoint directory "
@@ -443,7 +459,6 @@ def _cmd_package(args: argparse.Namespace) -> int:
         return 1
     from . import build_package
 
-    options = _options(args)
     bars = _Bars()
     try:
         with warnings.catch_warnings():

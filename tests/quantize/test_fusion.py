@@ -225,12 +225,11 @@ def test_package_cli_fits_fusion(tiny_bert_dir, data_dir, tmp_path, capsys):
             str(out),
             "--precision",
             "fp32",
-            "--calibration-queries",
-            "2",
+            "--set",
+            "max_queries=2",
             "--tar",
             "--fit-fusion",
-            str(data_dir / "trec-rag24"),
-            "dev",
+            f"{data_dir / 'trec-rag24'}=dev",
         ]
     )
     cap = capsys.readouterr()
@@ -243,22 +242,9 @@ def test_package_cli_fits_fusion(tiny_bert_dir, data_dir, tmp_path, capsys):
         == 1
     )
     assert "no candidates.run" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "package",
-                "--model",
-                str(tiny_bert_dir),
-                "--out",
-                str(tmp_path / "y"),
-                "--fit-fusion",
-                str(data_dir / "trec-rag24"),
-                "dev",
-                "extra",
-            ]
-        )
-        == 2
-    )
+    with pytest.raises(SystemExit) as exit_:  # the split is DIR=SPLIT, never a word of its own
+        main(["package", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "y"), "--fit-fusion", "d", "dev"])
+    assert exit_.value.code == 2 and "unrecognized arguments: dev" in capsys.readouterr().err
 
 
 def test_ranker_eval_first_stage_reports_the_fitted_figure(fitted, tiny_package, data_dir, tmp_path, capsys):
