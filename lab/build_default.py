@@ -185,19 +185,19 @@ def main() -> None:
         "--precision",
         default="int8",
         choices=("int8", "dynamic", "fp32"),
-        help="package precision (ranker package --precision; default: static int8)",
+        help="package precision (ranker package --precision, dynamic: --set activations=dynamic; default: static int8)",
     )
     ap.add_argument(
         "--embeddings",
         default="rows",
         choices=("rows", "tensor", "fp32"),
-        help="word table of an INT8 package (ranker package --embeddings; default: rows)",
+        help="word table of an INT8 package (ranker package --set embeddings=...; default: rows)",
     )
     ap.add_argument(
         "--calibration-pairs",
         type=int,
         default=512,
-        help="pairs that calibrate static INT8 (ranker package --calibration-pairs; default 512)",
+        help="pairs that calibrate static INT8 (ranker package --set calibration_pairs=N; default 512)",
     )
     ap.add_argument(
         "--fusion",

@@ -279,7 +279,7 @@ def render_results_page() -> str:
         "",
         f"From {_source('bench_vs_torch_default.json')}, at 160 tokens a pair on a quiet machine; at other"
         " lengths see docs/speed-by-length.md. The cross-encoder student packaged with",
-        "`ranker package`'s defaults (`default`) and with `--padded-batches` (`padded`), against the same",
+        "`ranker package`'s defaults (`default`) and with `--set padded_batches=true` (`padded`), against the same",
         "weights in transformers + torch fp32.",
         "",
         _vs_torch(),

@@ -16,7 +16,7 @@ row, truncated to the package's ``max_length``). Every package row shows:
 Usage::
 
     ranker package --model HF_DIR --out /tmp/static --calibration ../shared/data/trec-rag24
-    ranker package --model HF_DIR --out /tmp/dynamic --calibration ../shared/data/trec-rag24 --precision dynamic
+    ranker package --model HF_DIR --out /tmp/dynamic --calibration ../shared/data/trec-rag24 --set activations=dynamic
     python -m lab.benchmarks.bench_vs_torch --model HF_DIR --package static=/tmp/static dynamic=/tmp/dynamic \\
         [--threads 1 2] [--repeats 10] [--json lab/results/bench_vs_torch.json]
 

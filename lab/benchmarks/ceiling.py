@@ -6,7 +6,7 @@ Times only the model calls (onnxruntime ``run``, 1 thread, the runtime's own ses
 the shared workload (1 query x 100 trec-rag24 dev passages, encoded as the SDK encodes them; or
 the first 100 candidates of ``--data``/``--split``), each variant in this process, alternating
 rounds, and prints each variant's speed against the first and the Spearman of its 100 scores
-against the first's. For a cross-encoder package built with ``ranker package --padded-batches``
+against the first's. For a cross-encoder package built with ``ranker package --set padded_batches=true``
 (fused ``MultiHeadAttention`` that still has its padding mask):
 
 - ``sdk batches``: the package as the SDK runs it (length-sorted batches of up to 512 tokens);
@@ -123,7 +123,7 @@ def main() -> int:
 
     cfg = Ranker.load(args.package, threads=1).config
     if cfg.batching != "padded":
-        sys.exit("error: --package must keep its padding mask (build it with ranker package --padded-batches)")
+        sys.exit("error: --package must keep its padding mask (build it with ranker package --set padded_batches=true)")
     w = (
         load_workload(args.data, args.split, title_separator=cfg.title_separator)
         if args.data

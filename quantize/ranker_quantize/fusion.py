@@ -15,7 +15,7 @@ both z-scored within the query). This module chooses ``weight``:
 
 Queries of several folders are pooled (the union), so one weight serves them all; the record
 keeps each folder's figures before and after. :func:`add_fusion` writes the rule into an
-existing package directory and re-seals its manifest; ``ranker package --fit-fusion DATA_DIR``
+existing package directory and re-seals its manifest; ``ranker package --fit-fusion DIR[=SPLIT]``
 does both at build time. :func:`refit_package` (``ranker fusion``) fits a finished package,
 the bundled default included, on the user's own labelled candidates and writes a copy with
 that rule: the right weight depends on the first stage (the bundled one leans on its model,

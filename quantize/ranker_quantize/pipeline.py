@@ -209,7 +209,7 @@ def _package_config(ckpt: Checkpoint, inputs: tuple[str, ...], options: PackageO
         raise InputError(f"--max-length {max_length} exceeds what the model allows ({limit} tokens)")
     if max_length < 8 or not 1 <= query_max < max_length - 3:
         raise InputError(
-            f"need --max-length >= 8 and 1 <= --query-max-tokens < max-length - 3 (room for the "
+            f"need --max-length >= 8 and 1 <= query_max_tokens < max-length - 3 (room for the "
             f"special tokens and the doc), got {max_length} and {query_max}"
         )
     pad = trained.get("pad_token_id")

@@ -10,7 +10,7 @@ Two ways to choose the activations' scales (``QuantizeOptions.activations``):
   integer kernels (``MatMulIntegerToFloat``). Because the scales are constants, a row's
   integer arithmetic never sees another row: **a document's score depends on that document and
   the query only**, not on what else shares its batch.
-- **dynamic** (``--precision dynamic``): onnxruntime quantizes each MatMul input on the fly
+- **dynamic** (``--set activations=dynamic``): onnxruntime quantizes each MatMul input on the fly
   from the range observed in *the whole batch* (padding and neighbours included). No
   calibration is needed, but the same pair scores differently in a different batch, by enough
   to change a top-10 (:func:`.verify.batch_invariance` measures it).
@@ -413,7 +413,7 @@ def _typed(model: Any) -> Any:
         return SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
     except Exception as exc:  # noqa: BLE001 - it raises bare Exceptions on graphs it cannot follow
         raise ExportError(
-            f"cannot type the fused graph for static quantization ({exc}); try --precision dynamic"
+            f"cannot type the fused graph for static quantization ({exc}); try --set activations=dynamic"
         ) from exc
 
 

@@ -164,7 +164,7 @@ def test_options_refuse_what_no_build_can_use(change, message):
 
 
 def test_rejects_bad_lengths_before_writing(tiny_bert_dir, tmp_path):
-    with pytest.raises(InputError, match="query-max-tokens"):
+    with pytest.raises(InputError, match="query_max_tokens"):
         build_package(tiny_bert_dir, tmp_path / "a", PackageOptions(max_length=64, query_max_tokens=61))
     assert not (tmp_path / "a").exists()
 
