@@ -51,6 +51,11 @@ with the keys listed at the end.
 """
 
 
+# How the printed fit names its objective: the pooled fit maximises the mean over all queries, the
+# max-min fit the smallest gain of any set over that set's own first stage.
+_OBJECTIVE_WORDS = {"pooled": "best mean {}", "maxmin": "best worst-set gain of {} over each set's first stage"}
+
+
 def _option(*flags: str, **kw: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
     return flags, kw
 
@@ -299,7 +304,7 @@ def _cmd_fusion(args: argparse.Namespace) -> int:
     print(f"ok: wrote {out}")
     print(
         f"    fusion: first-stage weight {fusion['weight']:g} (z-scored model + weight x z-scored first stage), "
-        f"best mean {fusion['metric']} on {', '.join(fusion['fitted_on'])}"
+        f"{_OBJECTIVE_WORDS[fusion.get('objective', 'pooled')].format(fusion['metric'])} on {', '.join(fusion['fitted_on'])}"
     )
     print(f"    {'data':<28} {'queries':>7} {'model':>7} {'first':>7} {'fused':>7}")
     for s in fusion["sources"] + ([{"data": "all", **fusion["dev"]}] if len(fusion["sources"]) > 1 else []):

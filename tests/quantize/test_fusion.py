@@ -329,7 +329,9 @@ def test_fusion_cli_maxmin_records_its_objective(tiny_package, data_dir, tmp_pat
     assert info["objective"] == "maxmin" and "unjudged = not relevant" in info["metric"]
     worst = min(s["fused"] - s["first_stage"] for s in info["sources"])
     assert info["never_below_first_stage"] == (worst >= 0)
-    assert "fusion: first-stage weight" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "fusion: first-stage weight" in printed and "best worst-set gain of ndcg@10" in printed
+    assert "best mean" not in printed
     with pytest.raises(SystemExit) as exc:  # argparse's own refusal of an unknown objective
         main(args[:-4] + ["--data", f"{data_dir / 'wikiqa'}=dev", "--objective", "best"])
     assert exc.value.code == 2
