@@ -76,12 +76,13 @@ def rows(
     return out
 
 
-def markdown(table: list[dict]) -> str:
-    """The rows as a markdown table (3 decimals; PNR 2)."""
-    lines = [_row(["model", *(t for *_, t in COLUMNS), "docs/s (1 thread)"]), "|---" * (len(COLUMNS) + 2) + "|"]
+def markdown(table: list[dict], columns: tuple[str, ...] | None = None) -> str:
+    """The rows as a markdown table (3 decimals; PNR 2), of ``columns`` (row keys; default: all)."""
+    cols = [c for c in COLUMNS if columns is None or c[0] in columns]
+    lines = [_row(["model", *(t for *_, t in cols), "docs/s (1 thread)"]), "|---" * (len(cols) + 2) + "|"]
     for r in table:
         cells = []
-        for key, _, measure, _ in COLUMNS:
+        for key, _, measure, _ in cols:
             v = r.get(key)
             cells.append("-" if v is None else f"{v:.2f}" if measure == "pnr" else f"{v:.3f}")
         sp = "-" if r["docs_per_s"] is None else f"{r['docs_per_s']:.1f}"

@@ -190,6 +190,18 @@ def _training_fields(train_config: Mapping[str, Any], merge: Mapping[str, Any] |
     }
 
 
+def _fusion_rule(fusion: Mapping[str, Any]) -> str:
+    """What a max-min rule promises on the sets it was fitted on (a pooled rule promises nothing)."""
+    if fusion.get("objective") != "maxmin":
+        return ""
+    if fusion.get("never_below_first_stage"):
+        return "\n   Chosen max-min: the fused order is at or above the first-stage order on every one of those sets."
+    return (
+        "\n   Chosen max-min: no single weight keeps the fused order at or above the first stage on every one of"
+        " those sets; this one loses least on the worst."
+    )
+
+
 def _package_fields(package: Mapping[str, Any]) -> dict[str, Any]:
     """What ``ranker.json`` records: quantization, fidelity, the fusion rule and the lengths."""
     quant = package.get("quantization", {})
@@ -206,6 +218,7 @@ def _package_fields(package: Mapping[str, Any]) -> dict[str, Any]:
         "overlap": fid.get("top10_overlap", {}).get("mean"),
         "fusion_weight": fus.get("weight"),
         "fusion_fitted_on": ", ".join(fus.get("fitted_on") or ["-"]),
+        "fusion_rule": _fusion_rule(fus),
         "query_max_tokens": package["query_max_tokens"],
         "package_max_length": package["max_length"],
     }

@@ -19,42 +19,9 @@ DEFAULT = ROOT / "sdk" / "ranker_sdk" / "default"
 NOTES = json.loads((ROOT / "lab" / "default_card.json").read_text(encoding="utf-8"))
 CARD = (DEFAULT / "MODEL_CARD.md").read_text(encoding="utf-8")
 
-TRAIN_CONFIG = {  # train_config.json of the shipped student, as distillation saves it (the fields a card reads)
-    "architecture": "segmented",
-    "loss": "hybrid",
-    "alpha": 1.0,
-    "beta": 1.0,
-    "label_weight": 2.0,
-    "group": {"size": 8, "negatives": "hard"},
-    "train": {"max_steps": 1000, "batch_size": 4, "lr": 2e-05},
-    "max_length": 160,
-    "title_augment": 0.2,
-    "data": [
-        {"path": "../shared/data/trec-dl", "split": "train:!dl21-", "weight": 5.0},
-        {"path": "../shared/data/trec-rag24", "split": "train", "weight": 1.5},
-        {"path": "../shared/data/wikiqa", "split": "train", "weight": 0.75},
-    ],
-}
-TEACHER = {  # scores.json, the teacher report of `ranker train label`
-    "runs": {"REP_LLAMA": 1.0, "SPLADE_P_P_ENSEMBLE_DISTIL": 1.0, "D_BERT_KD_TASB": 0.5, "OPEN_AI_ADA2": 0.5},
-    "fit": {"slope": 0.34},
-    "label_mix": 0.5,
-    "pairs": 44260,
-    "queries_covered": 130,
-    "queries": 1173,
-}
-KEYS = ("trec-dl ndcg@10_trec", "trec-rag24 ndcg@10", "wikiqa map")
-FIGURES = {  # `ranker eval --json` headlines of the package, the fp32 student, fused, the first stage
-    "int8": dict(zip(KEYS, (0.5565, 0.7097, 0.7340))),
-    "fp32": dict(zip(KEYS, (0.5487, 0.7081, 0.7341))),
-    "fused": dict(zip(KEYS, (0.6523, 0.7514, 0.7481))),
-    "first_stage": dict(zip(KEYS, (0.4638, 0.7931, 0.6728))),
-}
-SPEED = {
-    "docs_per_s": 111.2,
-    "peak_rss_mb": 170.0,
-    "command": "`benchmarks/bench_rank.py`, 100 trec-rag24 passages, 1 thread",
-}
+# The shipped default's record (what its card is filled from), kept by the lab beside the card's prose.
+RECORD = json.loads((ROOT / "lab" / "default_record.json").read_text(encoding="utf-8"))
+TRAIN_CONFIG, TEACHER, FIGURES, SPEED = (RECORD[k] for k in ("train_config", "teacher", "figures", "speed"))
 
 
 def _section(title: str, end: str) -> str:
@@ -64,13 +31,13 @@ def _section(title: str, end: str) -> str:
 def _render(**changes) -> str:
     kw = dict(
         train_config=TRAIN_CONFIG,
-        layers=6,
+        layers=RECORD["layers"],
         package=json.loads((DEFAULT / "ranker.json").read_text(encoding="utf-8")),
         teacher=TEACHER,
         figures=FIGURES,
         speed=SPEED,
         notes=NOTES,
-        how=_section("How it was made", "\n\n1. "),
+        how=RECORD["how"],
         results_table=_section("Dev results", "\n\nSpeed"),
     )
     return render_model_card(CardData(**(kw | changes)))
@@ -104,3 +71,15 @@ def test_a_cross_encoder_and_a_merged_student_are_described_as_such():
 def test_missing_notes_are_named():
     with pytest.raises(KeyError, match="licence"):
         _render(notes={k: v for k, v in NOTES.items() if k != "licence"})
+
+
+def test_a_maxmin_rule_says_what_it_promises():
+    pkg = json.loads((DEFAULT / "ranker.json").read_text(encoding="utf-8"))
+    kept = pkg | {"fusion": pkg["fusion"] | {"objective": "maxmin", "never_below_first_stage": True}}
+    assert "at or above the first-stage order on every one of those sets" in _render(package=kept)
+    lost = pkg | {"fusion": pkg["fusion"] | {"objective": "maxmin", "never_below_first_stage": False}}
+    assert "this one loses least on the worst" in _render(package=lost)
+    pooled = pkg | {
+        "fusion": {k: v for k, v in pkg["fusion"].items() if k not in ("objective", "never_below_first_stage")}
+    }
+    assert "max-min" not in _render(package=pooled)

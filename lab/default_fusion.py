@@ -1,0 +1,117 @@
+"""Refit the bundled default's first-stage fusion rule max-min on the dev sets, and install it.
+
+    python -m lab.default_fusion [--threads 2]
+
+A user compares a reranker with the order they already have, so the bundled rule is judged on its
+worst dev set: the fused order must be at or above the first-stage order on every one. The weight
+is the one whose smallest gain over a set's own first stage is largest (``ranker fusion
+--objective maxmin --unjudged irrelevant``); where no weight keeps every set at or above its
+first stage, ``ranker.json`` says so (``fusion.never_below_first_stage``) and so does the card.
+
+1. Fits the rule on the dev sets whose candidate order is a first stage a user would have
+   (trec-rag24 dev, trec-dl DL21) and wikiqa dev (its order is the paragraph's: fusion must not
+   hurt there either), through :func:`ranker_quantize.refit_package`, the front door of
+   ``ranker fusion``.
+2. Evaluates the refitted package fused with the first stage on every dev set, squad included
+   (``ranker eval --first-stage``'s :func:`ranker_training.evaluate.evaluate_model`), and records
+   the fused row in ``lab/results/default.json`` and the fused figures in ``lab/default_record.json``.
+3. Writes the package to ``--out`` with its model card rendered again from that record, so the
+   card, ``ranker info`` and the README (``python -m lab.render``) state one value per figure.
+
+The model and its weights are untouched: ``model.onnx`` and ``tokenizer.json`` are copied as
+verified, and only the ``fusion`` object of ``ranker.json`` changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from lab import report
+from lab.build_default import DATA, ROOT, card_notes, dev_sources, headlines
+
+__all__ = ["FIT_ON", "RECORD", "fused_card", "main"]
+
+RECORD = ROOT / "lab" / "default_record.json"
+RESULTS = ROOT / "lab" / "results" / "default.json"
+DEFAULT = ROOT / "sdk" / "ranker_sdk" / "default"
+# squad is left out of the fit: a fit scores every candidate of every query, and squad dev's
+# thousands of questions would cost the CPU an hour; it is evaluated on its first 300 below.
+FIT_ON = ((str(DATA / "trec-rag24"), "dev"), (str(DATA / "trec-dl"), "train:dl21-"), (str(DATA / "wikiqa"), "dev"))
+# The columns the card's table shows: those the shipped default was evaluated on alone.
+CARD_COLUMNS = ("dl_ndcg10_trec", "rag_ndcg10", "rag_pnr", "wikiqa_map", "wikiqa_mrr")
+
+
+def fused_card(package: dict, record: dict, table: list[dict]) -> str:
+    """The bundled default's model card from its record, its ``ranker.json`` and the results table."""
+    from ranker_quantize.card import CardData, render_model_card
+
+    return render_model_card(
+        CardData(
+            train_config=record["train_config"],
+            layers=record["layers"],
+            package=package,
+            teacher=record["teacher"],
+            figures=record["figures"],
+            speed=record["speed"],
+            notes=card_notes(),
+            how=record["how"],
+            results_table=report.markdown(table, columns=CARD_COLUMNS),
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--package", default=str(DEFAULT), help="the package to refit (default: the bundled one)")
+    ap.add_argument("--out", default=str(DEFAULT), help="where the refitted package goes (default: in place)")
+    ap.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: one per core)")
+    args = ap.parse_args(argv)
+
+    from ranker_quantize.fusion import FitOptions, refit_package
+    from ranker_quantize.package import write_package
+    from ranker_sdk.package import read_package
+    from ranker_training.evaluate import evaluate_model
+    from tqdm import tqdm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bar = tqdm(desc="fit", unit="query")
+        refit, fusion = refit_package(
+            args.package,
+            Path(tmp) / "refit",
+            FIT_ON,
+            FitOptions(objective="maxmin", unjudged="irrelevant"),
+            threads=args.threads,
+            progress=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n)),
+        )
+        bar.close()
+        print(f"fusion: weight {fusion['weight']:g}, never below the first stage: {fusion['never_below_first_stage']}")
+        fused = evaluate_model(str(refit), dev_sources(), k=10, first_stage=True)
+        loaded = read_package(refit)
+
+    record = json.loads(RECORD.read_text(encoding="utf-8"))
+    record["figures"]["fused"] = {k: v for k, v in headlines(fused).items() if k in record["figures"]["int8"]}
+    table = [r for r in json.loads(RESULTS.read_text(encoding="utf-8")) if r["model"] != "shipped_int8_fused"]
+    table += report.rows(
+        {"shipped_int8_fused": fused}, labels={"shipped_int8_fused": "**shipped, fused with the first stage**"}
+    )
+    card = fused_card(loaded.config.to_dict(), record, table)
+
+    out = Path(args.out)
+    files = {k: v for k, v in loaded.files.items() if k in ("model.onnx", "tokenizer.json")}
+    files["MODEL_CARD.md"] = card.encode("utf-8")
+    if out.exists():
+        shutil.rmtree(out)
+    write_package(out, files, loaded.config)
+    RECORD.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    RESULTS.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+    for (data, measure), v in report.headlines(fused).items():
+        print(f"  {data} {measure}: fused {v:.4f}")
+    print(f"wrote {out}, {RECORD.relative_to(ROOT)} and {RESULTS.relative_to(ROOT)}; now run python -m lab.render")
+
+
+if __name__ == "__main__":
+    main()
