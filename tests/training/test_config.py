@@ -92,6 +92,48 @@ def test_numbers_out_of_range_are_refused_when_the_config_is_read(tmp_path):
     assert C.TrainConfig(log_every=0, save_every=0, max_grad_norm=0.0).log_every == 0  # 0 = off
 
 
+@pytest.mark.parametrize(
+    ("cls", "text", "match"),
+    [
+        (
+            C.TeacherConfig,
+            "loss: listwize",
+            r"TeacherConfig\.loss must be one of \['pairwise', 'listwise'\], got 'listwize'",
+        ),
+        (C.TeacherConfig, "group: {negatives: easy}", r"GroupConfig\.negatives must be one of \['hard', 'random'\]"),
+        (C.DistillConfig, "loss: margin", r"DistillConfig\.loss must be one of \['hybrid', 'pairwise', "),
+        (C.DistillConfig, "architecture: bi", r"DistillConfig\.architecture must be one of \['cross', 'segmented'\]"),
+        (C.DistillConfig, "teacher_scale: minmax", r"DistillConfig\.teacher_scale must be one of"),
+        (C.DistillConfig, "title_augment: 1.5", r"DistillConfig\.title_augment must be in \[0\.0, 1\.0\], got 1\.5"),
+        (C.DistillConfig, "num_layers: 0", r"DistillConfig\.num_layers must be >= 1, got 0"),
+        (C.DistillConfig, "data: [{path: d, weight: -1}]", r"DataSource\.weight must be >= 0, got -1\.0"),
+        (C.LabelConfig, "label_mix: 1.5", r"LabelConfig\.label_mix must be in \[0\.0, 1\.0\], got 1\.5"),
+        (C.LabelConfig, "runs: {BM25: -1}", r"LabelConfig: run and LLM weights must be >= 0"),
+        (C.LabelConfig, "llm_weight: -0.5", r"LabelConfig: run and LLM weights must be >= 0"),
+        (
+            C.LabelConfig,
+            "calibration: isotonic",
+            r"LabelConfig\.calibration must be one of \['moments', 'least_squares'\]",
+        ),
+        (C.LabelConfig, "{shard: 2, num_shards: 2}", r"LabelConfig\.shard must be in \[0, num_shards\), got shard=2"),
+        (C.LabelConfig, "batch_size: 0", r"LabelConfig\.batch_size must be >= 1"),
+        (C.RecipeConfig, "eval: {k: 0}", r"EvalConfig\.k must be >= 1, got 0"),
+        (C.RecipeConfig, "students: {s: {loss: margin}}", r"DistillConfig\.loss must be one of"),
+    ],
+)
+def test_bad_settings_are_refused_when_the_config_is_read(cls, text, match, tmp_path):
+    """A value outside a field's range or choices fails when the file is read, naming the file and field."""
+    (tmp_path / "c.yaml").write_text(text + "\n", encoding="utf-8")
+    with pytest.raises(C.ConfigError, match=f"c\\.yaml: .*{match}"):
+        C.load_config(cls, tmp_path / "c.yaml")
+
+
+def test_settings_the_cli_or_recipe_fill_in_may_be_missing_when_built():
+    """No student, no teacher_scores, no model: the flags and the recipe supply them after reading."""
+    assert C.DistillConfig().teacher_scores is None and C.DistillConfig().student == ""
+    assert C.RecipeConfig().cpt.model == "" and C.LabelConfig().teacher == ""
+
+
 def test_overrides_and_data_shorthands():
     cfg = C.from_dict(C.DistillConfig, {"data": "some/dir"})
     assert cfg.data == (C.DataSource("some/dir", "train"),)

@@ -38,6 +38,10 @@ from ranker_sdk.encoding import DOC_MAX_CHARS, MAX_LENGTH, QUERY_MAX_TOKENS, TIT
 
 from .errors import ConfigError
 
+# The labels-only rank losses (:func:`ranker_training.losses.rank_loss`), named here so a config
+# is checked without importing torch.
+RANK_LOSSES = ("pairwise", "listwise", "bce", "mse")
+
 __all__ = [
     "ConfigError",
     "DataSource",
@@ -50,6 +54,7 @@ __all__ = [
     "DistillConfig",
     "EvalConfig",
     "RecipeConfig",
+    "RANK_LOSSES",
     "from_dict",
     "to_dict",
     "load_config",
@@ -80,6 +85,9 @@ class DataSource:
     # subset of a large dev split (squad) that a CPU can score for every model
     max_queries: int | None = None
 
+    def __post_init__(self) -> None:
+        _in_range(self, "weight", 0)
+
 
 def _in_range(cfg: Any, name: str, low: float, high: float | None = None, *, strict: bool = False) -> None:
     """Refuse ``cfg.<name>`` below ``low`` (or at it, ``strict``) or above ``high``, naming the field."""
@@ -89,6 +97,13 @@ def _in_range(cfg: Any, name: str, low: float, high: float | None = None, *, str
     if value < low or (strict and value == low) or (high is not None and value > high):
         want = f"> {low}" if strict else f">= {low}" if high is None else f"in [{low}, {high}]"
         raise ConfigError(f"{type(cfg).__name__}.{name} must be {want}, got {value!r}")
+
+
+def _one_of(cfg: Any, name: str, choices: tuple[str, ...]) -> None:
+    """Refuse ``cfg.<name>`` unless it is one of ``choices``, naming the field and the choices."""
+    value = getattr(cfg, name)
+    if value not in choices:
+        raise ConfigError(f"{type(cfg).__name__}.{name} must be one of {list(choices)}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,7 @@ class GroupConfig:
 
     def __post_init__(self) -> None:
         _in_range(self, "size", 2)  # a rank loss needs a positive and one more
+        _one_of(self, "negatives", ("hard", "random"))
 
 
 @dataclass(frozen=True)
@@ -194,6 +210,9 @@ class TeacherConfig:
     max_queries: int | None = None
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=2e-4))
 
+    def __post_init__(self) -> None:
+        _one_of(self, "loss", ("pairwise", "listwise"))
+
 
 @dataclass(frozen=True)
 class LabelConfig:
@@ -237,6 +256,17 @@ class LabelConfig:
         unknown = [s for s in self.signals if s not in SIGNALS]
         if unknown:
             raise ConfigError(f"label.signals: unknown {unknown}; expected names from {sorted(SIGNALS)}")
+        _in_range(self, "label_mix", 0.0, 1.0)
+        if any(w < 0 for w in self.runs.values()) or self.llm_weight < 0:
+            raise ConfigError(
+                f"LabelConfig: run and LLM weights must be >= 0, got runs={self.runs} llm_weight={self.llm_weight}"
+            )
+        _one_of(self, "calibration", ("moments", "least_squares"))
+        _in_range(self, "batch_size", 1)
+        if not 0 <= self.shard < self.num_shards:
+            raise ConfigError(
+                f"LabelConfig.shard must be in [0, num_shards), got shard={self.shard} num_shards={self.num_shards}"
+            )
 
 
 @dataclass(frozen=True)
@@ -281,6 +311,15 @@ class DistillConfig:
     max_queries: int | None = None
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=5e-5, batch_size=8))
 
+    def __post_init__(self) -> None:
+        # Only the settings' own values: a missing student or teacher_scores is allowed here,
+        # because the CLI's flags and the recipe fill them in after the file is read.
+        _one_of(self, "loss", ("hybrid",) + RANK_LOSSES)
+        _one_of(self, "architecture", ("cross", "segmented"))  # ranker_models.segmented.ARCHITECTURE
+        _one_of(self, "teacher_scale", ("global", "query", "none"))
+        _in_range(self, "num_layers", 1)  # the upper bound is the student's depth, checked when it loads
+        _in_range(self, "title_augment", 0.0, 1.0)
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -295,6 +334,10 @@ class EvalConfig:
     k: int = 10
     batch_size: int = 32
     include_teacher: bool = True
+
+    def __post_init__(self) -> None:
+        _in_range(self, "k", 1)  # trec_eval would abort the whole process
+        _in_range(self, "batch_size", 1)
 
 
 @dataclass(frozen=True)
