@@ -44,8 +44,10 @@ def test_unknown_keys_and_wrong_types_are_refused(tmp_path):
     path.write_text("student: s\ndata: [{split: dev}]\n")
     with pytest.raises(C.ConfigError, match=r"distill\.yaml: data\[0\]: missing key\(s\) \['path'\]"):
         C.load_config(C.DistillConfig, path)
-    with pytest.raises(C.ConfigError, match=r"--max_queries: expected int, got 'x'"):
-        C.apply_overrides(C.DistillConfig(), max_queries="x")
+    with pytest.raises(C.ConfigError, match=r"override max_queries: expected int, got 'x'"):
+        C.apply_overrides(C.DistillConfig(), {"max_queries": "x"})
+    with pytest.raises(C.ConfigError, match=r"override train\.max_steps: expected int, got 'many'"):
+        C.apply_overrides(C.DistillConfig(), {"train.max_steps": "many"})
 
 
 def test_an_empty_section_keeps_its_defaults(tmp_path):
@@ -88,7 +90,7 @@ def test_numbers_out_of_range_are_refused_when_the_config_is_read(tmp_path):
         with pytest.raises(C.ConfigError, match=f"c\\.yaml: {match}"):
             C.load_config(C.TeacherConfig, tmp_path / "c.yaml")
     with pytest.raises(C.ConfigError, match="grad_accum"):
-        C.apply_overrides(C.CPTConfig(), train_grad_accum=0)
+        C.apply_overrides(C.CPTConfig(), {"train.grad_accum": 0})
     assert C.TrainConfig(log_every=0, save_every=0, max_grad_norm=0.0).log_every == 0  # 0 = off
 
 
@@ -137,8 +139,19 @@ def test_settings_the_cli_or_recipe_fill_in_may_be_missing_when_built():
 def test_overrides_and_data_shorthands():
     cfg = C.from_dict(C.DistillConfig, {"data": "some/dir"})
     assert cfg.data == (C.DataSource("some/dir", "train"),)
-    cfg = C.apply_overrides(cfg, train_max_steps=3, loss="bce", max_queries=None)
-    assert (cfg.train.max_steps, cfg.loss, cfg.train.lr) == (3, "bce", 5e-5)
+    cfg = C.apply_overrides(cfg, {"train.max_steps": 3, "loss": "bce", "max_queries": None})
+    assert (cfg.train.max_steps, cfg.loss, cfg.train.lr, cfg.max_queries) == (3, "bce", 5e-5, None)
+    assert C.apply_overrides(cfg, {}) is cfg
+    with pytest.raises(C.ConfigError, match=r"override train\.max_step: TrainConfig has no field 'max_step'"):
+        C.apply_overrides(cfg, {"train.max_step": 3})  # a typo is refused, never dropped
+
+
+def test_fields_that_must_agree_are_overridden_together():
+    """shard 1 of 2 over a config of one shard: checked once both are set, not field by field."""
+    cfg = C.apply_overrides(C.LabelConfig(), {"shard": 1, "num_shards": 2})
+    assert (cfg.shard, cfg.num_shards) == (1, 2)
+    with pytest.raises(C.ConfigError, match="shard=2 num_shards=2"):
+        C.apply_overrides(cfg, {"shard": 2})
 
 
 @pytest.mark.parametrize("name", sorted(KINDS))

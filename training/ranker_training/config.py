@@ -29,6 +29,7 @@ import dataclasses
 import importlib.util
 import json
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ __all__ = [
     "from_dict",
     "to_dict",
     "load_config",
+    "apply_overrides",
     "save_config",
     "resolve_path",
     "local_model_dir",
@@ -391,11 +393,8 @@ def to_dict(cfg: Any) -> Any:
     return dataclass_io.to_dict(cfg)
 
 
-def load_config(cls: type, path: str | Path, **overrides: Any):
-    """Read ``cls`` from a ``.yaml``/``.yml``/``.json`` file, then apply ``overrides`` (None skipped).
-
-    Overrides use the config's own field names; ``train_<field>`` reaches into ``train``.
-    """
+def load_config(cls: type, path: str | Path):
+    """Read ``cls`` from a ``.yaml``/``.yml``/``.json`` file (a command line's flags: :func:`apply_overrides`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -403,12 +402,11 @@ def load_config(cls: type, path: str | Path, **overrides: Any):
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
     raw = _parse_config(path, text)
     try:
-        cfg = from_dict(cls, raw or {}, where=str(path))
+        return from_dict(cls, raw or {}, where=str(path))
     except ConfigError as exc:
         if str(exc).startswith(str(path)):
             raise
         raise ConfigError(f"{path}: {exc}") from exc  # a range check of a nested config's __post_init__
-    return apply_overrides(cfg, **overrides)
 
 
 def _parse_config(path: Path, text: str) -> Any:
@@ -432,20 +430,40 @@ def _parse_config(path: Path, text: str) -> Any:
         ) from exc
 
 
-def apply_overrides(cfg: Any, **overrides: Any):
-    """``dataclasses.replace`` for the non-None ``overrides`` (``train_x`` sets ``cfg.train.x``)."""
-    top: dict[str, Any] = {}
-    train: dict[str, Any] = {}
+def apply_overrides(cfg: Any, overrides: Mapping[str, Any]):
+    """``cfg`` with the fields at the dotted paths of ``overrides`` set (``"train.max_steps"``
+    reaches into ``cfg.train``): the one way a command line or the recipe changes a config.
+
+    Every entry is applied, None included (``gguf_file: None`` is a plain folder); a caller
+    leaves out what was not given. A value is converted to its field's type as a config file's
+    is, and each changed config is built again in one step, so an override is checked like a file
+    (``__post_init__``), and fields that must agree (``shard`` and ``num_shards``) change together.
+
+    >>> cfg = apply_overrides(DistillConfig(), {"loss": "bce", "train.max_steps": "3"})
+    >>> cfg.loss, cfg.train.max_steps, cfg.train.lr
+    ('bce', 3, 5e-05)
+    """
+    return _replace_at(cfg, overrides, "")
+
+
+def _replace_at(cfg: Any, overrides: Mapping[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(type(cfg))
-    for k, v in overrides.items():
-        if v is None:
-            continue
-        if k.startswith("train_") and hasattr(cfg, "train"):
-            train[k[len("train_") :]] = v
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for path, value in overrides.items():
+        head, _, rest = path.partition(".")
+        if head not in hints:
+            raise ConfigError(
+                f"override {prefix}{path}: {type(cfg).__name__} has no field {head!r}; the fields are {list(hints)}"
+            )
+        if rest:
+            nested.setdefault(head, {})[rest] = value
         else:
-            top[k] = dataclass_io.convert(hints[k], v, where=f"--{k}", error=ConfigError, hooks=_HOOKS)
-    if train:
-        top["train"] = dataclasses.replace(cfg.train, **train)
+            top[head] = dataclass_io.convert(
+                hints[head], value, where=f"override {prefix}{path}", error=ConfigError, hooks=_HOOKS
+            )
+    for head, inner in nested.items():
+        top[head] = _replace_at(top.get(head, getattr(cfg, head)), inner, f"{prefix}{head}.")
     return dataclasses.replace(cfg, **top) if top else cfg
 
 

@@ -86,16 +86,17 @@ def run_recipe(
     out.mkdir(parents=True, exist_ok=True)
     if _is_main():
         save_config(cfg, out / "recipe_config.json")
-    ov = {"max_queries": max_queries, "train_max_steps": max_steps}
+    given = {"max_queries": max_queries, "train.max_steps": max_steps}
+    ov = {k: v for k, v in given.items() if v is not None}
 
-    teacher_cfg = apply_overrides(cfg.teacher, **ov)
+    teacher_cfg = apply_overrides(cfg.teacher, ov)
     if cfg.run_cpt:
         cpt_out = out / "cpt"
         if stage_done(cpt_out):
-            _check_unchanged(cpt_out, apply_overrides(cfg.cpt, **ov), "the CPT model")
+            _check_unchanged(cpt_out, apply_overrides(cfg.cpt, ov), "the CPT model")
             log.info("recipe: cpt done, skipping (%s)", cpt_out)
         else:
-            train_cpt(apply_overrides(cfg.cpt, **ov), cpt_out, progress=progress)
+            train_cpt(apply_overrides(cfg.cpt, ov), cpt_out, progress=progress)
         teacher_cfg = dataclasses.replace(teacher_cfg, model=str(cpt_out), gguf_file=None)
 
     teacher_out = out / "teacher"
@@ -109,7 +110,7 @@ def run_recipe(
 
     scores = out / "scores.jsonl"
     label_cfg = dataclasses.replace(
-        apply_overrides(cfg.label, max_queries=max_queries),
+        apply_overrides(cfg.label, {k: v for k, v in ov.items() if not k.startswith("train.")}),
         teacher=str(teacher_out) if cfg.run_teacher else "",
         out=str(scores),
     )
@@ -118,7 +119,7 @@ def run_recipe(
 
     students = {}
     for name, dcfg in cfg.students.items():
-        dcfg = apply_overrides(dcfg, **ov)
+        dcfg = apply_overrides(dcfg, ov)
         if dcfg.loss == "hybrid":
             dcfg = dataclasses.replace(dcfg, teacher_scores=str(scores))
         s_out = out / "students" / name
