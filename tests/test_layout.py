@@ -7,6 +7,8 @@
   through entry points.
 - The lab (``lab/``) uses the product's public names only: a name it imports from a
   ``ranker_*`` module is in that module's ``__all__``.
+- No library function is longer than 60 lines (docstring included): ruff checks complexity,
+  branches, arguments and statements (``pyproject.toml``), but has no rule for length.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SIBLINGS = ("ranker_training", "ranker_quantize", "ranker_eval", "ranker_bindings", "ranker_models")
+LIBRARY = ("sdk", "quantize", "training", "evaluation", "bindings", "models")
+MAX_FUNCTION_LINES = 60
 
 
 def _sources(*folders: str) -> list[Path]:
@@ -108,3 +112,14 @@ def test_the_lab_imports_public_names_only():
                 if name not in public and not is_module:
                     private.append(f"{p.relative_to(ROOT)}: {module}.{name}")
     assert not private, private
+
+
+def test_no_library_function_is_longer_than_60_lines():
+    long = []
+    for p in _sources(*LIBRARY):
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{p.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines; split them:\n" + "\n".join(long)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import InputError, InternalError, PackageError
 from .fusion import check_first_stage, fuse
-from .package import PackageConfig, read_package, recheck_file
+from .package import LoadedPackage, PackageConfig, read_package, recheck_file
 from .session import ModelSession
 from .tokenize import QUERY_CHARS_PER_TOKEN, Doc, PairEncoder, doc_text
 
@@ -28,6 +28,16 @@ MAX_THREADS = 256
 # score() encodes and runs at most this many docs at a time by default, so memory does not grow
 # with the number of candidates (token data is held per doc until its chunk is scored).
 CHUNK_DOCS = 256
+# Intra-op threads by default. A ranker usually shares its host with other requests, and with
+# every core busy one thread per core runs a request slower than 1 thread does, while a quiet host
+# gains less than that loses (lab/benchmarks/bench_threads.py; the figures are in docs/cli.md).
+# 1 also runs tokenization on the calling thread alone.
+THREADS = 1
+# A batch stops growing at this many padded tokens (rows x its longest row). On a CPU a 256-token
+# row is already a large enough matrix product, so big batches buy nothing: with MiniLM INT8 on
+# trec-rag24 passages, 512 ran faster than 4096 at under half the peak RSS
+# (lab/benchmarks/bench_rank.py). Short docs still share a call (12 rows of 40 tokens).
+MAX_BATCH_TOKENS = 512
 
 
 def _positive_int(name: str, value: object, *, upper: int | None = None, none_ok: bool = False) -> int | None:
@@ -124,6 +134,20 @@ def batch_rows(
     return batches
 
 
+def _open_model(
+    pkg: LoadedPackage, threads: int | None, query_chars_per_token: int
+) -> tuple[PairEncoder, ModelSession]:
+    """The tokenizer and the onnxruntime session of a verified package (the session runs a probe batch)."""
+    encoder = PairEncoder(
+        pkg.files["tokenizer.json"], pkg.config, parallel=threads != 1, query_chars_per_token=query_chars_per_token
+    )
+    model = pkg.model_path if pkg.model_path is not None else pkg.files["model.onnx"]
+    session = ModelSession(model, pkg.config, threads=threads, probe=encoder.probe_batch())
+    if pkg.model_path is not None:  # onnxruntime read the file by path: is it still the one verified?
+        recheck_file(pkg, "model.onnx")
+    return encoder, session
+
+
 class Ranker:
     """A cross-encoder ranker loaded from a package.
 
@@ -161,9 +185,9 @@ class Ranker:
         cls,
         path: str | os.PathLike[str] | None = None,
         *,
-        threads: int | None = 1,
+        threads: int | None = THREADS,
         batch_size: int = 32,
-        max_batch_tokens: int = 512,
+        max_batch_tokens: int = MAX_BATCH_TOKENS,
         sort_by_length: bool = True,
         chunk_docs: int = CHUNK_DOCS,
         query_chars_per_token: int = QUERY_CHARS_PER_TOKEN,
@@ -173,22 +197,14 @@ class Ranker:
         Args:
             path: a package directory or ``.tar.gz``; None loads the default package bundled
                 with ranker-sdk.
-            threads: onnxruntime intra-op threads (default 1; None: one per core). More than the
-                cores available is clamped to them, with a logged warning. The default is 1
-                because a ranker usually shares its host with other requests, and with every core
-                busy one thread per core runs a request slower than 1 thread does, while a quiet
-                host gains less than that loses (benchmarks/bench_threads.py; the figures are in
-                docs/cli.md). 1 also runs tokenization on the calling thread alone.
+            threads: onnxruntime intra-op threads (default 1, the fastest on a busy host: :data:`THREADS`;
+                None: one per core). More than the cores available is clamped to them, with a logged warning.
             batch_size: at most this many pairs per model call. Pairs are sorted by length and
                 each batch is padded only to its own longest row; scores do not depend on the
                 batching beyond float rounding.
             max_batch_tokens: a batch also stops growing when rows x padded length would pass
-                this. Peak memory is one batch's activations (the attention scores grow with
-                rows x length^2), so this, not ``batch_size``, bounds RSS for long documents.
-                On a CPU a 256-token row is already a large enough matrix product, so big
-                batches buy nothing: with MiniLM INT8 on trec-rag24 passages, 512 ran faster
-                than 4096 at under half the peak RSS (lab/benchmarks/bench_rank.py). Short docs
-                still share a call (12 rows of 40 tokens).
+                this. Peak memory is one batch's activations (attention grows with rows x length^2),
+                so this, not ``batch_size``, bounds RSS for long documents; 512: :data:`MAX_BATCH_TOKENS`.
             sort_by_length: sort pairs by token length before batching (default). False keeps
                 input order, which pads more; it exists to measure what sorting buys.
             chunk_docs: at most this many docs are encoded and scored at a time, so the memory of
@@ -201,39 +217,28 @@ class Ranker:
         Raises:
             PackageError: the package is missing, corrupt, unsafe or inconsistent, or its model
                 fails (or returns NaN/inf) on a probe batch of ``max_length`` tokens.
-            InputError: ``path`` is not a str/PathLike/None, or ``threads`` (at most
-                :data:`MAX_THREADS`), ``batch_size``, ``max_batch_tokens``, ``chunk_docs`` or
-                ``query_chars_per_token`` is not a positive integer (numpy integers are accepted,
-                bools are not).
+            InputError: ``path`` is not a str/PathLike/None, or ``threads`` (at most :data:`MAX_THREADS`),
+                ``batch_size``, ``max_batch_tokens``, ``chunk_docs`` or ``query_chars_per_token`` is not
+                a positive integer (numpy integers are accepted, bools are not).
         """
         threads = _cap_threads(_positive_int("threads", threads, upper=MAX_THREADS, none_ok=True))
         batch_size = _positive_int("batch_size", batch_size)
         max_batch_tokens = _positive_int("max_batch_tokens", max_batch_tokens)
         chunk_docs = _positive_int("chunk_docs", chunk_docs)
         query_chars_per_token = _positive_int("query_chars_per_token", query_chars_per_token)
-        path = _package_path(path)
         # A directory's model.onnx is verified without keeping its bytes, and onnxruntime reads it
         # by path: holding both copies would add the model's size to the peak RSS of every load.
-        pkg = read_package(path, keep_model=False, runtime_only=True)
+        pkg = read_package(_package_path(path), keep_model=False, runtime_only=True)
         self = object.__new__(cls)
         self._config = pkg.config
-        self._encoder = PairEncoder(
-            pkg.files["tokenizer.json"],
-            pkg.config,
-            parallel=threads != 1,
-            query_chars_per_token=query_chars_per_token,
-        )
-        model = pkg.model_path if pkg.model_path is not None else pkg.files["model.onnx"]
-        self._session = ModelSession(model, pkg.config, threads=threads, probe=self._encoder.probe_batch())
-        if pkg.model_path is not None:
-            recheck_file(pkg, "model.onnx")
+        self._encoder, self._session = _open_model(pkg, threads, query_chars_per_token)
         self._batch_size = batch_size
         self._max_batch_tokens = max_batch_tokens
         self._sort = bool(sort_by_length)
         self._chunk_docs = chunk_docs
         card = pkg.files.get("MODEL_CARD.md")
         self._model_card = card.decode("utf-8", errors="replace") if card is not None else None
-        self._source = pkg.source
+        self._source = pkg.source  # last: from here on the Ranker refuses any change
         log.debug("loaded ranker package %s", pkg.source)
         return self
 

@@ -44,8 +44,10 @@ def test_unknown_keys_and_wrong_types_are_refused(tmp_path):
     path.write_text("student: s\ndata: [{split: dev}]\n")
     with pytest.raises(C.ConfigError, match=r"distill\.yaml: data\[0\]: missing key\(s\) \['path'\]"):
         C.load_config(C.DistillConfig, path)
-    with pytest.raises(C.ConfigError, match=r"--max_queries: expected int, got 'x'"):
-        C.apply_overrides(C.DistillConfig(), max_queries="x")
+    with pytest.raises(C.ConfigError, match=r"override max_queries: expected int, got 'x'"):
+        C.apply_overrides(C.DistillConfig(), {"max_queries": "x"})
+    with pytest.raises(C.ConfigError, match=r"override train\.max_steps: expected int, got 'many'"):
+        C.apply_overrides(C.DistillConfig(), {"train.max_steps": "many"})
 
 
 def test_an_empty_section_keeps_its_defaults(tmp_path):
@@ -88,15 +90,68 @@ def test_numbers_out_of_range_are_refused_when_the_config_is_read(tmp_path):
         with pytest.raises(C.ConfigError, match=f"c\\.yaml: {match}"):
             C.load_config(C.TeacherConfig, tmp_path / "c.yaml")
     with pytest.raises(C.ConfigError, match="grad_accum"):
-        C.apply_overrides(C.CPTConfig(), train_grad_accum=0)
+        C.apply_overrides(C.CPTConfig(), {"train.grad_accum": 0})
     assert C.TrainConfig(log_every=0, save_every=0, max_grad_norm=0.0).log_every == 0  # 0 = off
+
+
+@pytest.mark.parametrize(
+    ("cls", "text", "match"),
+    [
+        (
+            C.TeacherConfig,
+            "loss: listwize",
+            r"TeacherConfig\.loss must be one of \['pairwise', 'listwise'\], got 'listwize'",
+        ),
+        (C.TeacherConfig, "group: {negatives: easy}", r"GroupConfig\.negatives must be one of \['hard', 'random'\]"),
+        (C.DistillConfig, "loss: margin", r"DistillConfig\.loss must be one of \['hybrid', 'pairwise', "),
+        (C.DistillConfig, "architecture: bi", r"DistillConfig\.architecture must be one of \['cross', 'segmented'\]"),
+        (C.DistillConfig, "teacher_scale: minmax", r"DistillConfig\.teacher_scale must be one of"),
+        (C.DistillConfig, "title_augment: 1.5", r"DistillConfig\.title_augment must be in \[0\.0, 1\.0\], got 1\.5"),
+        (C.DistillConfig, "num_layers: 0", r"DistillConfig\.num_layers must be >= 1, got 0"),
+        (C.DistillConfig, "data: [{path: d, weight: -1}]", r"DataSource\.weight must be >= 0, got -1\.0"),
+        (C.LabelConfig, "label_mix: 1.5", r"LabelConfig\.label_mix must be in \[0\.0, 1\.0\], got 1\.5"),
+        (C.LabelConfig, "runs: {BM25: -1}", r"LabelConfig: run and LLM weights must be >= 0"),
+        (C.LabelConfig, "llm_weight: -0.5", r"LabelConfig: run and LLM weights must be >= 0"),
+        (
+            C.LabelConfig,
+            "calibration: isotonic",
+            r"LabelConfig\.calibration must be one of \['moments', 'least_squares'\]",
+        ),
+        (C.LabelConfig, "{shard: 2, num_shards: 2}", r"LabelConfig\.shard must be in \[0, num_shards\), got shard=2"),
+        (C.LabelConfig, "batch_size: 0", r"LabelConfig\.batch_size must be >= 1"),
+        (C.RecipeConfig, "eval: {k: 0}", r"EvalConfig\.k must be >= 1, got 0"),
+        (C.RecipeConfig, "students: {s: {loss: margin}}", r"DistillConfig\.loss must be one of"),
+    ],
+)
+def test_bad_settings_are_refused_when_the_config_is_read(cls, text, match, tmp_path):
+    """A value outside a field's range or choices fails when the file is read, naming the file and field."""
+    (tmp_path / "c.yaml").write_text(text + "\n", encoding="utf-8")
+    with pytest.raises(C.ConfigError, match=f"c\\.yaml: .*{match}"):
+        C.load_config(cls, tmp_path / "c.yaml")
+
+
+def test_settings_the_cli_or_recipe_fill_in_may_be_missing_when_built():
+    """No student, no teacher_scores, no model: the flags and the recipe supply them after reading."""
+    assert C.DistillConfig().teacher_scores is None and C.DistillConfig().student == ""
+    assert C.RecipeConfig().cpt.model == "" and C.LabelConfig().teacher == ""
 
 
 def test_overrides_and_data_shorthands():
     cfg = C.from_dict(C.DistillConfig, {"data": "some/dir"})
     assert cfg.data == (C.DataSource("some/dir", "train"),)
-    cfg = C.apply_overrides(cfg, train_max_steps=3, loss="bce", max_queries=None)
-    assert (cfg.train.max_steps, cfg.loss, cfg.train.lr) == (3, "bce", 5e-5)
+    cfg = C.apply_overrides(cfg, {"train.max_steps": 3, "loss": "bce", "max_queries": None})
+    assert (cfg.train.max_steps, cfg.loss, cfg.train.lr, cfg.max_queries) == (3, "bce", 5e-5, None)
+    assert C.apply_overrides(cfg, {}) is cfg
+    with pytest.raises(C.ConfigError, match=r"override train\.max_step: TrainConfig has no field 'max_step'"):
+        C.apply_overrides(cfg, {"train.max_step": 3})  # a typo is refused, never dropped
+
+
+def test_fields_that_must_agree_are_overridden_together():
+    """shard 1 of 2 over a config of one shard: checked once both are set, not field by field."""
+    cfg = C.apply_overrides(C.LabelConfig(), {"shard": 1, "num_shards": 2})
+    assert (cfg.shard, cfg.num_shards) == (1, 2)
+    with pytest.raises(C.ConfigError, match="shard=2 num_shards=2"):
+        C.apply_overrides(cfg, {"shard": 2})
 
 
 @pytest.mark.parametrize("name", sorted(KINDS))

@@ -47,13 +47,13 @@ def test_combined_target_follows_the_runs_and_keeps_unretrieved_candidates_below
     )
     sourced = load_sourced([DataSource(str(root), "train", unjudged_queries=True)])
     assert [g.qid for g, _, _ in sourced] == ["q1", "q2"]  # q2 has no qrels but is kept
-    targets, report = combine_targets(sourced, {"A": 1.0, "B": 1.0})
+    targets, report = combine_targets(sourced, LabelConfig(runs={"A": 1.0, "B": 1.0}))
     t = lambda q, d: targets[(q, d)]  # noqa: E731
     assert t("q1", "d1") > t("q1", "d2") > t("q1", "d3") > t("q1", "d4")  # d4: in no run, lowest
     assert t("q2", "d4") > t("q2", "d3") > t("q2", "d1")
     assert report["queries_per_signal"] == {"A": 2, "B": 1}
     assert report["fit"]["c"]["slope"] > 0  # the combined score rises with the grade
-    mixed, _ = combine_targets(sourced, {"A": 1.0, "B": 1.0}, label_mix=1.0)
+    mixed, _ = combine_targets(sourced, LabelConfig(runs={"A": 1.0, "B": 1.0}, label_mix=1.0))
     assert mixed[("q1", "d1")] == 3.0 and mixed[("q1", "d3")] == 0.0  # judged: the grade itself
     assert mixed[("q2", "d4")] == pytest.approx(t("q2", "d4"))  # unjudged: untouched by the mix
 
@@ -61,11 +61,9 @@ def test_combined_target_follows_the_runs_and_keeps_unretrieved_candidates_below
 def test_queries_no_run_covers_keep_their_grades_unless_told_not_to(tmp_path):
     root = _beir(tmp_path / "c", runs={})
     sourced = load_sourced([DataSource(str(root), "train", unjudged_queries=True)])
-    targets, _ = combine_targets(sourced, {"A": 1.0})
+    targets, _ = combine_targets(sourced, LabelConfig(runs={"A": 1.0}))
     assert targets == {("q1", "d1"): 3.0, ("q1", "d2"): 1.0, ("q1", "d3"): 0.0}
-    assert combine_targets(sourced, {"A": 1.0}, grade_fallback=False)[0] == {}
-    with pytest.raises(ConfigError, match="label_mix"):
-        combine_targets(sourced, {}, label_mix=1.5)
+    assert combine_targets(sourced, LabelConfig(runs={"A": 1.0}, grade_fallback=False))[0] == {}
 
 
 def test_label_stage_writes_the_combined_target_and_its_report(tmp_path):
@@ -170,25 +168,25 @@ def _graded_source(root, n_queries: int = 12, seed: int = 0):
 def test_fitted_weights_follow_the_labels_per_source(tmp_path):
     a = _graded_source(tmp_path / "a", seed=0)
     sourced = load_sourced([DataSource(str(a), "train")])
-    _, equal = combine_targets(sourced, {"GOOD": 1.0, "NOISE": 1.0})
-    targets, report = combine_targets(sourced, {"GOOD": 1.0, "NOISE": 1.0}, fit_weights=True)
+    _, equal = combine_targets(sourced, LabelConfig(runs={"GOOD": 1.0, "NOISE": 1.0}))
+    targets, report = combine_targets(sourced, LabelConfig(runs={"GOOD": 1.0, "NOISE": 1.0}, fit_weights=True))
     w = report["fitted_weights"]["a"]
     assert w["GOOD"] > 0.8 and w["GOOD"] + w["NOISE"] == pytest.approx(1.0)
     assert "fitted_weights" not in equal
     # the fitted target orders the judged pairs closer to their grades than the equal-weight one
     from scipy.stats import spearmanr
 
-    untuned, _ = combine_targets(sourced, {"GOOD": 1.0, "NOISE": 1.0})
+    untuned, _ = combine_targets(sourced, LabelConfig(runs={"GOOD": 1.0, "NOISE": 1.0}))
     pairs = [(g.qid, d, y) for g, _, _ in sourced for d, y in zip(g.doc_ids, g.labels)]
     rho = lambda t: spearmanr([t[(q, d)] for q, d, _ in pairs], [y for *_, y in pairs])[0]  # noqa: E731
     assert rho(targets) > rho(untuned)
     # a zero weight in runs still leaves the signal out of the fit
-    _, report = combine_targets(sourced, {"GOOD": 0.0, "NOISE": 1.0}, fit_weights=True)
+    _, report = combine_targets(sourced, LabelConfig(runs={"GOOD": 0.0, "NOISE": 1.0}, fit_weights=True))
     assert set(report["fitted_weights"]["a"]) == {"NOISE"}
 
 
 def test_the_first_stage_order_is_a_run_named_candidates(tmp_path):
     a = _graded_source(tmp_path / "a")
     sourced = load_sourced([DataSource(str(a), "train")])
-    _, report = combine_targets(sourced, {"candidates": 1.0})
+    _, report = combine_targets(sourced, LabelConfig(runs={"candidates": 1.0}))
     assert report["queries_per_signal"] == {"candidates": len(sourced)}

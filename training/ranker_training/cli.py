@@ -2,6 +2,9 @@
 
 Each command reads a config file (``--config``, YAML or JSON; see ``configs/``), applies the
 few overrides given on the command line, and calls the library function of the same name.
+An option that sets a config field is stored under that field's path (``dest="train.max_steps"``),
+and :func:`_overrides` hands those to :func:`ranker_training.config.apply_overrides`: an option
+left unset keeps the config's value.
 Nothing heavy is imported here: torch and transformers load when a command runs. Progress bars
 (tqdm) are the CLI's; the library only logs.
 
@@ -14,9 +17,11 @@ Scale out with an existing launcher, unchanged::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
+from typing import Any
 
 __all__ = ["register"]
 
@@ -78,19 +83,36 @@ def _guard(fn):
     return run
 
 
-def _load(cls, args, **overrides):
+def _overrides(cls, args: argparse.Namespace) -> dict[str, Any]:
+    """The fields of ``cls`` this command line sets: ``{dotted path: value}`` of the options given.
+
+    ``--data`` becomes the sources (``DIR`` or ``DIR=SPLIT``, with ``--split``), and ``--model``
+    replaces the model *and* its gguf_file: a plain folder unless ``--gguf-file`` names a file in it.
+    """
+    fields = {f.name for f in dataclasses.fields(cls)}
+    out = {dest: v for dest, v in vars(args).items() if v is not None and dest.partition(".")[0] in fields}
+    out.pop("gguf_file", None)  # it goes with --model, below
+    if "model" in out and "gguf_file" in fields:
+        out["gguf_file"] = args.gguf_file
+    if "data" in out:
+        out["data"] = _sources(args)
+    return out
+
+
+def _load(cls, args: argparse.Namespace):
+    """``--config`` (the dataclass defaults without one) with the command line's overrides."""
     from .config import apply_overrides, load_config
 
+    overrides = _overrides(cls, args)  # a bad --data fails before the file is read
     cfg = load_config(cls, args.config) if args.config else cls()
-    return apply_overrides(cfg, **overrides)
+    return apply_overrides(cfg, overrides)
 
 
 @_guard
 def _cmd_cpt(args) -> int:
     from .config import CPTConfig
 
-    cfg = _load(CPTConfig, args, data=_sources(args), max_queries=args.max_queries, train_max_steps=args.max_steps)
-    cfg = _model_override(cfg, args)
+    cfg = _load(CPTConfig, args)
     from .cpt import train_cpt  # torch: after the config is read and checked
 
     print(train_cpt(cfg, args.out, progress=_progress))
@@ -101,46 +123,18 @@ def _cmd_cpt(args) -> int:
 def _cmd_teacher(args) -> int:
     from .config import TeacherConfig
 
-    cfg = _load(
-        TeacherConfig,
-        args,
-        model=args.model,
-        data=_sources(args),
-        max_queries=args.max_queries,
-        loss=args.loss,
-        train_max_steps=args.max_steps,
-    )
-    cfg = _model_override(cfg, args)
+    cfg = _load(TeacherConfig, args)
     from .teacher import train_teacher  # torch: after the config is read and checked
 
     print(train_teacher(cfg, args.out, progress=_progress))
     return 0
 
 
-def _model_override(cfg, args):
-    """``--model`` replaces the config's model *and* its gguf_file (a plain folder unless --gguf-file)."""
-    import dataclasses
-
-    if args.model:
-        return dataclasses.replace(cfg, model=args.model, gguf_file=args.gguf_file)
-    return cfg
-
-
 @_guard
 def _cmd_label(args) -> int:
     from .config import LabelConfig
 
-    cfg = _load(
-        LabelConfig,
-        args,
-        teacher=args.teacher,
-        data=_sources(args),
-        out=args.out,
-        shard=args.shard,
-        num_shards=args.num_shards,
-        batch_size=args.batch_size,
-        max_queries=args.max_queries,
-    )
+    cfg = _load(LabelConfig, args)
     from .label import label
 
     print(label(cfg, progress=_progress))
@@ -151,16 +145,7 @@ def _cmd_label(args) -> int:
 def _cmd_distill(args) -> int:
     from .config import DistillConfig
 
-    cfg = _load(
-        DistillConfig,
-        args,
-        student=args.student,
-        teacher_scores=args.teacher_scores,
-        loss=args.loss,
-        data=_sources(args),
-        max_queries=args.max_queries,
-        train_max_steps=args.max_steps,
-    )
+    cfg = _load(DistillConfig, args)
     from .distill import train_distill
 
     print(train_distill(cfg, args.out, progress=_progress))
@@ -246,98 +231,158 @@ def _cmd_eval(args) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser, *, out_help: str, out_default: str | None, steps: bool = True) -> None:
-    p.add_argument("--config", help="YAML or JSON config file (defaults: the dataclass defaults)")
-    p.add_argument("--out", default=out_default, help=out_help)
-    p.add_argument(
-        "--data",
-        action="append",
-        metavar="DIR",
-        help="BEIR folder or click-log .jsonl (repeatable; replaces the config's data)",
-    )
-    p.add_argument("--split", default="train", help="qrels split of --data (default: train)")
-    p.add_argument("--max-queries", type=_positive_int, help="use the first N queries of each source")
+def _opt(*flags: str, **kw: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """One row of an option table: the arguments of ``add_argument``."""
+    return flags, kw
+
+
+def _common(*, out_help: str, out_default: str | None, steps: bool = True) -> list:
+    """The options every training stage has: config, output, data, and the quick-run limits."""
+    options = [
+        _opt("--config", help="YAML or JSON config file (defaults: the dataclass defaults)"),
+        _opt("--out", default=out_default, help=out_help),
+        _opt(
+            "--data",
+            action="append",
+            metavar="DIR",
+            help="BEIR folder or click-log .jsonl (repeatable; replaces the config's data)",
+        ),
+        _opt("--split", default="train", help="qrels split of --data (default: train)"),
+        _opt("--max-queries", type=_positive_int, help="use the first N queries of each source"),
+    ]
     if steps:
-        p.add_argument("--max-steps", type=_positive_int, help="optimizer steps (overrides train.max_steps)")
+        options.append(
+            _opt(
+                "--max-steps",
+                dest="train.max_steps",
+                metavar="MAX_STEPS",
+                type=_positive_int,
+                help="optimizer steps (overrides train.max_steps)",
+            )
+        )
+    return options
 
 
-def register(subparsers) -> None:
-    """Add ``train`` (cpt, teacher, label, distill, recipe) and ``eval`` to the ``ranker`` CLI."""
-    train = subparsers.add_parser("train", help="train: cpt, teacher, label, distill, or the full recipe")
-    tsub = train.add_subparsers(dest="stage", metavar="STAGE", required=True)
+_GGUF = _opt("--gguf-file", dest="gguf_file", help="GGUF file inside --model")
 
-    p = tsub.add_parser("cpt", help="continued pre-training of a causal LM on query -> clicked result")
-    _common(p, out_help="output model folder", out_default="runs/cpt")
-    p.add_argument("--model", help="base causal LM (local dir or pkg:NAME)")
-    p.add_argument("--gguf-file", help="GGUF file inside --model")
-    p.set_defaults(func=_cmd_cpt)
+# ``ranker train STAGE``: (name, help, handler, options).
+_STAGES = [
+    (
+        "cpt",
+        "continued pre-training of a causal LM on query -> clicked result",
+        _cmd_cpt,
+        _common(out_help="output model folder", out_default="runs/cpt")
+        + [_opt("--model", help="base causal LM (local dir or pkg:NAME)"), _GGUF],
+    ),
+    (
+        "teacher",
+        "fine-tune the LLM teacher with a rank loss (LoRA or full)",
+        _cmd_teacher,
+        _common(out_help="output teacher folder", out_default="runs/teacher")
+        + [
+            _opt("--model", help="backbone: a local HF causal LM (e.g. the cpt output)"),
+            _GGUF,
+            _opt("--loss", choices=("pairwise", "listwise")),
+        ],
+    ),
+    (
+        "label",
+        "score every candidate with the teacher (batched, resumable, shardable)",
+        _cmd_label,
+        _common(out_help="scores file (.jsonl or .tsv; default: the config's out)", out_default=None, steps=False)
+        + [
+            _opt("--teacher", help="trained teacher folder"),
+            _opt("--shard", type=_int_at_least(0), help="this shard's index (0-based)"),
+            _opt("--num-shards", type=_positive_int, help="number of shards"),
+            _opt("--batch-size", type=_positive_int, help="pairs per forward pass"),
+        ],
+    ),
+    (
+        "distill",
+        "distill teacher scores into a BERT cross-encoder (hybrid loss)",
+        _cmd_distill,
+        _common(out_help="output student folder", out_default="runs/student")
+        + [
+            _opt("--student", help="student checkpoint (local dir or pkg:NAME/sub)"),
+            _opt("--teacher-scores", help="scores file from `ranker train label`"),
+            _opt("--loss", choices=("hybrid", "pairwise", "listwise", "bce", "mse")),
+        ],
+    ),
+    (
+        "merge",
+        "WiSE-FT: interpolate a distilled student's weights with its starting model",
+        _cmd_merge,
+        [
+            _opt("--tuned", required=True, help="the distilled student folder"),
+            _opt(
+                "--alpha", type=float, required=True, help="weight of the tuned model, in (0, 1]; 0.7 was best on dev"
+            ),
+            _opt("--out", required=True, help="new student folder"),
+            _opt("--base", help="starting checkpoint (default: the student's base_model, as a segmented student)"),
+        ],
+    ),
+    (
+        "recipe",
+        "run every stage (skips finished ones) and evaluate",
+        _cmd_recipe,
+        [
+            _opt("--config", required=True, help="recipe config (configs/recipe.yaml)"),
+            _opt("--out", required=True, help="run folder"),
+            _opt("--max-queries", type=_positive_int, help="first N queries of every source (a quick slice)"),
+            _opt("--max-steps", type=_positive_int, help="optimizer steps of every trainer"),
+            _opt("--no-eval", action="store_true", help="skip the evaluation"),
+        ],
+    ),
+]
 
-    p = tsub.add_parser("teacher", help="fine-tune the LLM teacher with a rank loss (LoRA or full)")
-    _common(p, out_help="output teacher folder", out_default="runs/teacher")
-    p.add_argument("--model", help="backbone: a local HF causal LM (e.g. the cpt output)")
-    p.add_argument("--gguf-file", help="GGUF file inside --model")
-    p.add_argument("--loss", choices=("pairwise", "listwise"))
-    p.set_defaults(func=_cmd_teacher)
-
-    p = tsub.add_parser("label", help="score every candidate with the teacher (batched, resumable, shardable)")
-    _common(p, out_help="scores file (.jsonl or .tsv; default: the config's out)", out_default=None, steps=False)
-    p.add_argument("--teacher", help="trained teacher folder")
-    p.add_argument("--shard", type=_int_at_least(0), help="this shard's index (0-based)")
-    p.add_argument("--num-shards", type=_positive_int, help="number of shards")
-    p.add_argument("--batch-size", type=_positive_int, help="pairs per forward pass")
-    p.set_defaults(func=_cmd_label)
-
-    p = tsub.add_parser("distill", help="distill teacher scores into a BERT cross-encoder (hybrid loss)")
-    _common(p, out_help="output student folder", out_default="runs/student")
-    p.add_argument("--student", help="student checkpoint (local dir or pkg:NAME/sub)")
-    p.add_argument("--teacher-scores", help="scores file from `ranker train label`")
-    p.add_argument("--loss", choices=("hybrid", "pairwise", "listwise", "bce", "mse"))
-    p.set_defaults(func=_cmd_distill)
-
-    p = tsub.add_parser("merge", help="WiSE-FT: interpolate a distilled student's weights with its starting model")
-    p.add_argument("--tuned", required=True, help="the distilled student folder")
-    p.add_argument(
-        "--alpha", type=float, required=True, help="weight of the tuned model, in (0, 1]; 0.7 was best on dev"
-    )
-    p.add_argument("--out", required=True, help="new student folder")
-    p.add_argument("--base", help="starting checkpoint (default: the student's base_model, as a segmented student)")
-    p.set_defaults(func=_cmd_merge)
-
-    p = tsub.add_parser("recipe", help="run every stage (skips finished ones) and evaluate")
-    p.add_argument("--config", required=True, help="recipe config (configs/recipe.yaml)")
-    p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--max-queries", type=_positive_int, help="first N queries of every source (a quick slice)")
-    p.add_argument("--max-steps", type=_positive_int, help="optimizer steps of every trainer")
-    p.add_argument("--no-eval", action="store_true", help="skip the evaluation")
-    p.set_defaults(func=_cmd_recipe)
-
-    p = subparsers.add_parser("eval", help="nDCG@k, MAP, MRR, PNR of a model or baseline on candidate groups")
-    m = p.add_mutually_exclusive_group(required=True)
-    m.add_argument(
+# ``ranker eval``: exactly one of the first two names the model.
+_EVAL_MODEL = [
+    _opt(
         "--model",
         help="package ('default': the bundled one), teacher folder, HF cross-encoder folder, first-stage or bm25",
-    )
-    m.add_argument("--package", metavar="PKG", help="a package dir or .tar.gz; 'default' is the bundled one")
-    p.add_argument(
+    ),
+    _opt("--package", metavar="PKG", help="a package dir or .tar.gz; 'default' is the bundled one"),
+]
+_EVAL = [
+    _opt(
         "--data",
         action="append",
         required=True,
         metavar="DIR[=SPLIT]",
         help="BEIR folder (repeatable); DIR=SPLIT gives it its own split, e.g. ../shared/data/trec-dl=train:dl21-",
-    )
-    p.add_argument(
+    ),
+    _opt(
         "--split",
         default="dev",
         help="qrels split (default: dev); NAME:PREFIX keeps qids starting with PREFIX, NAME:!PREFIX drops "
         "them (trec-dl's dev: train:dl21-)",
-    )
-    p.add_argument("--k", type=_positive_int, default=10, help="nDCG cut-off (default: 10)")
-    p.add_argument("--max-queries", type=_positive_int, help="first N queries of each source")
-    p.add_argument("--batch-size", type=_positive_int, default=32, help="pairs per forward pass")
-    p.add_argument(
+    ),
+    _opt("--k", type=_positive_int, default=10, help="nDCG cut-off (default: 10)"),
+    _opt("--max-queries", type=_positive_int, help="first N queries of each source"),
+    _opt("--batch-size", type=_positive_int, default=32, help="pairs per forward pass"),
+    _opt(
         "--first-stage",
         action="store_true",
         help="score a package fused with the first stage (-rank in candidates.run) by its fusion rule",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    ),
+    _opt("--json", action="store_true", help="print one JSON object"),
+]
+
+
+def register(subparsers) -> None:
+    """Add ``train`` (cpt, teacher, label, distill, merge, recipe) and ``eval`` to the ``ranker`` CLI."""
+    train = subparsers.add_parser("train", help="train: cpt, teacher, label, distill, or the full recipe")
+    tsub = train.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    for name, help_, handler, options in _STAGES:
+        p = tsub.add_parser(name, help=help_)
+        for flags, kw in options:
+            p.add_argument(*flags, **kw)
+        p.set_defaults(func=handler)
+
+    p = subparsers.add_parser("eval", help="nDCG@k, MAP, MRR, PNR of a model or baseline on candidate groups")
+    model = p.add_mutually_exclusive_group(required=True)
+    for flags, kw in _EVAL_MODEL:
+        model.add_argument(*flags, **kw)
+    for flags, kw in _EVAL:
+        p.add_argument(*flags, **kw)
     p.set_defaults(func=_cmd_eval)

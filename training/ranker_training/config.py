@@ -29,6 +29,7 @@ import dataclasses
 import importlib.util
 import json
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,10 @@ from ranker_sdk import dataclass_io
 from ranker_sdk.encoding import DOC_MAX_CHARS, MAX_LENGTH, QUERY_MAX_TOKENS, TITLE_SEPARATOR
 
 from .errors import ConfigError
+
+# The labels-only rank losses (:func:`ranker_training.losses.rank_loss`), named here so a config
+# is checked without importing torch.
+RANK_LOSSES = ("pairwise", "listwise", "bce", "mse")
 
 __all__ = [
     "ConfigError",
@@ -50,9 +55,11 @@ __all__ = [
     "DistillConfig",
     "EvalConfig",
     "RecipeConfig",
+    "RANK_LOSSES",
     "from_dict",
     "to_dict",
     "load_config",
+    "apply_overrides",
     "save_config",
     "resolve_path",
     "local_model_dir",
@@ -80,6 +87,9 @@ class DataSource:
     # subset of a large dev split (squad) that a CPU can score for every model
     max_queries: int | None = None
 
+    def __post_init__(self) -> None:
+        _in_range(self, "weight", 0)
+
 
 def _in_range(cfg: Any, name: str, low: float, high: float | None = None, *, strict: bool = False) -> None:
     """Refuse ``cfg.<name>`` below ``low`` (or at it, ``strict``) or above ``high``, naming the field."""
@@ -89,6 +99,13 @@ def _in_range(cfg: Any, name: str, low: float, high: float | None = None, *, str
     if value < low or (strict and value == low) or (high is not None and value > high):
         want = f"> {low}" if strict else f">= {low}" if high is None else f"in [{low}, {high}]"
         raise ConfigError(f"{type(cfg).__name__}.{name} must be {want}, got {value!r}")
+
+
+def _one_of(cfg: Any, name: str, choices: tuple[str, ...]) -> None:
+    """Refuse ``cfg.<name>`` unless it is one of ``choices``, naming the field and the choices."""
+    value = getattr(cfg, name)
+    if value not in choices:
+        raise ConfigError(f"{type(cfg).__name__}.{name} must be one of {list(choices)}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -107,6 +124,7 @@ class GroupConfig:
 
     def __post_init__(self) -> None:
         _in_range(self, "size", 2)  # a rank loss needs a positive and one more
+        _one_of(self, "negatives", ("hard", "random"))
 
 
 @dataclass(frozen=True)
@@ -194,6 +212,9 @@ class TeacherConfig:
     max_queries: int | None = None
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=2e-4))
 
+    def __post_init__(self) -> None:
+        _one_of(self, "loss", ("pairwise", "listwise"))
+
 
 @dataclass(frozen=True)
 class LabelConfig:
@@ -237,6 +258,17 @@ class LabelConfig:
         unknown = [s for s in self.signals if s not in SIGNALS]
         if unknown:
             raise ConfigError(f"label.signals: unknown {unknown}; expected names from {sorted(SIGNALS)}")
+        _in_range(self, "label_mix", 0.0, 1.0)
+        if any(w < 0 for w in self.runs.values()) or self.llm_weight < 0:
+            raise ConfigError(
+                f"LabelConfig: run and LLM weights must be >= 0, got runs={self.runs} llm_weight={self.llm_weight}"
+            )
+        _one_of(self, "calibration", ("moments", "least_squares"))
+        _in_range(self, "batch_size", 1)
+        if not 0 <= self.shard < self.num_shards:
+            raise ConfigError(
+                f"LabelConfig.shard must be in [0, num_shards), got shard={self.shard} num_shards={self.num_shards}"
+            )
 
 
 @dataclass(frozen=True)
@@ -281,6 +313,15 @@ class DistillConfig:
     max_queries: int | None = None
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=5e-5, batch_size=8))
 
+    def __post_init__(self) -> None:
+        # Only the settings' own values: a missing student or teacher_scores is allowed here,
+        # because the CLI's flags and the recipe fill them in after the file is read.
+        _one_of(self, "loss", ("hybrid",) + RANK_LOSSES)
+        _one_of(self, "architecture", ("cross", "segmented"))  # ranker_models.segmented.ARCHITECTURE
+        _one_of(self, "teacher_scale", ("global", "query", "none"))
+        _in_range(self, "num_layers", 1)  # the upper bound is the student's depth, checked when it loads
+        _in_range(self, "title_augment", 0.0, 1.0)
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -295,6 +336,10 @@ class EvalConfig:
     k: int = 10
     batch_size: int = 32
     include_teacher: bool = True
+
+    def __post_init__(self) -> None:
+        _in_range(self, "k", 1)  # trec_eval would abort the whole process
+        _in_range(self, "batch_size", 1)
 
 
 @dataclass(frozen=True)
@@ -348,11 +393,8 @@ def to_dict(cfg: Any) -> Any:
     return dataclass_io.to_dict(cfg)
 
 
-def load_config(cls: type, path: str | Path, **overrides: Any):
-    """Read ``cls`` from a ``.yaml``/``.yml``/``.json`` file, then apply ``overrides`` (None skipped).
-
-    Overrides use the config's own field names; ``train_<field>`` reaches into ``train``.
-    """
+def load_config(cls: type, path: str | Path):
+    """Read ``cls`` from a ``.yaml``/``.yml``/``.json`` file (a command line's flags: :func:`apply_overrides`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -360,12 +402,11 @@ def load_config(cls: type, path: str | Path, **overrides: Any):
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
     raw = _parse_config(path, text)
     try:
-        cfg = from_dict(cls, raw or {}, where=str(path))
+        return from_dict(cls, raw or {}, where=str(path))
     except ConfigError as exc:
         if str(exc).startswith(str(path)):
             raise
         raise ConfigError(f"{path}: {exc}") from exc  # a range check of a nested config's __post_init__
-    return apply_overrides(cfg, **overrides)
 
 
 def _parse_config(path: Path, text: str) -> Any:
@@ -389,20 +430,40 @@ def _parse_config(path: Path, text: str) -> Any:
         ) from exc
 
 
-def apply_overrides(cfg: Any, **overrides: Any):
-    """``dataclasses.replace`` for the non-None ``overrides`` (``train_x`` sets ``cfg.train.x``)."""
-    top: dict[str, Any] = {}
-    train: dict[str, Any] = {}
+def apply_overrides(cfg: Any, overrides: Mapping[str, Any]):
+    """``cfg`` with the fields at the dotted paths of ``overrides`` set (``"train.max_steps"``
+    reaches into ``cfg.train``): the one way a command line or the recipe changes a config.
+
+    Every entry is applied, None included (``gguf_file: None`` is a plain folder); a caller
+    leaves out what was not given. A value is converted to its field's type as a config file's
+    is, and each changed config is built again in one step, so an override is checked like a file
+    (``__post_init__``), and fields that must agree (``shard`` and ``num_shards``) change together.
+
+    >>> cfg = apply_overrides(DistillConfig(), {"loss": "bce", "train.max_steps": "3"})
+    >>> cfg.loss, cfg.train.max_steps, cfg.train.lr
+    ('bce', 3, 5e-05)
+    """
+    return _replace_at(cfg, overrides, "")
+
+
+def _replace_at(cfg: Any, overrides: Mapping[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(type(cfg))
-    for k, v in overrides.items():
-        if v is None:
-            continue
-        if k.startswith("train_") and hasattr(cfg, "train"):
-            train[k[len("train_") :]] = v
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for path, value in overrides.items():
+        head, _, rest = path.partition(".")
+        if head not in hints:
+            raise ConfigError(
+                f"override {prefix}{path}: {type(cfg).__name__} has no field {head!r}; the fields are {list(hints)}"
+            )
+        if rest:
+            nested.setdefault(head, {})[rest] = value
         else:
-            top[k] = dataclass_io.convert(hints[k], v, where=f"--{k}", error=ConfigError, hooks=_HOOKS)
-    if train:
-        top["train"] = dataclasses.replace(cfg.train, **train)
+            top[head] = dataclass_io.convert(
+                hints[head], value, where=f"override {prefix}{path}", error=ConfigError, hooks=_HOOKS
+            )
+    for head, inner in nested.items():
+        top[head] = _replace_at(top.get(head, getattr(cfg, head)), inner, f"{prefix}{head}.")
     return dataclasses.replace(cfg, **top) if top else cfg
 
 

@@ -210,9 +210,75 @@ def drop_layers(model, num_layers: int) -> None:
         model.config.num_hidden_layers = num_layers
 
 
-def _fit_segmented_head(
-    model, encoder: StudentEncoder, items, targets, cfg: DistillConfig, seed: int, n_pairs: int = 256
-) -> None:
+class _HybridObjective:
+    """``loss="hybrid"``: DisRanker's loss on the scaled teacher scores (module docstring).
+
+    A group's candidates are the ones the teacher scored (two at least); a step samples ``size``
+    of them (:func:`~ranker_training.data.sample_scored`), labelled or not.
+    """
+
+    def __init__(self, cfg: DistillConfig, sourced) -> None:
+        from .label import read_scores
+
+        groups = [g for g, _, _ in sourced]
+        self.cfg = cfg
+        self.targets, self.stats = scale_teacher_scores(read_scores(cfg.teacher_scores), groups, cfg.teacher_scale)
+        items = [
+            (g, [i for i, d in enumerate(g.doc_ids) if (g.qid, d) in self.targets], src.weight) for g, src, _ in sourced
+        ]
+        self.items = [(g, c, w) for g, c, w in items if len(c) >= 2]
+        missing = sum(len(g.doc_ids) for g in groups) - sum(len(c) for _, c, _ in self.items)
+        if missing:
+            log.warning("distill: %d candidates have no teacher score and are skipped", missing)
+
+    def target(self, g, c: int) -> float | None:
+        return self.targets.get((g.qid, g.doc_ids[c]))
+
+    def sample(self, g, cands: list[int], rng) -> list[int]:
+        from .data import sample_scored
+
+        group = self.cfg.group
+        hard = [self.targets[(g.qid, g.doc_ids[c])] for c in cands] if group.negatives == "hard" else None
+        return sample_scored(cands, group.size, rng, hard)
+
+    def loss(self, scores, target, mask, labels, judged):
+        from .losses import hybrid_distill, pairwise_logistic
+
+        loss = hybrid_distill(scores, target, mask, self.cfg.alpha, self.cfg.beta)
+        if self.cfg.label_weight:
+            loss = loss + self.cfg.label_weight * pairwise_logistic(scores, labels, judged)
+        return loss
+
+
+class _LabelObjective:
+    """A labels-only baseline: the rank loss ``cfg.loss`` on the grades, no teacher.
+
+    A group is a query with two differently-labelled candidates; a step samples a positive and
+    lower-labelled negatives (:func:`~ranker_training.data.sample_group`).
+    """
+
+    def __init__(self, cfg: DistillConfig, sourced) -> None:
+        from .data import trainable
+
+        self.cfg = cfg
+        self.stats: dict = {}  # no teacher scores to scale
+        self.items = [(g, [], src.weight) for g, src, _ in sourced if trainable(g)]
+
+    def target(self, g, c: int) -> float | None:
+        return g.labels[c]
+
+    def sample(self, g, cands: list[int], rng) -> list[int]:
+        from .data import sample_group
+
+        return sample_group(g, self.cfg.group.size, self.cfg.group.negatives, rng)
+
+    def loss(self, scores, target, mask, labels, judged):
+        from .losses import rank_loss
+
+        return rank_loss(self.cfg.loss, scores, target, mask)
+
+
+def _fit_segmented_head(model, encoder: StudentEncoder, objective, seed: int, n_pairs: int = 256) -> None:
     """Set the segmented student's ``weight``/``bias`` so that its initial scores on up to
     ``n_pairs`` training pairs have the targets' mean and spread: the encoder starts from a
     bi-encoder whose cosines already rank, so only their scale onto the target needs fitting."""
@@ -222,9 +288,9 @@ def _fit_segmented_head(
 
     rng = random.Random(seed)
     pairs, ys = [], []
-    for g, cands, _ in items:
+    for g, cands, _ in objective.items:
         for c in cands or range(len(g.doc_ids)):
-            y = targets.get((g.qid, g.doc_ids[c])) if cfg.loss == "hybrid" else g.labels[c]
+            y = objective.target(g, c)
             if y is not None:
                 pairs.append((g.query, g.docs[c]))
                 ys.append(float(y))
@@ -251,17 +317,9 @@ def _fit_segmented_head(
 
 def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path:
     """Train the student of ``cfg`` and save it (safetensors + tokenizer + ``ranker_student.json``) to ``out``."""
-    import torch
-    from ranker_models.segmented import is_segmented
-    from transformers import AutoTokenizer
-
-    from .data import load_sourced, sample_group, sample_scored, schedule, step_rng, trainable, weighted_items
-    from .label import read_scores
+    from .data import load_sourced, weighted_items
     from .loop import finish, make_accelerator, train_loop
-    from .losses import RANK_LOSSES, hybrid_distill, pairwise_logistic, rank_loss
 
-    if cfg.loss not in ("hybrid",) + RANK_LOSSES:
-        raise ConfigError(f"distill loss must be 'hybrid' or one of {RANK_LOSSES}, got {cfg.loss!r}")
     if cfg.loss == "hybrid" and not cfg.teacher_scores:
         raise ConfigError("distill loss 'hybrid' needs teacher_scores (a file from `ranker train label`)")
     if not cfg.student:
@@ -270,25 +328,9 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
     out.mkdir(parents=True, exist_ok=True)
     accelerator = make_accelerator(cfg.train)
     sourced = load_sourced(cfg.data, max_queries=cfg.max_queries)
-    groups = [g for g, _, _ in sourced]
-    stats: dict = {}
-    if cfg.loss == "hybrid":
-        raw = read_scores(cfg.teacher_scores)
-        targets, stats = scale_teacher_scores(raw, groups, cfg.teacher_scale)
-        items = [
-            (g, [i for i, d in enumerate(g.doc_ids) if (g.qid, d) in targets], src.weight) for g, src, _ in sourced
-        ]
-        items = [(g, c, w) for g, c, w in items if len(c) >= 2]
-        missing = sum(len(g.doc_ids) for g in groups) - sum(len(c) for _, c, _ in items)
-        if missing:
-            log.warning("distill: %d candidates have no teacher score and are skipped", missing)
-    else:
-        targets = {}
-        items = [(g, [], src.weight) for g, src, _ in sourced if trainable(g)]
-    if not 0.0 <= cfg.title_augment <= 1.0:
-        raise ConfigError(f"title_augment must be in [0, 1], got {cfg.title_augment}")
-    visits = weighted_items([w for _, _, w in items], cfg.train.seed)  # one epoch, source weights applied
-    log.info("distill: %d training groups, %d visits an epoch (loss %s)", len(items), len(visits), cfg.loss)
+    objective = _HybridObjective(cfg, sourced) if cfg.loss == "hybrid" else _LabelObjective(cfg, sourced)
+    visits = weighted_items([w for _, _, w in objective.items], cfg.train.seed)  # one epoch, source weights applied
+    log.info("distill: %d training groups, %d visits an epoch (loss %s)", len(objective.items), len(visits), cfg.loss)
     student_path = local_model_dir(cfg.student, "student")  # a clear error before the tokenizer loads
     encoder = StudentEncoder(
         student_path,
@@ -297,81 +339,113 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
         doc_max_chars=cfg.doc_max_chars,
         title_separator=cfg.title_separator,
     )
-    t = cfg.train
-    torch.manual_seed(t.seed)  # the fresh score head's initial weights: same config, same student
+    model = _build_student(cfg, student_path, encoder, objective)
+    loss_fn = _loss_fn(cfg, objective, visits, encoder, accelerator)
+    model, history, accelerator = train_loop(
+        model, loss_fn, cfg.train, out, accelerator=accelerator, progress=progress, desc=f"distill[{cfg.loss}]"
+    )
+    if accelerator.is_main_process:
+        _save_student(model, cfg, out, student_path, encoder, objective.stats)
+    finish(accelerator, out, history, stage="distill")
+    return out
+
+
+def _build_student(cfg: DistillConfig, student_path: str, encoder: StudentEncoder, objective):
+    """The student to train: loaded, cut to ``num_layers``, a bare segmented encoder's head fitted."""
+    import torch
+    from ranker_models.segmented import is_segmented
+
+    torch.manual_seed(cfg.train.seed)  # the fresh score head's initial weights: same config, same student
     model = load_student(student_path, architecture=cfg.architecture)
     if cfg.num_layers is not None:
         drop_layers(model, cfg.num_layers)
     if cfg.architecture == "segmented" and not is_segmented(student_path):  # a bare encoder: fit its head
-        _fit_segmented_head(model, encoder, items, targets, cfg, t.seed)
+        _fit_segmented_head(model, encoder, objective, cfg.train.seed)
+    return model
+
+
+def _loss_fn(cfg: DistillConfig, objective, visits: list[int], encoder: StudentEncoder, accelerator):
+    """``loss_fn(model, step, micro)`` for :func:`~ranker_training.loop.train_loop`.
+
+    The batch is a pure function of ``(seed, step, micro, rank)``: the groups come from
+    :func:`~ranker_training.data.schedule`, and one seeded ``rng`` draws their candidates and
+    then, candidate by candidate, the pseudo-titles.
+    """
+    import torch
+
+    from .data import schedule, step_rng
+
+    t = cfg.train
 
     def loss_fn(m, step, micro):
         rank, world = accelerator.process_index, accelerator.num_processes
         rng = step_rng(t.seed, step, micro, rank)
         chosen = []
         for i in schedule(len(visits), t.batch_size, t.seed, step, micro, t.grad_accum, rank, world):
-            g, cands, _ = items[visits[i]]
-            if cfg.loss == "hybrid":
-                hard = [targets[(g.qid, g.doc_ids[c])] for c in cands] if cfg.group.negatives == "hard" else None
-                chosen.append((g, sample_scored(cands, cfg.group.size, rng, hard)))
-            else:
-                chosen.append((g, sample_group(g, cfg.group.size, cfg.group.negatives, rng)))
-        width = max(len(c) for _, c in chosen)
-        mask = torch.zeros(len(chosen), width, dtype=torch.bool)
-        target = torch.zeros(len(chosen), width)
-        labels = torch.zeros(len(chosen), width)
-        judged_mask = torch.zeros(len(chosen), width, dtype=torch.bool)
-        pairs = []
-        for b, (g, cands) in enumerate(chosen):
-            for j, c in enumerate(cands):
-                pairs.append((g.query, pseudo_title(g.docs[c], cfg.title_augment, rng)))
-                mask[b, j] = True
-                target[b, j] = targets[(g.qid, g.doc_ids[c])] if cfg.loss == "hybrid" else float(g.labels[c])
-                if g.labels[c] is not None:
-                    labels[b, j] = float(g.labels[c])
-                    judged_mask[b, j] = True
+            g, cands, _ = objective.items[visits[i]]
+            chosen.append((g, objective.sample(g, cands, rng)))
+        pairs, mask, target, labels, judged = _padded_batch(chosen, objective, cfg.title_augment, rng)
         dev = accelerator.device
         flat = (
             m(**model_inputs(accelerator.unwrap_model(m), encoder.batch_pairs(pairs), dev)).logits.squeeze(-1).float()
         )
         scores = torch.zeros(mask.shape, device=dev).masked_scatter(mask.to(dev), flat)
-        if cfg.loss == "hybrid":
-            loss = hybrid_distill(scores, target.to(dev), mask.to(dev), cfg.alpha, cfg.beta)
-            if cfg.label_weight:
-                loss = loss + cfg.label_weight * pairwise_logistic(scores, labels.to(dev), judged_mask.to(dev))
-            return loss
-        return rank_loss(cfg.loss, scores, target.to(dev), mask.to(dev))
+        return objective.loss(scores, target.to(dev), mask.to(dev), labels.to(dev), judged.to(dev))
 
-    model, history, accelerator = train_loop(
-        model, loss_fn, cfg.train, out, accelerator=accelerator, progress=progress, desc=f"distill[{cfg.loss}]"
+    return loss_fn
+
+
+def _padded_batch(chosen, objective, title_augment: float, rng):
+    """The (query, doc) pairs of ``chosen`` (``(group, candidate indices)``, a pseudo-title drawn
+    for each doc) and the ``[groups, width]`` tensors of the loss: the mask of real candidates,
+    the objective's targets, the labels and the mask of the judged candidates."""
+    import torch
+
+    width = max(len(c) for _, c in chosen)
+    mask = torch.zeros(len(chosen), width, dtype=torch.bool)
+    target = torch.zeros(len(chosen), width)
+    labels = torch.zeros(len(chosen), width)
+    judged = torch.zeros(len(chosen), width, dtype=torch.bool)
+    pairs = []
+    for b, (g, cands) in enumerate(chosen):
+        for j, c in enumerate(cands):
+            pairs.append((g.query, pseudo_title(g.docs[c], title_augment, rng)))
+            mask[b, j] = True
+            target[b, j] = float(objective.target(g, c))
+            if g.labels[c] is not None:
+                labels[b, j] = float(g.labels[c])
+                judged[b, j] = True
+    return pairs, mask, target, labels, judged
+
+
+def _save_student(model, cfg: DistillConfig, out: Path, student_path: str, encoder: StudentEncoder, stats: dict):
+    """Write the trained student: weights, the exact ``tokenizer.json``, ``ranker_student.json``, the config."""
+    from transformers import AutoTokenizer
+
+    if cfg.architecture == "segmented":
+        from ranker_models.segmented import save_segmented
+
+        save_segmented(model, out)
+    else:
+        model.save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(student_path, **hf_load_kwargs(weights=False)).save_pretrained(out)
+    (out / "tokenizer.json").write_bytes(encoder.tokenizer_json)  # the exact file the runtime will read
+    meta = {k: v for k, v in encoder.config.to_dict().items() if k in encoding.ENCODING_KEYS}
+    meta.update(
+        architecture=cfg.architecture,
+        num_layers=cfg.num_layers,
+        base_model=cfg.student,
+        loss=cfg.loss,
+        alpha=cfg.alpha,
+        beta=cfg.beta,
+        label_weight=cfg.label_weight,
+        teacher_scores=cfg.teacher_scores,
+        teacher_scale=stats,
+        title_augment=cfg.title_augment,
+        data=[{"path": d.path, "split": d.split, "weight": d.weight} for d in cfg.data],
     )
-    if accelerator.is_main_process:
-        if cfg.architecture == "segmented":
-            from ranker_models.segmented import save_segmented
-
-            save_segmented(model, out)
-        else:
-            model.save_pretrained(out, safe_serialization=True)
-        AutoTokenizer.from_pretrained(student_path, **hf_load_kwargs(weights=False)).save_pretrained(out)
-        (out / "tokenizer.json").write_bytes(encoder.tokenizer_json)  # the exact file the runtime will read
-        meta = {k: v for k, v in encoder.config.to_dict().items() if k in encoding.ENCODING_KEYS}
-        meta.update(
-            architecture=cfg.architecture,
-            num_layers=cfg.num_layers,
-            base_model=cfg.student,
-            loss=cfg.loss,
-            alpha=cfg.alpha,
-            beta=cfg.beta,
-            label_weight=cfg.label_weight,
-            teacher_scores=cfg.teacher_scores,
-            teacher_scale=stats,
-            title_augment=cfg.title_augment,
-            data=[{"path": d.path, "split": d.split, "weight": d.weight} for d in cfg.data],
-        )
-        report = Path(cfg.teacher_scores).with_suffix(".json") if cfg.teacher_scores else None
-        if report is not None and report.is_file():  # the external teacher's recipe, for provenance
-            meta["teacher"] = json.loads(report.read_text(encoding="utf-8"))
-        (out / STUDENT_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        save_config(cfg, out / "train_config.json")
-    finish(accelerator, out, history, stage="distill")
-    return out
+    report = Path(cfg.teacher_scores).with_suffix(".json") if cfg.teacher_scores else None
+    if report is not None and report.is_file():  # the external teacher's recipe, for provenance
+        meta["teacher"] = json.loads(report.read_text(encoding="utf-8"))
+    (out / STUDENT_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    save_config(cfg, out / "train_config.json")

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from ranker_sdk.jsonl import finite_float, read_lines
 
-from .config import ConfigError, DataSource
+from .config import DataSource, LabelConfig
 from .errors import DataError
 
 __all__ = ["read_run_scores", "combine_targets"]
@@ -107,44 +107,62 @@ def _least_squares_fit(x: np.ndarray, y: np.ndarray, where: str) -> tuple[float,
 
 def combine_targets(
     sourced: Sequence[tuple],
-    runs: dict[str, float],
+    cfg: LabelConfig,
     *,
     llm: dict | None = None,
-    llm_weight: float = 1.0,
-    label_mix: float = 0.0,
-    grade_fallback: bool = True,
     run_dirs: Sequence[str | Path] = (),
-    calibration: str = "moments",
-    fit_weights: bool = False,
-    source_runs: dict[str, dict[str, float]] | None = None,
 ) -> tuple[dict[tuple[str, str], float], dict]:
     """Teacher targets for ``sourced`` (``(group, DataSource, raw qid)`` from ``data.load_sourced``).
 
-    ``runs``: run name -> weight; ``llm``: ``(qid, docid) -> score`` of an LLM teacher or None;
+    The settings are ``cfg``'s (:class:`~ranker_training.config.LabelConfig`, which checked them):
+
+    - ``runs``: run name -> weight; ``llm_weight``: the weight of ``llm``, the
+      ``(qid, docid) -> score`` of an LLM teacher (None: there is none);
+    - ``calibration``: ``"moments"`` (per source, see :func:`_moment_fit`) or ``"least_squares"``
+      (one line over every covered judged pair); ``label_mix``: the grade's share of a judged
+      candidate's target;
+    - ``fit_weights``: the signals' weights are fitted per source on its judged pairs
+      (:func:`_fit_weights`) instead of taken from ``runs``; a weight of 0 in ``runs`` still
+      leaves a signal out. ``source_runs``: source folder name -> run weights replacing ``runs``
+      for that source (a fit on the training split, applied to dev);
+    - ``grade_fallback=False`` leaves the queries no signal covers without a target (to evaluate
+      the teacher's own view, without the labels).
+
     ``run_dirs``: more folders holding ``<source folder name>/<name>.run`` (runs made for this
     training, e.g. :mod:`ranker_training.signals`), looked at before the source's own
     ``runs/<name>.run`` and then ``<name>.run`` (so ``candidates`` is the first stage's order).
-    ``calibration``: ``"moments"`` (per source, see :func:`_moment_fit`) or ``"least_squares"``
-    (one line over every covered judged pair).
-    ``fit_weights``: the signals' weights are fitted per source on its judged pairs
-    (:func:`_fit_weights`) instead of taken from ``runs``; a weight of 0 in ``runs`` still
-    leaves a signal out.
-    ``source_runs``: source folder name -> run weights replacing ``runs`` for that source (a fit
-    on the training split, applied to dev).
-    ``grade_fallback=False`` leaves the queries no signal covers without a target (to evaluate
-    the teacher's own view, without the labels).
     Returns ``(qid, docid) -> target`` and a report (weights, fit, coverage) for provenance.
     """
-    if not 0.0 <= label_mix <= 1.0:
-        raise ConfigError(f"label_mix must be in [0, 1], got {label_mix}")
-    if any(w < 0 for w in runs.values()) or llm_weight < 0:
-        raise ConfigError("run and LLM weights must be >= 0")
-    zs = _signal_z(sourced, runs, llm, llm_weight, run_dirs)
-    priors = {**runs, **({"llm": llm_weight} if llm is not None else {})}
-    weights = _fit_weights(sourced, zs, priors) if fit_weights else {}
-    for src_path in {src.path for _, src, _ in sourced}:
-        if (source_runs or {}).get(Path(src_path).name) and src_path not in weights:
-            weights[src_path] = source_runs[Path(src_path).name]
+    zs = _signal_z(sourced, cfg.runs, llm, cfg.llm_weight, run_dirs)
+    priors = {**cfg.runs, **({"llm": cfg.llm_weight} if llm is not None else {})}
+    weights = _fit_weights(sourced, zs, priors) if cfg.fit_weights else {}
+    for src_path in dict.fromkeys(src.path for _, src, _ in sourced):
+        if cfg.source_runs.get(Path(src_path).name) and src_path not in weights:
+            weights[src_path] = cfg.source_runs[Path(src_path).name]
+    combined, used = _combine(sourced, zs, weights, priors)
+    fits = _calibrate(sourced, combined, cfg.calibration)
+    targets = _targets(sourced, combined, fits, cfg.label_mix, cfg.grade_fallback)
+    report = {
+        "runs": dict(cfg.runs),
+        "llm_weight": cfg.llm_weight if llm is not None else 0.0,
+        "label_mix": cfg.label_mix,
+        "fit": {Path(p).name: {"slope": a, "intercept": b, "judged_pairs": n} for p, (a, b, n) in fits.items()},
+        "queries": len(sourced),
+        "queries_covered": len(combined),
+        "queries_per_signal": used,
+        **({"fitted_weights": {Path(p).name: w for p, w in weights.items()}} if cfg.fit_weights else {}),
+        "pairs": len(targets),
+    }
+    log.info("external teacher: %s", json.dumps(report))
+    return targets, report
+
+
+def _combine(sourced, zs, weights, priors) -> tuple[dict[int, np.ndarray], dict[str, int]]:
+    """Per group index: the weighted mean of its signals' z-scores (``f`` of the module docstring).
+
+    A source's weights are ``weights[path]`` where fitted or given, else ``priors``; also returns
+    how many queries each signal took part in.
+    """
     combined: dict[int, np.ndarray] = {}
     used: dict[str, int] = {}
     for gi, z in zs.items():
@@ -154,10 +172,18 @@ def combine_targets(
             used[n] = used.get(n, 0) + 1
         if names:
             combined[gi] = np.average(np.stack([z[n] for n in names]), axis=0, weights=[w[n] for n in names])
-    if calibration not in ("moments", "least_squares"):
-        raise ConfigError(f"calibration must be 'moments' or 'least_squares', got {calibration!r}")
-    fits: dict[str, tuple[float, float, int]] = {}  # source path -> (slope, intercept, judged pairs)
+    return combined, used
+
+
+def _calibrate(sourced, combined: dict[int, np.ndarray], calibration: str) -> dict[str, tuple[float, float, int]]:
+    """Source path -> ``(slope, intercept, judged pairs)`` mapping its combined score onto the grades.
+
+    ``"moments"`` fits each source on its own judged pairs; ``"least_squares"`` fits one line on
+    every source's and gives it to all of them.
+    """
     paths = list(dict.fromkeys(src.path for _, src, _ in sourced))
+    fit = _moment_fit if calibration == "moments" else _least_squares_fit
+    fits = {}
     for path in paths if calibration == "moments" else [None]:
         xs, ys = [], []
         for gi, f in combined.items():
@@ -167,10 +193,14 @@ def combine_targets(
                     if y is not None:
                         xs.append(f[j])
                         ys.append(float(y))
-        fit = _moment_fit if calibration == "moments" else _least_squares_fit
         fits[path] = fit(np.array(xs), np.array(ys), path or "all sources")
     if calibration == "least_squares":
-        fits = {p: fits[None] for p in paths}
+        return {p: fits[None] for p in paths}
+    return fits
+
+
+def _targets(sourced, combined, fits, label_mix: float, grade_fallback: bool) -> dict[tuple[str, str], float]:
+    """``(qid, docid) -> target``: the calibrated score, mixed with the grade where there is one."""
     targets: dict[tuple[str, str], float] = {}
     for gi, (g, src, _) in enumerate(sourced):
         f = combined.get(gi)
@@ -181,19 +211,7 @@ def combine_targets(
                 targets[(g.qid, d)] = label_mix * y + (1 - label_mix) * t if y is not None else t
             elif y is not None and grade_fallback:
                 targets[(g.qid, d)] = float(y)
-    report = {
-        "runs": dict(runs),
-        "llm_weight": llm_weight if llm is not None else 0.0,
-        "label_mix": label_mix,
-        "fit": {Path(p).name: {"slope": a, "intercept": b, "judged_pairs": n} for p, (a, b, n) in fits.items()},
-        "queries": len(sourced),
-        "queries_covered": len(combined),
-        "queries_per_signal": used,
-        **({"fitted_weights": {Path(p).name: w for p, w in weights.items()}} if fit_weights else {}),
-        "pairs": len(targets),
-    }
-    log.info("external teacher: %s", json.dumps(report))
-    return targets, report
+    return targets
 
 
 def _signal_z(sourced, runs, llm, llm_weight, run_dirs) -> dict[int, dict[str, np.ndarray]]:

@@ -157,18 +157,7 @@ def label(cfg: LabelConfig, *, progress=None, device: str | None = None) -> Path
             write_signal_runs(name, cfg.data, run_dirs[0], max_queries=cfg.max_queries, progress=progress)
     sourced = load_sourced(cfg.data, max_queries=cfg.max_queries)
     llm = read_scores(llm_path) if llm_path is not None else None
-    targets, report = combine_targets(
-        sourced,
-        dict(cfg.runs),
-        llm=llm,
-        llm_weight=cfg.llm_weight,
-        label_mix=cfg.label_mix,
-        grade_fallback=cfg.grade_fallback,
-        run_dirs=run_dirs,
-        calibration=cfg.calibration,
-        fit_weights=cfg.fit_weights,
-        source_runs=cfg.source_runs,
-    )
+    targets, report = combine_targets(sourced, cfg, llm=llm, run_dirs=run_dirs)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:

@@ -158,22 +158,15 @@ def train_loop(
     from accelerate.utils import set_seed
 
     accelerator = accelerator or make_accelerator(cfg)
-    if _sharded(accelerator) and (cfg.save_every or (Path(out) / "checkpoint" / "state.json").is_file()):
+    ckpt = Path(out) / "checkpoint"
+    if _sharded(accelerator) and (cfg.save_every or (ckpt / "state.json").is_file()):
         raise ConfigError(
             "train.save_every: a resumable checkpoint under FSDP / DeepSpeed would pickle the sharded "
             "optimizer state (accelerate's save_state), and nothing here is pickled; set save_every: 0 "
             "(the final model is still saved as safetensors) or train with DDP"
         )
     set_seed(cfg.seed)
-    out = Path(out)
-    ckpt = out / "checkpoint"
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
-    )
-    model, optimizer = accelerator.prepare(model, optimizer)
+    model, optimizer = accelerator.prepare(model, _adamw(model, cfg))
     start, history = 0, []
     if (ckpt / "state.json").is_file():
         start, history = _load_checkpoint(accelerator, model, optimizer, ckpt)
@@ -182,35 +175,15 @@ def train_loop(
     model.train()
     t0 = time.perf_counter()
     for step in range(start, cfg.max_steps):
-        for g in optimizer.param_groups:
-            g["lr"] = lr_at(cfg, step)
-        # Dropout masks depend on the step only, so a resumed run repeats them.
-        torch.manual_seed(cfg.seed * 1_000_003 + step * accelerator.num_processes + accelerator.process_index)
-        total = 0.0
-        for micro in range(cfg.grad_accum):
-            with accelerator.accumulate(model):
-                with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                    loss = loss_fn(model, step, micro)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            total += float(loss.detach())
-        mean = float(accelerator.reduce(torch.tensor(total / cfg.grad_accum, device=accelerator.device), "mean"))
+        mean = _step(accelerator, model, optimizer, loss_fn, cfg, step)
         history.append(mean)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{mean:.4f}")
         if cfg.log_every and (step + 1) % cfg.log_every == 0:
+            took = time.perf_counter() - t0
             log.info(
-                "%s step %d/%d loss %.4f lr %.2e (%.1fs)",
-                desc,
-                step + 1,
-                cfg.max_steps,
-                mean,
-                lr_at(cfg, step),
-                time.perf_counter() - t0,
+                "%s step %d/%d loss %.4f lr %.2e (%.1fs)", desc, step + 1, cfg.max_steps, mean, lr_at(cfg, step), took
             )
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.max_steps:
             _save_checkpoint(accelerator, model, optimizer, step + 1, ckpt, history)
@@ -218,6 +191,36 @@ def train_loop(
         bar.close()
     accelerator.wait_for_everyone()
     return accelerator.unwrap_model(model), history, accelerator
+
+
+def _adamw(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters; biases and norms (under 2 dimensions) get no weight decay."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
+
+
+def _step(accelerator, model, optimizer, loss_fn, cfg: TrainConfig, step: int) -> float:
+    """Optimizer step ``step``: ``cfg.grad_accum`` micro-batches; returns their mean loss over every process."""
+    for g in optimizer.param_groups:
+        g["lr"] = lr_at(cfg, step)
+    # Dropout masks depend on the step only, so a resumed run repeats them.
+    torch.manual_seed(cfg.seed * 1_000_003 + step * accelerator.num_processes + accelerator.process_index)
+    total = 0.0
+    for micro in range(cfg.grad_accum):
+        with accelerator.accumulate(model):
+            with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                loss = loss_fn(model, step, micro)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad()
+        total += float(loss.detach())
+    return float(accelerator.reduce(torch.tensor(total / cfg.grad_accum, device=accelerator.device), "mean"))
 
 
 def finish(accelerator, out: str | Path, history: list[float], **info: Any) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .config import RANK_LOSSES
 from .errors import ConfigError
 
 __all__ = [
@@ -130,6 +131,3 @@ def rank_loss(name: str, scores: torch.Tensor, labels: torch.Tensor, mask: torch
     if name == "mse":
         return pointwise_mse(scores, labels, mask)
     raise ConfigError(f"unknown loss {name!r}; expected one of {RANK_LOSSES}")
-
-
-RANK_LOSSES = ("pairwise", "listwise", "bce", "mse")

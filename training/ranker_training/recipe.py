@@ -74,28 +74,49 @@ def run_recipe(
     run_eval: bool = True,
     progress=None,
 ) -> dict:
-    """Run every stage of ``cfg`` into ``out`` (skipping finished ones); returns the eval results."""
-    from .cpt import train_cpt
-    from .distill import train_distill
-    from .evaluate import BASELINES, evaluate_model
-    from .label import label
-    from .loop import stage_done
-    from .teacher import train_teacher
+    """Run every stage of ``cfg`` into ``out`` (skipping finished ones); returns the eval results.
 
+    ``max_queries`` and ``max_steps`` (a quick slice) override every stage's ``max_queries`` and
+    ``train.max_steps``.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if _is_main():
         save_config(cfg, out / "recipe_config.json")
-    ov = {"max_queries": max_queries, "train_max_steps": max_steps}
+    given = {"max_queries": max_queries, "train.max_steps": max_steps}
+    ov = {k: v for k, v in given.items() if v is not None}
+    teacher_out = _train_teacher(cfg, out, ov, progress)
+    label_ov = {k: v for k, v in ov.items() if not k.startswith("train.")}  # the labeller trains nothing
+    label_cfg = _label(cfg, out, teacher_out, label_ov, progress)
+    students = _train_students(cfg, out, Path(label_cfg.out), ov, progress)
+    if not run_eval or not cfg.eval.data or not _is_main():
+        return {}
+    from .evaluate import BASELINES
 
-    teacher_cfg = apply_overrides(cfg.teacher, **ov)
+    (out / "eval").mkdir(exist_ok=True)
+    models = {b: b for b in BASELINES}
+    if cfg.eval.include_teacher:
+        models["teacher"] = (
+            str(teacher_out) if cfg.run_teacher and not label_cfg.runs else _dev_teacher(label_cfg, cfg, out)
+        )
+    models |= {n: str(p) for n, p in students.items()}
+    return _evaluate(cfg, out, models, max_queries, progress)
+
+
+def _train_teacher(cfg: RecipeConfig, out: Path, ov: dict, progress) -> Path:
+    """CPT (when ``run_cpt``), then the teacher on its output (when ``run_teacher``); the teacher's folder."""
+    from .cpt import train_cpt
+    from .loop import stage_done
+    from .teacher import train_teacher
+
+    teacher_cfg = apply_overrides(cfg.teacher, ov)
     if cfg.run_cpt:
         cpt_out = out / "cpt"
         if stage_done(cpt_out):
-            _check_unchanged(cpt_out, apply_overrides(cfg.cpt, **ov), "the CPT model")
+            _check_unchanged(cpt_out, apply_overrides(cfg.cpt, ov), "the CPT model")
             log.info("recipe: cpt done, skipping (%s)", cpt_out)
         else:
-            train_cpt(apply_overrides(cfg.cpt, **ov), cpt_out, progress=progress)
+            train_cpt(apply_overrides(cfg.cpt, ov), cpt_out, progress=progress)
         teacher_cfg = dataclasses.replace(teacher_cfg, model=str(cpt_out), gguf_file=None)
 
     teacher_out = out / "teacher"
@@ -106,19 +127,31 @@ def run_recipe(
         log.info("recipe: teacher done, skipping (%s)", teacher_out)
     else:
         train_teacher(teacher_cfg, teacher_out, progress=progress)
+    return teacher_out
 
-    scores = out / "scores.jsonl"
+
+def _label(cfg: RecipeConfig, out: Path, teacher_out: Path, ov: dict, progress):
+    """The label stage into ``out/scores.jsonl`` (resumable; recombining the runs takes seconds); its config."""
+    from .label import label
+
     label_cfg = dataclasses.replace(
-        apply_overrides(cfg.label, max_queries=max_queries),
+        apply_overrides(cfg.label, ov),
         teacher=str(teacher_out) if cfg.run_teacher else "",
-        out=str(scores),
+        out=str(out / "scores.jsonl"),
     )
-    label(label_cfg, progress=progress)  # resumable; recombining the runs takes seconds
+    label(label_cfg, progress=progress)
     _barrier()
+    return label_cfg
+
+
+def _train_students(cfg: RecipeConfig, out: Path, scores: Path, ov: dict, progress) -> dict[str, Path]:
+    """Every student of ``cfg.students`` (a hybrid one learns from ``scores``); name -> folder."""
+    from .distill import train_distill
+    from .loop import stage_done
 
     students = {}
     for name, dcfg in cfg.students.items():
-        dcfg = apply_overrides(dcfg, **ov)
+        dcfg = apply_overrides(dcfg, ov)
         if dcfg.loss == "hybrid":
             dcfg = dataclasses.replace(dcfg, teacher_scores=str(scores))
         s_out = out / "students" / name
@@ -129,17 +162,15 @@ def run_recipe(
             train_distill(dcfg, s_out, progress=progress)
             (out / "eval" / f"{name}.json").unlink(missing_ok=True)  # figures of an older model
         students[name] = s_out
+    return students
+
+
+def _evaluate(cfg: RecipeConfig, out: Path, models: dict[str, str], max_queries: int | None, progress) -> dict:
+    """Each model's metrics on ``cfg.eval``, in ``out/eval/<name>.json`` (a file already there is
+    read, not measured again) and all together in ``out/eval.json``."""
+    from .evaluate import evaluate_model
 
     results: dict = {}
-    if not run_eval or not cfg.eval.data or not _is_main():
-        return results
-    (out / "eval").mkdir(exist_ok=True)
-    models = {b: b for b in BASELINES}
-    if cfg.eval.include_teacher:
-        models["teacher"] = (
-            str(teacher_out) if cfg.run_teacher and not label_cfg.runs else _dev_teacher(label_cfg, cfg, out)
-        )
-    models |= {n: str(p) for n, p in students.items()}
     for name, model in models.items():
         path = out / "eval" / f"{name}.json"
         if path.is_file():
