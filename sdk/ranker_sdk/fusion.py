@@ -14,7 +14,7 @@ The rule (``kind = "zscore-linear"``), per query::
   scores, ``-rank``); a constant list has no spread and becomes zeros, so it adds nothing.
 - A single candidate keeps its model score unchanged (there is nothing to normalise against).
 - ``weight`` is fitted on labelled dev data when the package is built
-  (``ranker package --fit-fusion DATA_DIR``, :func:`ranker_quantize.fusion.fit_fusion`), and
+  (``ranker package --fit-fusion DIR[=SPLIT]``, :func:`ranker_quantize.fusion.fit_fusion`), and
   recorded in ``ranker.json`` beside the dev figures it was chosen on.
 - A package without a fusion rule is the identity: ``first_stage`` is validated and then
   ignored, so the call returns the model's scores unchanged.
