@@ -33,10 +33,11 @@ from pathlib import Path
 from lab import report
 from lab.build_default import DATA, ROOT, card_notes, dev_sources, headlines
 
-__all__ = ["FIT_ON", "RECORD", "fused_card", "main"]
+__all__ = ["FIT_ON", "RECORD", "fused_card", "install", "main"]
 
 RECORD = ROOT / "lab" / "default_record.json"
 RESULTS = ROOT / "lab" / "results" / "default.json"
+PARETO = ROOT / "lab" / "results" / "pareto.json"
 DEFAULT = ROOT / "sdk" / "ranker_sdk" / "default"
 # squad is left out of the fit: a fit scores every candidate of every query, and squad dev's
 # thousands of questions would cost the CPU an hour; it is evaluated on its first 300 below.
@@ -69,11 +70,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--package", default=str(DEFAULT), help="the package to refit (default: the bundled one)")
     ap.add_argument("--out", default=str(DEFAULT), help="where the refitted package goes (default: in place)")
     ap.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: one per core)")
+    ap.add_argument(
+        "--card-only",
+        action="store_true",
+        help="no refit: render the package's card again from the record and the results table (after editing them)",
+    )
     args = ap.parse_args(argv)
+    if args.card_only:
+        install(args.package, args.out)
+        return
 
     from ranker_quantize.fusion import FitOptions, refit_package
-    from ranker_quantize.package import write_package
-    from ranker_sdk.package import read_package
     from ranker_training.evaluate import evaluate_model
     from tqdm import tqdm
 
@@ -90,27 +97,45 @@ def main(argv: list[str] | None = None) -> None:
         bar.close()
         print(f"fusion: weight {fusion['weight']:g}, never below the first stage: {fusion['never_below_first_stage']}")
         fused = evaluate_model(str(refit), dev_sources(), k=10, first_stage=True)
-        loaded = read_package(refit)
-
-    record = json.loads(RECORD.read_text(encoding="utf-8"))
-    record["figures"]["fused"] = {k: v for k, v in headlines(fused).items() if k in record["figures"]["int8"]}
-    table = [r for r in json.loads(RESULTS.read_text(encoding="utf-8")) if r["model"] != "shipped_int8_fused"]
-    table += report.rows(
-        {"shipped_int8_fused": fused}, labels={"shipped_int8_fused": "**shipped, fused with the first stage**"}
-    )
-    card = fused_card(loaded.config.to_dict(), record, table)
-
-    out = Path(args.out)
-    files = {k: v for k, v in loaded.files.items() if k in ("model.onnx", "tokenizer.json")}
-    files["MODEL_CARD.md"] = card.encode("utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    write_package(out, files, loaded.config)
-    RECORD.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    RESULTS.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+        record = json.loads(RECORD.read_text(encoding="utf-8"))
+        record["figures"]["fused"] = {k: v for k, v in headlines(fused).items() if k in record["figures"]["int8"]}
+        table = [r for r in json.loads(RESULTS.read_text(encoding="utf-8")) if r["model"] != "shipped_int8_fused"]
+        label = {"shipped_int8_fused": "**shipped, fused with the first stage**"}
+        table += report.rows({"shipped_int8_fused": fused}, labels=label)
+        RECORD.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        RESULTS.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+        install(refit, args.out)
     for (data, measure), v in report.headlines(fused).items():
         print(f"  {data} {measure}: fused {v:.4f}")
-    print(f"wrote {out}, {RECORD.relative_to(ROOT)} and {RESULTS.relative_to(ROOT)}; now run python -m lab.render")
+    print(f"wrote {args.out}, {RECORD.relative_to(ROOT)} and {RESULTS.relative_to(ROOT)}; now run python -m lab.render")
+
+
+def install(package: str | Path, out: str | Path) -> None:
+    """Write ``package`` to ``out`` with its card rendered from the record and the results table."""
+    from ranker_quantize.package import write_package
+    from ranker_sdk.package import read_package
+
+    loaded = read_package(package)
+    record = json.loads(RECORD.read_text(encoding="utf-8"))
+    # The speed of record is the Pareto measurement's (the README's too), so one figure has one value.
+    speed = next(r for r in json.loads(PARETO.read_text(encoding="utf-8")) if r["package"] == "sdk/ranker_sdk/default")
+    record["speed"] = {
+        "docs_per_s": speed["docs_per_s"],
+        "peak_rss_mib": speed["peak_rss_mib"],
+        "command": "`python -m lab.benchmarks.pareto`, 1 query x 100 trec-rag24 passages, 1 thread",
+    }
+    RECORD.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    table = json.loads(RESULTS.read_text(encoding="utf-8"))
+    for row in table:
+        row["docs_per_s"] = speed["docs_per_s"] if row["model"] == "shipped_int8" else row["docs_per_s"]
+    card = fused_card(loaded.config.to_dict(), record, table)
+    files = {k: v for k, v in loaded.files.items() if k in ("model.onnx", "tokenizer.json")}
+    files["MODEL_CARD.md"] = card.encode("utf-8")
+    with tempfile.TemporaryDirectory(dir=Path(out).resolve().parent) as tmp:
+        staged = write_package(Path(tmp) / "pkg", files, loaded.config)  # whole before the old one goes
+        if Path(out).exists():
+            shutil.rmtree(out)
+        shutil.move(str(staged), str(out))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@
   label``; also in ``ranker_student.json`` under ``teacher``);
 - ``figures``: the dev headlines, ``{"int8": .., "fp32": .., "fused": .., "first_stage": ..}``,
   each ``{"data measure": value}`` from ``ranker eval --json``;
-- ``speed``: a benchmark's figures (``docs_per_s``, ``peak_rss_mb``) and the ``command`` that
+- ``speed``: a benchmark's figures (``docs_per_s``, ``peak_rss_mib`` or ``peak_rss_mb``) and the ``command`` that
   measured them;
 - ``notes``: the prose that belongs to one model and its data rather than to the template
   (``family``, ``start``, ``audience``, ``uncovered``, ``data``, ``licence``, ``limits``).
@@ -86,9 +86,10 @@ def _limits(figures: Mapping[str, Mapping[str, float]], notes: Mapping[str, str]
 
 
 def _speed(speed: Mapping[str, Any]) -> str:
-    rss = speed.get("peak_rss_mb")
+    # a benchmark reports its peak RSS in the unit it measured: MiB (2**20 bytes) or MB
+    unit, rss = ("MiB", speed["peak_rss_mib"]) if speed.get("peak_rss_mib") else ("MB", speed.get("peak_rss_mb"))
     return f"Speed ({speed['command']}): {speed['docs_per_s']:.1f} docs/s" + (
-        f", peak RSS {rss:.0f} MB." if rss else "."
+        f", peak RSS {rss:.0f} {unit}." if rss else "."
     )
 
 
@@ -102,7 +103,7 @@ class CardData:
         package: the package's ``ranker.json``.
         teacher: the teacher report (``scores.json``).
         figures: the dev headlines ``{"int8": .., "fp32": .., "fused": .., "first_stage": ..}``.
-        speed: ``docs_per_s``, ``peak_rss_mb`` (optional) and the ``command`` that measured them.
+        speed: ``docs_per_s``, ``peak_rss_mib`` or ``peak_rss_mb`` (optional) and the ``command`` that measured them.
         notes: the prose fields of :data:`NOTE_KEYS`.
         how: Markdown: how the run was made.
         results_table: the Markdown table of dev results.
@@ -216,7 +217,7 @@ def _package_fields(package: Mapping[str, Any]) -> dict[str, Any]:
         "fidelity_data": str(fid.get("data", "")).replace("/", " "),
         "spearman": fid.get("spearman", {}).get("mean"),
         "overlap": fid.get("top10_overlap", {}).get("mean"),
-        "fusion_weight": fus.get("weight"),
+        "fusion_weight": f"{fus['weight']:g}" if isinstance(fus.get("weight"), (int, float)) else fus.get("weight"),
         "fusion_fitted_on": ", ".join(fus.get("fitted_on") or ["-"]),
         "fusion_rule": _fusion_rule(fus),
         "query_max_tokens": package["query_max_tokens"],
