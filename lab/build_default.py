@@ -5,8 +5,9 @@
 1. Picks the student (``auto``: of the hybrid-loss students evaluated in ``RUN/eval``, the best
    mean of the three dev headlines: trec-dl nDCG@10 (trec_eval), trec-rag24 nDCG@10, wikiqa MAP).
 2. Packages it with ``ranker package``'s defaults (``RUN/package``): ONNX, graph optimization, INT8,
-   verified against fp32 on trec-rag24 dev; the first-stage fusion weight fitted on the trec-rag24
-   and trec-dl dev queries (the two sets whose candidate order is a real first stage; ``--fusion``).
+   verified against fp32 on the dev sets pooled; the first-stage fusion weight fitted max-min on
+   trec-rag24 dev, trec-dl DL21 and wikiqa dev (fused at or above each set's first stage where one
+   weight can do that; ``--fusion``), as ``python -m lab.default_fusion`` refits it.
 3. Evaluates the package on every dev set, alone and fused with the first stage
    (``RUN/eval/shipped_int8*.json``), and does not ship a student whose INT8 package costs more
    than half a point of any headline against its fp32 figures (unless ``--force``): with
@@ -204,7 +205,7 @@ def main() -> None:
         action="append",
         default=None,
         metavar="DIR=SPLIT",
-        help="fit the fusion rule on these dev sets (default: trec-rag24=dev and trec-dl=train:dl21-)",
+        help="fit the fusion rule on these dev sets (default: trec-rag24=dev, trec-dl=train:dl21-, wikiqa=dev)",
     )
     ap.add_argument(
         "--results",
