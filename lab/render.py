@@ -46,7 +46,10 @@ SOURCES = {
     "bench_openvino_default.json": "python -m lab.benchmarks.bench_openvino --package sdk/ranker_sdk/default"
     " --threads 1 2 --repeats 5 --json lab/results/bench_openvino_default.json",
     "recipe_cpu.json": "bash scripts/train_default.sh (ranker train recipe --config configs/recipe-cpu.yaml"
-    " --out runs/cpu19), then python -m lab.report --run runs/cpu19 --out lab/results/recipe_cpu.json",
+    " --out runs/cpu19); the WiSE-FT merges (ranker train merge --tuned runs/cpu19/students/hybrid_labels"
+    " --alpha 0.5 or 0.7 --out runs/cpu19/students/hybrid_labels_wise05 or _wise07), each evaluated on the four dev"
+    " sets (ranker eval --model DIR --json) into runs/cpu19/eval/NAME.json;"
+    " then python -m lab.report --run runs/cpu19 --out lab/results/recipe_cpu.json",
     "signals.json": "python -m lab.signals --signals runs/signals --out lab/results/signals.json",
     "speed_by_length.json": "python -m lab.benchmarks.bench_lengths --model cross-encoder=M/ce=P/ce-512"
     " --model segmented=M/seg=P/seg-512 --lengths 64 128 256 512 --threads 1 2 --docs 16 --rounds 3"
