@@ -50,7 +50,9 @@ SOURCES = {
     " --alpha 0.5 or 0.7 --out runs/cpu19/students/hybrid_labels_wise05 or _wise07), each evaluated on the four dev"
     " sets (ranker eval --model DIR --json) into runs/cpu19/eval/NAME.json;"
     " then python -m lab.report --run runs/cpu19 --out lab/results/recipe_cpu.json",
-    "signals.json": "python -m lab.signals --signals runs/signals --out lab/results/signals.json",
+    "signals.json": "python -m lab.signals --signals runs/signals --compute SPLADE --out lab/results/signals.json,"
+    " then on another machine python -m lab.signals --signals runs/signals --compute BI_ENCODER --keep-recorded"
+    " --out lab/results/signals.json",
     "speed_by_length.json": "python -m lab.benchmarks.bench_lengths --model cross-encoder=M/ce=P/ce-512"
     " --model segmented=M/seg=P/seg-512 --lengths 64 128 256 512 --threads 1 2 --docs 16 --rounds 3"
     " --json lab/results/speed_by_length.json",

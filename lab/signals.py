@@ -1,6 +1,6 @@
 """Every teacher signal alone on every dev set, beside the random, BM25 and first-stage orders.
 
-    python -m lab.signals --signals runs/signals --out lab/results/signals.json [--compute SPLADE ...]
+    python -m lab.signals --signals runs/signals --out lab/results/signals.json [--compute SPLADE ...] [--keep-recorded]
 
 A signal is a TREC run: the ones a collection ships (``<data>/runs/*.run``: trec-dl's RepLLaMA-7B,
 SPLADE++, TAS-B, ada-002, BM25) and the ones :mod:`ranker_training.signals` writes
@@ -66,10 +66,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--signals", default="runs/signals", help="folder of computed signal runs")
     ap.add_argument("--compute", nargs="*", default=[], help="signals to compute on the dev sets first")
     ap.add_argument("--out", default="lab/results/signals.json")
+    ap.add_argument(
+        "--keep-recorded",
+        action="store_true",
+        help="a signal of --out whose runs are not in --signals (computed on another machine) keeps its recorded "
+        "figures on the sets it has no run for; without it, the file holds only what is measured now",
+    )
     args = ap.parse_args(argv)
     for name in args.compute:
-        write_signal_runs(name, dev_sources(), args.signals)
+        write_signal_runs(name, dev_sources(), args.signals, threads=2, chunk=256)
     results = measure(Path(args.signals))
+    if args.keep_recorded and Path(args.out).is_file():
+        recorded = json.loads(Path(args.out).read_text(encoding="utf-8"))
+        for model, sets in recorded.items():
+            results[model] = sets | results.get(model, {})
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
 

@@ -109,6 +109,7 @@ def test_numbers_out_of_range_are_refused_when_the_config_is_read(tmp_path):
         (C.DistillConfig, "title_augment: 1.5", r"DistillConfig\.title_augment must be in \[0\.0, 1\.0\], got 1\.5"),
         (C.DistillConfig, "num_layers: 0", r"DistillConfig\.num_layers must be >= 1, got 0"),
         (C.DistillConfig, "data: [{path: d, weight: -1}]", r"DataSource\.weight must be >= 0, got -1\.0"),
+        (C.DistillConfig, "data: [{path: d, max_queries: 0}]", r"DataSource\.max_queries must be >= 1, got 0"),
         (C.LabelConfig, "label_mix: 1.5", r"LabelConfig\.label_mix must be in \[0\.0, 1\.0\], got 1\.5"),
         (C.LabelConfig, "runs: {BM25: -1}", r"LabelConfig: run and LLM weights must be >= 0"),
         (C.LabelConfig, "llm_weight: -0.5", r"LabelConfig: run and LLM weights must be >= 0"),

@@ -89,6 +89,7 @@ class DataSource:
 
     def __post_init__(self) -> None:
         _in_range(self, "weight", 0)
+        _in_range(self, "max_queries", 1)  # 0 would silently train or measure on nothing
 
 
 def _in_range(cfg: Any, name: str, low: float, high: float | None = None, *, strict: bool = False) -> None:
