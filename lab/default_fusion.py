@@ -31,17 +31,14 @@ import tempfile
 from pathlib import Path
 
 from lab import report
-from lab.build_default import DATA, ROOT, card_notes, dev_sources, headlines
+from lab.build_default import FUSION_DATA, ROOT, card_notes, dev_sources, headlines
+from lab.render import default_speed
 
-__all__ = ["FIT_ON", "RECORD", "fused_card", "install", "main"]
+__all__ = ["RECORD", "fused_card", "install", "main"]
 
 RECORD = ROOT / "lab" / "default_record.json"
 RESULTS = ROOT / "lab" / "results" / "default.json"
-PARETO = ROOT / "lab" / "results" / "pareto.json"
 DEFAULT = ROOT / "sdk" / "ranker_sdk" / "default"
-# squad is left out of the fit: a fit scores every candidate of every query, and squad dev's
-# thousands of questions would cost the CPU an hour; it is evaluated on its first 300 below.
-FIT_ON = ((str(DATA / "trec-rag24"), "dev"), (str(DATA / "trec-dl"), "train:dl21-"), (str(DATA / "wikiqa"), "dev"))
 # The columns the card's table shows: those the shipped default was evaluated on alone.
 CARD_COLUMNS = ("dl_ndcg10_trec", "rag_ndcg10", "rag_pnr", "wikiqa_map", "wikiqa_mrr")
 
@@ -89,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         refit, fusion = refit_package(
             args.package,
             Path(tmp) / "refit",
-            FIT_ON,
+            FUSION_DATA,
             FitOptions(objective="maxmin", unjudged="irrelevant"),
             threads=args.threads,
             progress=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n)),
@@ -118,7 +115,7 @@ def install(package: str | Path, out: str | Path) -> None:
     loaded = read_package(package)
     record = json.loads(RECORD.read_text(encoding="utf-8"))
     # The speed of record is the Pareto measurement's (the README's too), so one figure has one value.
-    speed = next(r for r in json.loads(PARETO.read_text(encoding="utf-8")) if r["package"] == "sdk/ranker_sdk/default")
+    speed = default_speed()
     record["speed"] = {
         "docs_per_s": speed["docs_per_s"],
         "peak_rss_mib": speed["peak_rss_mib"],
@@ -127,7 +124,8 @@ def install(package: str | Path, out: str | Path) -> None:
     RECORD.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     table = json.loads(RESULTS.read_text(encoding="utf-8"))
     for row in table:
-        row["docs_per_s"] = speed["docs_per_s"] if row["model"] == "shipped_int8" else row["docs_per_s"]
+        if row["model"] == "shipped_int8":
+            row["docs_per_s"] = speed["docs_per_s"]
     card = fused_card(loaded.config.to_dict(), record, table)
     files = {k: v for k, v in loaded.files.items() if k in ("model.onnx", "tokenizer.json")}
     files["MODEL_CARD.md"] = card.encode("utf-8")

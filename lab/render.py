@@ -27,7 +27,15 @@ from pathlib import Path
 from lab.benchmarks.render_speed_by_length import readme_sentence, with_section
 from lab.report import COLUMNS
 
-__all__ = ["SOURCES", "README_ROWS", "render_readme_block", "render_results_page", "renderings", "main"]
+__all__ = [
+    "SOURCES",
+    "README_ROWS",
+    "default_speed",
+    "render_readme_block",
+    "render_results_page",
+    "renderings",
+    "main",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "lab" / "results"
@@ -144,14 +152,14 @@ def _signals() -> str:
     return _table(["signal alone", *(HEADERS[k] for k, *_ in SIGNAL_COLUMNS)], body)
 
 
-def _default_speed() -> dict:
+def default_speed() -> dict:
     """The default package's row of the Pareto measurement: its docs/s, peak RSS and size of record."""
     return next(r for r in _load("pareto.json") if r["package"] == "sdk/ranker_sdk/default")
 
 
 def render_readme_block() -> str:
     """The README's results table and the default's speed line, markers included."""
-    d = _default_speed()
+    d = default_speed()
     speed = (
         f"The default package scores {d['docs_per_s']:.1f} docs/s on one thread (1 query x 100 trec-rag24"
         f" passages, at most 160 tokens a pair) with a peak RSS of {d['peak_rss_mib']:.0f} MiB; its model.onnx is"
