@@ -126,6 +126,7 @@ def install(package: str | Path, out: str | Path) -> None:
     for row in table:
         if row["model"] == "shipped_int8":
             row["docs_per_s"] = speed["docs_per_s"]
+    RESULTS.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
     card = fused_card(loaded.config.to_dict(), record, table)
     files = {k: v for k, v in loaded.files.items() if k in ("model.onnx", "tokenizer.json")}
     files["MODEL_CARD.md"] = card.encode("utf-8")

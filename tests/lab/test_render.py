@@ -61,3 +61,13 @@ def test_a_readme_without_markers_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(render, "ROOT", tmp_path)
     with pytest.raises(ValueError, match="markers"):
         render.renderings()
+
+
+def test_the_default_speed_has_one_value_everywhere():
+    """The Pareto measurement is the speed of record: the card's record and the results table copy it."""
+    speed = render.default_speed()
+    record = json.loads((render.ROOT / "lab" / "default_record.json").read_text())["speed"]
+    table = json.loads((render.RESULTS / "default.json").read_text())
+    shipped = next(r for r in table if r["model"] == "shipped_int8")
+    assert record["docs_per_s"] == speed["docs_per_s"] == shipped["docs_per_s"]
+    assert record["peak_rss_mib"] == speed["peak_rss_mib"]

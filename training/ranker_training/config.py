@@ -169,6 +169,13 @@ class LoraSettings:
     dropout: float = 0.05
     target_modules: tuple[str, ...] = ("all-linear",)
 
+    def __post_init__(self) -> None:
+        _in_range(self, "r", 1)
+        _in_range(self, "alpha", 0, strict=True)
+        _in_range(self, "dropout", 0.0, 1.0)
+        if self.dropout == 1.0:
+            raise ConfigError("LoraSettings.dropout must be < 1, got 1.0 (every adapter input would be dropped)")
+
 
 @dataclass(frozen=True)
 class CPTConfig:
@@ -264,6 +271,9 @@ class LabelConfig:
             raise ConfigError(
                 f"LabelConfig: run and LLM weights must be >= 0, got runs={self.runs} llm_weight={self.llm_weight}"
             )
+        negative = {src: w for src, w in self.source_runs.items() if any(v < 0 for v in w.values())}
+        if negative:
+            raise ConfigError(f"LabelConfig.source_runs: run weights must be >= 0, got {negative}")
         _one_of(self, "calibration", ("moments", "least_squares"))
         _in_range(self, "batch_size", 1)
         if not 0 <= self.shard < self.num_shards:
