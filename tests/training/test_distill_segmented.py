@@ -77,3 +77,34 @@ def test_segmented_distillation_learns_and_packages(tiny_bert_dir, wikiqa, tmp_p
     scorer = load_scorer(str(out))
     for g in groups[:3]:
         np.testing.assert_allclose(ranker.score(g.query, list(g.docs)), scorer(g), atol=1e-4, rtol=1e-4)
+
+
+def test_freeze_layers_trains_only_the_top_of_the_stack(tiny_bert_dir, wikiqa, tmp_path):
+    """With freeze_layers 1 the embeddings and layer 0 leave training as they came; the rest moves."""
+    import torch
+    from ranker_eval.beir import load_groups
+    from ranker_training.distill import freeze_layers
+
+    with pytest.raises(ConfigError, match="freeze_layers must be at most"):
+        freeze_layers(load_segmented(tiny_bert_dir), 5)
+    groups = load_groups(wikiqa, "dev", max_queries=4)
+    _teacher_file(groups, tmp_path / "scores.jsonl")
+    cfg = DistillConfig(
+        student=str(tiny_bert_dir),
+        architecture="segmented",
+        freeze_layers=1,
+        teacher_scores=str(tmp_path / "scores.jsonl"),
+        max_length=64,
+        query_max_tokens=16,
+        data=(DataSource(str(wikiqa), "dev"),),
+        max_queries=4,
+        group=GroupConfig(size=4),
+        train=TrainConfig(lr=1e-2, batch_size=2, max_steps=5, warmup_ratio=0.0, log_every=0),
+    )
+    out = train_distill(cfg, tmp_path / "student")
+    start, tuned = load_segmented(tiny_bert_dir).bert, load_segmented(out).bert
+    assert json.loads((out / STUDENT_META).read_text())["freeze_layers"] == 1
+    for name, p in start.named_parameters():
+        same = torch.equal(p, dict(tuned.named_parameters())[name])
+        frozen = name.startswith(("embeddings.", "encoder.layer.0."))
+        assert same == frozen, name

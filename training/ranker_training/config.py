@@ -306,6 +306,8 @@ class DistillConfig:
     architecture: str = "cross"
     # keep only the first N transformer layers of the student (None: all of them)
     num_layers: int | None = None
+    # freeze the embeddings and the first N transformer layers (0: train every weight)
+    freeze_layers: int = 0
     teacher_scores: str | None = None
     loss: str = "hybrid"
     alpha: float = 1.0
@@ -331,6 +333,7 @@ class DistillConfig:
         _one_of(self, "architecture", ("cross", "segmented"))  # ranker_models.segmented.ARCHITECTURE
         _one_of(self, "teacher_scale", ("global", "query", "none"))
         _in_range(self, "num_layers", 1)  # the upper bound is the student's depth, checked when it loads
+        _in_range(self, "freeze_layers", 0)
         _in_range(self, "title_augment", 0.0, 1.0)
 
 

@@ -210,6 +210,26 @@ def drop_layers(model, num_layers: int) -> None:
         model.config.num_hidden_layers = num_layers
 
 
+def freeze_layers(model, num_frozen: int) -> None:
+    """Freeze the embeddings and the first ``num_frozen`` transformer layers of a BERT-family ``model``.
+
+    Why: with a few hundred judged queries, fine-tuning every weight moves the bottom of the stack
+    away from what the encoder learnt on far more data; training only the top layers (and the
+    score head) keeps the lower representations as they were. 0 trains every weight.
+    """
+    if num_frozen == 0:
+        return
+    bert = getattr(model, "bert", None) or getattr(model, model.base_model_prefix, None)
+    layers = getattr(getattr(bert, "encoder", None), "layer", None)
+    if layers is None:
+        raise ConfigError("freeze_layers: the student is not a BERT-family encoder with encoder.layer")
+    if num_frozen > len(layers):
+        raise ConfigError(f"freeze_layers must be at most the student's {len(layers)} layers, got {num_frozen}")
+    for module in [bert.embeddings, *layers[:num_frozen]]:
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+
 class _HybridObjective:
     """``loss="hybrid"``: DisRanker's loss on the scaled teacher scores (module docstring).
 
@@ -351,7 +371,7 @@ def train_distill(cfg: DistillConfig, out: str | Path, *, progress=None) -> Path
 
 
 def _build_student(cfg: DistillConfig, student_path: str, encoder: StudentEncoder, objective):
-    """The student to train: loaded, cut to ``num_layers``, a bare segmented encoder's head fitted."""
+    """The student to train: loaded, cut to ``num_layers``, its bottom frozen, a bare segmented encoder's head fitted."""
     import torch
     from ranker_models.segmented import is_segmented
 
@@ -359,6 +379,7 @@ def _build_student(cfg: DistillConfig, student_path: str, encoder: StudentEncode
     model = load_student(student_path, architecture=cfg.architecture)
     if cfg.num_layers is not None:
         drop_layers(model, cfg.num_layers)
+    freeze_layers(model, cfg.freeze_layers)
     if cfg.architecture == "segmented" and not is_segmented(student_path):  # a bare encoder: fit its head
         _fit_segmented_head(model, encoder, objective, cfg.train.seed)
     return model
@@ -434,6 +455,7 @@ def _save_student(model, cfg: DistillConfig, out: Path, student_path: str, encod
     meta.update(
         architecture=cfg.architecture,
         num_layers=cfg.num_layers,
+        freeze_layers=cfg.freeze_layers,
         base_model=cfg.student,
         loss=cfg.loss,
         alpha=cfg.alpha,
