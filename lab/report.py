@@ -140,6 +140,10 @@ LABELS = {
     "hybrid_labels": "student: hybrid + labels (fp32)",
     "hybrid_labels_wise05": "that student, WiSE-FT: 0.5 x its weights + 0.5 x the bi-encoder as it ships (fp32)",
     "hybrid_labels_wise07": "that student, WiSE-FT: 0.7 x its weights + 0.3 x the bi-encoder as it ships (fp32)",
+    "hybrid_labels_freeze3": "student: hybrid + labels, embeddings and layers 1-3 frozen (fp32)",
+    "hybrid_labels_freeze5": "student: hybrid + labels, embeddings and layers 1-5 frozen (fp32)",
+    "trec_dl_only": "student on trec-dl alone: hybrid + labels, 300 steps (fp32)",
+    "trec_dl_only_margin": "student on trec-dl alone: margin-MSE on per-query z-scores, 300 steps (fp32)",
 }
 
 

@@ -249,3 +249,15 @@ def test_two_cpu_processes_under_torchrun(tmp_path, tiny_llama_dir):
     assert state["done"] and state["num_processes"] == 2 and len(state["losses"]) == 4
     assert not (tmp_path / "t" / "checkpoint").exists()
     assert (tmp_path / "t" / "head.safetensors").is_file()
+
+
+def test_eval_with_positive_keeps_answerable_questions_before_the_first_n(wikiqa, capsys):
+    """squad's dev headline counts the first 300 answerable questions: --with-positive filters, then takes N."""
+    def run(*extra):
+        argv = ["eval", "--model", "bm25", "--data", str(wikiqa), "--split", "dev", "--max-queries", "20", "--json"]
+        assert main([*argv, *extra]) == 0
+        return json.loads(capsys.readouterr().out)["sources"][0]
+
+    plain, answerable = run(), run("--with-positive")
+    assert plain["queries"] + plain["skipped"] == 20 and plain["skipped"] > 0
+    assert answerable["queries"] == 20 and answerable["skipped"] == 0

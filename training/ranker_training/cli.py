@@ -51,7 +51,7 @@ def _sources(args):
         parsed = parse_source(p, args.split)
         if parsed is None:
             raise ConfigError(f"--data {p!r}: expected DIR or DIR=SPLIT (a BEIR folder or a click-log .jsonl)")
-        out.append(DataSource(path=parsed[0], split=parsed[1]))
+        out.append(DataSource(path=parsed[0], split=parsed[1], with_positive=getattr(args, "with_positive", False)))
     return tuple(out)
 
 
@@ -360,6 +360,11 @@ _EVAL = [
     ),
     _opt("--k", type=_positive_int, default=10, help="nDCG cut-off (default: 10)"),
     _opt("--max-queries", type=_positive_int, help="first N queries of each source"),
+    _opt(
+        "--with-positive",
+        action="store_true",
+        help="keep only queries with a relevant candidate, before --max-queries (squad dev: its answerable questions)",
+    ),
     _opt("--batch-size", type=_positive_int, default=32, help="pairs per forward pass"),
     _opt(
         "--first-stage",
