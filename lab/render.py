@@ -61,6 +61,7 @@ SOURCES = {
     " then python -m lab.report --run runs/cpu19 --out lab/results/recipe_cpu.json",
     "signals.json": "python -m lab.signals --signals runs/signals --compute SPLADE --out lab/results/signals.json,"
     " then on another machine python -m lab.signals --signals runs/signals --compute BI_ENCODER --keep-recorded"
+    " --out lab/results/signals.json; then python -m lab.signals --signals runs/signals --compute E5 --keep-recorded"
     " --out lab/results/signals.json",
     "speed_by_length.json": "python -m lab.benchmarks.bench_lengths --model cross-encoder=M/ce=P/ce-512"
     " --model segmented=M/seg=P/seg-512 --lengths 64 128 256 512 --threads 1 2 --docs 16 --rounds 3"
