@@ -132,7 +132,10 @@ class QuantizeOptions:
                 "activations use 'rows' (int8 with a scale per row) or 'fp32'"
             )
         if self.smooth is not None and not (isinstance(self.smooth, (int, float)) and 0.0 < self.smooth < 1.0):
-            raise InputError(f"smooth must be None or an alpha strictly between 0 and 1, got {self.smooth!r}")
+            raise InputError(
+                f"smooth must be an alpha strictly between 0 and 1, or none (None in Python) to switch it off,"
+                f" got {self.smooth!r}"
+            )
         positive_int("calibration_pairs", self.calibration_pairs)
 
     @property

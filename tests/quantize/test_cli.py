@@ -262,7 +262,10 @@ def test_package_refuses_bad_input_in_one_line(case, tmp_path, capsys):
 SET_CASES = {
     "unknown key": ("smoth=0.5", ["--set smoth: unknown key; the keys are activations, embeddings,", "opset"]),
     "not a number": ("smooth=high", ["--set smooth: expected float, got 'high'"]),
-    "out of range": ("smooth=2", ["smooth must be None or an alpha strictly between 0 and 1, got 2.0"]),
+    "out of range": (
+        "smooth=2",
+        ["smooth must be an alpha strictly between 0 and 1, or none (None in Python) to switch it off, got 2.0"],
+    ),
     "not a yes/no": ("reduce_range=yes", ["--set reduce_range: expected true/false, got 'yes'"]),
     "not a choice": ("embeddings=int4", ["embeddings must be one of rows, tensor, fp32; got 'int4'"]),
     "not a count": ("max_queries=0", ["max_queries must be a positive integer, got 0"]),

@@ -253,6 +253,7 @@ def test_two_cpu_processes_under_torchrun(tmp_path, tiny_llama_dir):
 
 def test_eval_with_positive_keeps_answerable_questions_before_the_first_n(wikiqa, capsys):
     """squad's dev headline counts the first 300 answerable questions: --with-positive filters, then takes N."""
+
     def run(*extra):
         argv = ["eval", "--model", "bm25", "--data", str(wikiqa), "--split", "dev", "--max-queries", "20", "--json"]
         assert main([*argv, *extra]) == 0
