@@ -14,6 +14,27 @@ from ranker_training.distill import STUDENT_META, drop_layers, load_student, tra
 from .test_distill import _hybrid_loss_over, _teacher_file
 
 
+def _segmented_config(tiny_bert_dir, wikiqa, tmp_path, queries: int, train: TrainConfig):
+    """The first ``queries`` wikiqa dev questions, a teacher file over them in ``tmp_path``, and a
+    small segmented student's config (groups of ``queries`` candidates) to distil them with."""
+    from ranker_eval.beir import load_groups
+
+    groups = load_groups(wikiqa, "dev", max_queries=queries)
+    _teacher_file(groups, tmp_path / "scores.jsonl")
+    cfg = DistillConfig(
+        student=str(tiny_bert_dir),
+        architecture="segmented",
+        teacher_scores=str(tmp_path / "scores.jsonl"),
+        max_length=64,
+        query_max_tokens=16,
+        data=(DataSource(str(wikiqa), "dev"),),
+        max_queries=queries,
+        group=GroupConfig(size=queries),
+        train=replace(train, log_every=0),
+    )
+    return groups, cfg
+
+
 def test_drop_layers_keeps_the_bottom_of_the_stack(tiny_bert_dir):
     import torch
 
@@ -33,25 +54,14 @@ def test_drop_layers_keeps_the_bottom_of_the_stack(tiny_bert_dir):
 
 def test_segmented_distillation_learns_and_packages(tiny_bert_dir, wikiqa, tmp_path):
     """Hybrid distillation of a segmented student lowers its loss, and the package scores like torch."""
-    from ranker_eval.beir import load_groups
     from ranker_quantize import PackageOptions, VerifyOptions, build_package
     from ranker_sdk import Ranker
     from ranker_training.distill import scale_teacher_scores
     from ranker_training.evaluate import load_scorer
     from ranker_training.label import read_scores
 
-    groups = load_groups(wikiqa, "dev", max_queries=6)
-    _teacher_file(groups, tmp_path / "scores.jsonl")
-    cfg = DistillConfig(
-        student=str(tiny_bert_dir),
-        architecture="segmented",
-        teacher_scores=str(tmp_path / "scores.jsonl"),
-        max_length=64,
-        query_max_tokens=16,
-        data=(DataSource(str(wikiqa), "dev"),),
-        max_queries=6,
-        group=GroupConfig(size=6),
-        train=TrainConfig(lr=2e-3, batch_size=3, max_steps=80, warmup_ratio=0.0, log_every=0),
+    groups, cfg = _segmented_config(
+        tiny_bert_dir, wikiqa, tmp_path, 6, TrainConfig(lr=2e-3, batch_size=3, max_steps=80, warmup_ratio=0.0)
     )
     out = train_distill(cfg, tmp_path / "student")
     assert is_segmented(out)
@@ -82,25 +92,14 @@ def test_segmented_distillation_learns_and_packages(tiny_bert_dir, wikiqa, tmp_p
 def test_freeze_layers_trains_only_the_top_of_the_stack(tiny_bert_dir, wikiqa, tmp_path):
     """With freeze_layers 1 the embeddings and layer 0 leave training as they came; the rest moves."""
     import torch
-    from ranker_eval.beir import load_groups
     from ranker_training.distill import freeze_layers
 
     with pytest.raises(ConfigError, match="freeze_layers must be at most"):
         freeze_layers(load_segmented(tiny_bert_dir), 5)
-    groups = load_groups(wikiqa, "dev", max_queries=4)
-    _teacher_file(groups, tmp_path / "scores.jsonl")
-    cfg = DistillConfig(
-        student=str(tiny_bert_dir),
-        architecture="segmented",
-        freeze_layers=1,
-        teacher_scores=str(tmp_path / "scores.jsonl"),
-        max_length=64,
-        query_max_tokens=16,
-        data=(DataSource(str(wikiqa), "dev"),),
-        max_queries=4,
-        group=GroupConfig(size=4),
-        train=TrainConfig(lr=1e-2, batch_size=2, max_steps=5, warmup_ratio=0.0, log_every=0),
+    _, cfg = _segmented_config(
+        tiny_bert_dir, wikiqa, tmp_path, 4, TrainConfig(lr=1e-2, batch_size=2, max_steps=5, warmup_ratio=0.0)
     )
+    cfg = replace(cfg, freeze_layers=1)
     out = train_distill(cfg, tmp_path / "student")
     start, tuned = load_segmented(tiny_bert_dir).bert, load_segmented(out).bert
     assert json.loads((out / STUDENT_META).read_text())["freeze_layers"] == 1

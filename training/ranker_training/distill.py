@@ -192,16 +192,23 @@ def load_student(path: str, *, num_labels: int = 1, architecture: str | None = N
     return model
 
 
+def _encoder_layers(model, setting: str):
+    """The BERT-family encoder inside ``model`` and its ``encoder.layer`` list; ``setting`` names the
+    config field that needs them in the error."""
+    bert = getattr(model, "bert", None) or getattr(model, model.base_model_prefix, None)
+    layers = getattr(getattr(bert, "encoder", None), "layer", None)
+    if layers is None:
+        raise ConfigError(f"{setting}: the student is not a BERT-family encoder with encoder.layer")
+    return bert, layers
+
+
 def drop_layers(model, num_layers: int) -> None:
     """Keep the first ``num_layers`` transformer layers of a BERT-family ``model`` (in place).
 
     A layer-dropped student starts from the bottom of the full one: its embeddings and first
     layers are the pretrained ones, and distillation teaches the shortened stack to rank.
     """
-    bert = getattr(model, "bert", None) or getattr(model, model.base_model_prefix, None)
-    layers = getattr(getattr(bert, "encoder", None), "layer", None)
-    if layers is None:
-        raise ConfigError("num_layers: the student is not a BERT-family encoder with encoder.layer")
+    bert, layers = _encoder_layers(model, "num_layers")
     if not 1 <= num_layers <= len(layers):
         raise ConfigError(f"num_layers must be between 1 and {len(layers)}, got {num_layers}")
     del layers[num_layers:]
@@ -219,10 +226,7 @@ def freeze_layers(model, num_frozen: int) -> None:
     """
     if num_frozen == 0:
         return
-    bert = getattr(model, "bert", None) or getattr(model, model.base_model_prefix, None)
-    layers = getattr(getattr(bert, "encoder", None), "layer", None)
-    if layers is None:
-        raise ConfigError("freeze_layers: the student is not a BERT-family encoder with encoder.layer")
+    bert, layers = _encoder_layers(model, "freeze_layers")
     if num_frozen > len(layers):
         raise ConfigError(f"freeze_layers must be at most the student's {len(layers)} layers, got {num_frozen}")
     for module in [bert.embeddings, *layers[:num_frozen]]:
