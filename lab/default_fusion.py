@@ -99,21 +99,21 @@ def main(argv: list[str] | None = None) -> None:
         table = [r for r in json.loads(RESULTS.read_text(encoding="utf-8")) if r["model"] != "shipped_int8_fused"]
         label = {"shipped_int8_fused": "**shipped, fused with the first stage**"}
         table += report.rows({"shipped_int8_fused": fused}, labels=label)
-        RECORD.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        RESULTS.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
-        install(refit, args.out)
+        install(refit, args.out, record, table)
     for (data, measure), v in report.headlines(fused).items():
         print(f"  {data} {measure}: fused {v:.4f}")
     print(f"wrote {args.out}, {RECORD.relative_to(ROOT)} and {RESULTS.relative_to(ROOT)}; now run python -m lab.render")
 
 
-def install(package: str | Path, out: str | Path) -> None:
-    """Write ``package`` to ``out`` with its card rendered from the record and the results table."""
+def install(package: str | Path, out: str | Path, record: dict | None = None, table: list | None = None) -> None:
+    """Write ``package`` to ``out`` with its card rendered from the record and the results table
+    (``record`` / ``table``: their new contents; None reads them as they are), and write both back."""
     from ranker_quantize.package import write_package
     from ranker_sdk.package import read_package
 
     loaded = read_package(package)
-    record = json.loads(RECORD.read_text(encoding="utf-8"))
+    record = record if record is not None else json.loads(RECORD.read_text(encoding="utf-8"))
+    table = table if table is not None else json.loads(RESULTS.read_text(encoding="utf-8"))
     # The speed of record is the Pareto measurement's (the README's too), so one figure has one value.
     speed = default_speed()
     record["speed"] = {
@@ -122,7 +122,6 @@ def install(package: str | Path, out: str | Path) -> None:
         "command": "`python -m lab.benchmarks.pareto`, 1 query x 100 trec-rag24 passages, 1 thread",
     }
     RECORD.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    table = json.loads(RESULTS.read_text(encoding="utf-8"))
     for row in table:
         if row["model"] == "shipped_int8":
             row["docs_per_s"] = speed["docs_per_s"]
