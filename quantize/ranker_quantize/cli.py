@@ -279,9 +279,6 @@ def _cmd_fusion(args: argparse.Namespace) -> int:
     from .fusion import FitOptions, check_fusion_data, refit_package
 
     _setup_logging(False)
-    if args.threads is not None and args.threads < 1:
-        print(f"error: --threads must be a positive integer, got {args.threads}", file=sys.stderr)
-        return 2
     sources = []
     for spec in args.data:
         parsed = parse_source(spec, args.split)

@@ -300,7 +300,7 @@ FUSION_CASES = {
     "no such split": (["--data", "{data}=nosplit", "--out", "{tmp}/o"], ["no qrels/nosplit.tsv"]),
     "empty split": (["--data", "{data}=", "--out", "{tmp}/o"], ["expected DIR or DIR=SPLIT"]),
     "no data": (["--out", "{tmp}/o"], ["--data"]),
-    "zero threads": (["--data", "{data}", "--out", "{tmp}/o", "--threads", "0"], ["--threads must be a positive"]),
+    "zero threads": (["--data", "{data}", "--out", "{tmp}/o", "--threads", "0"], ["threads must be a positive int"]),
     "not a package": (["--package", "{tmp}/nopkg", "--data", "{data}", "--out", "{tmp}/o"], ["nopkg"]),
 }
 
