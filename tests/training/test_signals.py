@@ -84,11 +84,33 @@ def test_runs_cover_every_candidate_and_resume_without_repeating_work(tmp_path, 
     assert read_run_scores(path) == run
 
 
+def test_label_scores_a_signal_only_on_the_sources_it_names(tmp_path, monkeypatch):
+    from ranker_training.label import label
+
+    calls: list[int] = []
+    monkeypatch.setitem(signals.SIGNALS, "BOW", counting(calls))
+    data = (DataSource(str(beir(tmp_path / "named")), "dev"), DataSource(str(beir(tmp_path / "other")), "dev"))
+    cfg = LabelConfig(
+        data=data,
+        runs={"BOW": 1.0, "candidates": 1.0},
+        signals=("BOW",),
+        signal_sources={"BOW": ("named",)},
+        out=str(tmp_path / "out" / "scores.jsonl"),
+    )
+    label(cfg)
+    assert (tmp_path / "out" / "runs" / "named" / "BOW.run").is_file()
+    assert not (tmp_path / "out" / "runs" / "other").exists()
+    report = json.loads((tmp_path / "out" / "scores.json").read_text())
+    assert report["queries_per_signal"] == {"BOW": 3, "candidates": 6}
+
+
 def test_unknown_signal_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown"):
         signals.load_signal("BM99")
     with pytest.raises(ConfigError, match="label.signals"):
         LabelConfig(signals=("E6",), runs={"E6": 1.0})
+    with pytest.raises(ConfigError, match=r"label.signal_sources: \['E5'\] not in label.signals"):
+        LabelConfig(signals=("BI_ENCODER",), signal_sources={"E5": ("squad",)})
 
 
 @pytest.mark.parametrize("name", ["SPLADE", "E5"])

@@ -250,6 +250,10 @@ class LabelConfig:
     # models that score every candidate of every source here (ranker_training.signals: E5, SPLADE,
     # BI_ENCODER), cached as runs in ``signal_dir`` (default: runs/ beside ``out``); weigh them in ``runs``
     signals: tuple[str, ...] = ()
+    # signal name -> the source folders it scores (e.g. {E5: [trec-dl, wikiqa]}); a signal not
+    # named here scores every source. A signal costs minutes per thousand passages on a CPU, so a
+    # source whose teacher it would not change is left out.
+    signal_sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
     signal_dir: str = ""
     fit_weights: bool = False  # fit the run weights per source on its judged pairs (external._fit_weights)
     # source folder name -> run weights, used instead of ``runs`` for that source (the weights a
@@ -266,6 +270,9 @@ class LabelConfig:
         unknown = [s for s in self.signals if s not in SIGNALS]
         if unknown:
             raise ConfigError(f"label.signals: unknown {unknown}; expected names from {sorted(SIGNALS)}")
+        stray = sorted(set(self.signal_sources) - set(self.signals))
+        if stray:
+            raise ConfigError(f"label.signal_sources: {stray} not in label.signals {list(self.signals)}")
         _in_range(self, "label_mix", 0.0, 1.0)
         if any(w < 0 for w in self.runs.values()) or self.llm_weight < 0:
             raise ConfigError(

@@ -151,10 +151,16 @@ def label(cfg: LabelConfig, *, progress=None, device: str | None = None) -> Path
 
         write_runs(cfg.bi_encoder, cfg.data, run_dirs[0], max_queries=cfg.max_queries)
     if cfg.signals:
+        from ranker_sdk.ranker import available_cores
+
         from .signals import write_signal_runs
 
         for name in cfg.signals:
-            write_signal_runs(name, cfg.data, run_dirs[0], max_queries=cfg.max_queries, progress=progress)
+            wanted = cfg.signal_sources.get(name)
+            sources = [s for s in cfg.data if wanted is None or Path(s.path).name in wanted]
+            write_signal_runs(
+                name, sources, run_dirs[0], threads=available_cores(), max_queries=cfg.max_queries, progress=progress
+            )
     sourced = load_sourced(cfg.data, max_queries=cfg.max_queries)
     llm = read_scores(llm_path) if llm_path is not None else None
     targets, report = combine_targets(sourced, cfg, llm=llm, run_dirs=run_dirs)
