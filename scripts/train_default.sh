@@ -13,8 +13,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup_venv.sh
 OUT="${OUT:-runs/cpu19}"
-# squad's teacher includes the bi-encoder's cosine: computed once, cached, resumable
-python -c "import sys; from ranker_training.config import DataSource; from ranker_training.signals import write_signal_runs; \
-write_signal_runs('BI_ENCODER', [DataSource('../shared/data/squad', 'train')], sys.argv[1] + '/runs', threads=2, chunk=512)" "$OUT"
 ranker train recipe --config configs/recipe-cpu.yaml --out "$OUT"
 python -m lab.build_default --run "$OUT" "$@"
