@@ -190,3 +190,19 @@ def test_the_first_stage_order_is_a_run_named_candidates(tmp_path):
     sourced = load_sourced([DataSource(str(a), "train")])
     _, report = combine_targets(sourced, LabelConfig(runs={"candidates": 1.0}))
     assert report["queries_per_signal"] == {"candidates": len(sourced)}
+
+
+def test_a_floor_signal_orders_what_a_top_k_run_left_out_below_its_list(tmp_path):
+    # A retrieved d4 and d3 for q2; F (weight 0: it only orders the rest) scored every candidate
+    full = [("q2", "d1", 0.9), ("q2", "d2", 0.1), ("q2", "d3", 0.5), ("q2", "d4", 0.2)]
+    root = _beir(tmp_path / "c", runs={"A": [("q2", "d4", 2.0), ("q2", "d3", 1.0)], "F": full})
+    sourced = load_sourced([DataSource(str(root), "train", unjudged_queries=True)])
+    flat, _ = combine_targets(sourced, LabelConfig(runs={"A": 1.0, "F": 0.0}))
+    assert flat[("q2", "d1")] == flat[("q2", "d2")]  # both on A's one floor
+    filled, report = combine_targets(sourced, LabelConfig(runs={"A": 1.0, "F": 0.0}, floor_signal="F"))
+    t = lambda d: filled[("q2", d)]  # noqa: E731
+    assert t("d4") > t("d3") > t("d1") > t("d2")  # F's order, below everything A ranked
+    assert t("d4") == pytest.approx(flat[("q2", "d4")]) and t("d3") == pytest.approx(flat[("q2", "d3")])
+    assert report["queries_per_signal"] == {"A": 1}  # F ordered the floor; it is not a weighted signal
+    with pytest.raises(ConfigError, match="floor_signal 'E5' must be a run of label.runs"):
+        LabelConfig(runs={"A": 1.0}, floor_signal="E5")

@@ -255,6 +255,9 @@ class LabelConfig:
     # source whose teacher it would not change is left out.
     signal_sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
     signal_dir: str = ""
+    # a run of ``runs`` that scores every candidate (e.g. E5): it orders, below each top-k run's
+    # list, the candidates that run did not retrieve, instead of one equal floor (external._run_z)
+    floor_signal: str = ""
     fit_weights: bool = False  # fit the run weights per source on its judged pairs (external._fit_weights)
     # source folder name -> run weights, used instead of ``runs`` for that source (the weights a
     # fit on the training split chose, applied to dev without looking at dev's labels)
@@ -270,6 +273,10 @@ class LabelConfig:
         unknown = [s for s in self.signals if s not in SIGNALS]
         if unknown:
             raise ConfigError(f"label.signals: unknown {unknown}; expected names from {sorted(SIGNALS)}")
+        if self.floor_signal and self.floor_signal not in self.runs:
+            raise ConfigError(
+                f"label.floor_signal {self.floor_signal!r} must be a run of label.runs {sorted(self.runs)}"
+            )
         stray = sorted(set(self.signal_sources) - set(self.signals))
         if stray:
             raise ConfigError(f"label.signal_sources: {stray} not in label.signals {list(self.signals)}")

@@ -8,7 +8,9 @@ a small fine-tuned LLM's, and costs nothing to compute. This module folds them i
 For each query, every signal is z-scored over the list it scored:
 
 - a run ``r`` (``<source>/runs/<name>.run``, TREC format, higher is better) scored its own top
-  list; a candidate it did not retrieve gets ``min(z_r) - 1`` (below everything it ranked);
+  list; a candidate it did not retrieve gets ``min(z_r) - 1`` (below everything it ranked), or,
+  with ``floor_signal`` (a signal that scored every candidate, such as E5), a place in
+  ``[min(z_r) - 1, min(z_r) - 0.5]`` by that signal's order;
 - the LLM teacher (when there is one) scored every candidate.
 
 The combined score is the weighted mean of the z-scores of the signals that cover the query::
@@ -70,11 +72,25 @@ def _z(values: np.ndarray) -> np.ndarray:
     return (values - values.mean()) / sd if sd > 0 else np.zeros_like(values)
 
 
-def _run_z(scores: dict[str, float], doc_ids: Sequence[str]) -> np.ndarray:
+def _run_z(scores: dict[str, float], doc_ids: Sequence[str], fill: np.ndarray | None = None) -> np.ndarray:
+    """A run's z-scores over ``doc_ids``; a candidate it did not retrieve sits below all it ranked.
+
+    Without ``fill`` every such candidate gets ``min(z) - 1``. With ``fill`` (another signal's
+    scores of every candidate) they keep that signal's order, spread over
+    ``[min(z) - 1, min(z) - 0.5]``: the run's view that they rank below its list stays, and a pair
+    of them no longer carries equal targets.
+    """
     ids = list(scores)
     z = dict(zip(ids, _z(np.array([scores[d] for d in ids], dtype=np.float64))))
     floor = min(z.values()) - 1.0
-    return np.array([z.get(d, floor) for d in doc_ids], dtype=np.float64)
+    out = np.array([z.get(d, floor) for d in doc_ids], dtype=np.float64)
+    missing = np.array([d not in z for d in doc_ids])
+    if fill is not None and missing.sum() > 1:
+        u = fill[missing]
+        span = float(u.max() - u.min())
+        if span > 0:
+            out[missing] = floor + 0.5 * (u - u.min()) / span
+    return out
 
 
 def _moment_fit(x: np.ndarray, y: np.ndarray, where: str) -> tuple[float, float, int]:
@@ -133,7 +149,7 @@ def combine_targets(
     ``runs/<name>.run`` and then ``<name>.run`` (so ``candidates`` is the first stage's order).
     Returns ``(qid, docid) -> target`` and a report (weights, fit, coverage) for provenance.
     """
-    zs = _signal_z(sourced, cfg.runs, llm, cfg.llm_weight, run_dirs)
+    zs = _signal_z(sourced, cfg.runs, llm, cfg.llm_weight, run_dirs, cfg.floor_signal)
     priors = {**cfg.runs, **({"llm": cfg.llm_weight} if llm is not None else {})}
     weights = _fit_weights(sourced, zs, priors) if cfg.fit_weights else {}
     for src_path in dict.fromkeys(src.path for _, src, _ in sourced):
@@ -214,12 +230,17 @@ def _targets(sourced, combined, fits, label_mix: float, grade_fallback: bool) ->
     return targets
 
 
-def _signal_z(sourced, runs, llm, llm_weight, run_dirs) -> dict[int, dict[str, np.ndarray]]:
-    """Per group index: ``{signal: z-scores over its candidates}`` for every signal covering it."""
+def _signal_z(sourced, runs, llm, llm_weight, run_dirs, floor_signal: str = "") -> dict[int, dict[str, np.ndarray]]:
+    """Per group index: ``{signal: z-scores over its candidates}`` for every signal covering it.
+
+    Where ``floor_signal``'s run scores every candidate of a query, it orders the candidates the
+    other runs did not retrieve (:func:`_run_z`'s ``fill``).
+    """
     loaded: dict[tuple[str, str], dict] = {}  # (source path, run name) -> run scores
     out: dict[int, dict[str, np.ndarray]] = {}
     for gi, (g, src, raw_qid) in enumerate(sourced):
         z = {}
+        scored = {}
         for name, w in runs.items():
             key = (src.path, name)
             if key not in loaded:
@@ -228,8 +249,13 @@ def _signal_z(sourced, runs, llm, llm_weight, run_dirs) -> dict[int, dict[str, n
                 f = next((p for p in places if p.is_file()), None)
                 loaded[key] = read_run_scores(f) if isinstance(src, DataSource) and f is not None else {}
             sc = loaded[key].get(raw_qid)
-            if sc and w > 0:
-                z[name] = _run_z(sc, g.doc_ids)
+            if sc and (w > 0 or name == floor_signal):
+                scored[name] = sc
+        base = scored.get(floor_signal)
+        fill = np.array([base[d] for d in g.doc_ids]) if base and all(d in base for d in g.doc_ids) else None
+        for name, sc in scored.items():
+            if runs[name] > 0:
+                z[name] = _run_z(sc, g.doc_ids, fill if name != floor_signal else None)
         if llm is not None and llm_weight > 0 and all((g.qid, d) in llm for d in g.doc_ids):
             z["llm"] = _z(np.array([llm[(g.qid, d)] for d in g.doc_ids], dtype=np.float64))
         if z:
