@@ -57,7 +57,8 @@ SOURCES = {
     " --out runs/cpu19); the WiSE-FT merges (ranker train merge --tuned runs/cpu19/students/hybrid_labels"
     " --alpha 0.5 or 0.7 --out runs/cpu19/students/hybrid_labels_wise05 or _wise07), each evaluated on the four dev"
     " sets (ranker eval --model DIR --json; squad with --with-positive --max-queries 300) into"
-    " runs/cpu19/eval/NAME.json; the freeze_layers and trec-dl-only students of runs/exp likewise (docs/quality.md);"
+    " runs/cpu19/eval/NAME.json; the freeze_layers, trec-dl-only and E5-teacher students of runs/exp likewise, and"
+    " the E5 teacher's own dev targets (docs/quality.md);"
     " then python -m lab.report --run runs/cpu19 --out lab/results/recipe_cpu.json",
     "signals.json": "python -m lab.signals --signals runs/signals --compute SPLADE --out lab/results/signals.json,"
     " then on another machine python -m lab.signals --signals runs/signals --compute BI_ENCODER --keep-recorded"

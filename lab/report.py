@@ -137,11 +137,15 @@ LABELS = {
     "bm25": "BM25 over the candidates",
     "first-stage": "first-stage order (candidates.run)",
     "teacher": "teacher target (fitted signal weights, no labels)",
+    "e5_teacher": "teacher target with E5 (fitted: wikiqa 0.68, trec-dl 0; orders trec-dl's unretrieved candidates; squad"
+    " with its bi-encoder's dev run, as trained), no labels",
     "hybrid_labels": "student: hybrid + labels (fp32)",
     "hybrid_labels_wise05": "that student, WiSE-FT: 0.5 x its weights + 0.5 x the bi-encoder as it ships (fp32)",
     "hybrid_labels_wise07": "that student, WiSE-FT: 0.7 x its weights + 0.3 x the bi-encoder as it ships (fp32)",
     "hybrid_labels_freeze3": "student: hybrid + labels, embeddings and layers 1-3 frozen (fp32)",
     "hybrid_labels_freeze5": "student: hybrid + labels, embeddings and layers 1-5 frozen (fp32)",
+    "hybrid_labels_e5": "student: hybrid + labels, teacher with E5 (fp32)",
+    "hybrid_labels_e5_floor": "student: hybrid + labels, teacher with E5 and E5 ordering trec-dl's floor (fp32)",
     "trec_dl_only": "student on trec-dl alone: hybrid + labels, 300 steps (fp32)",
     "trec_dl_only_margin": "student on trec-dl alone: margin-MSE on per-query z-scores, 300 steps (fp32)",
 }
