@@ -137,8 +137,8 @@ LABELS = {
     "bm25": "BM25 over the candidates",
     "first-stage": "first-stage order (candidates.run)",
     "teacher": "teacher target (fitted signal weights, no labels)",
-    "e5_teacher": "teacher target with E5 (fitted: wikiqa 0.68, trec-dl 0; orders trec-dl's unretrieved candidates; squad"
-    " with its bi-encoder's dev run, as trained), no labels",
+    "e5_teacher": "teacher target with E5 (weights fitted on train labels; E5 orders trec-dl's unretrieved candidates;"
+    " squad with its bi-encoder's dev run, as trained), no labels",
     "hybrid_labels": "student: hybrid + labels (fp32)",
     "hybrid_labels_wise05": "that student, WiSE-FT: 0.5 x its weights + 0.5 x the bi-encoder as it ships (fp32)",
     "hybrid_labels_wise07": "that student, WiSE-FT: 0.7 x its weights + 0.3 x the bi-encoder as it ships (fp32)",

@@ -104,6 +104,24 @@ def test_label_scores_a_signal_only_on_the_sources_it_names(tmp_path, monkeypatc
     assert report["queries_per_signal"] == {"BOW": 3, "candidates": 6}
 
 
+def test_a_signal_source_that_is_no_source_of_the_run_is_warned_about(tmp_path, monkeypatch, caplog):
+    from ranker_training.label import label
+
+    monkeypatch.setitem(signals.SIGNALS, "BOW", counting([]))
+    data = (DataSource(str(beir(tmp_path / "named")), "dev"),)
+    cfg = LabelConfig(
+        data=data,
+        runs={"BOW": 1.0},
+        signals=("BOW",),
+        signal_sources={"BOW": ("named", "nmaed")},
+        out=str(tmp_path / "out" / "scores.jsonl"),
+    )
+    with caplog.at_level("WARNING", logger="ranker_training.label"):
+        label(cfg)
+    assert "label.signal_sources[BOW]: ['nmaed'] not among this run's sources ['named']" in caplog.text
+    assert (tmp_path / "out" / "runs" / "named" / "BOW.run").is_file()
+
+
 def test_unknown_signal_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown"):
         signals.load_signal("BM99")

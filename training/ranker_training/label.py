@@ -155,8 +155,17 @@ def label(cfg: LabelConfig, *, progress=None, device: str | None = None) -> Path
 
         from .signals import write_signal_runs
 
+        folders = {Path(s.path).name for s in cfg.data}
         for name in cfg.signals:
             wanted = cfg.signal_sources.get(name)
+            if wanted is not None and not set(wanted) <= folders:
+                # a misspelt folder would silently leave its source without the signal
+                log.warning(
+                    "label.signal_sources[%s]: %s not among this run's sources %s",
+                    name,
+                    sorted(set(wanted) - folders),
+                    sorted(folders),
+                )
             sources = [s for s in cfg.data if wanted is None or Path(s.path).name in wanted]
             write_signal_runs(
                 name, sources, run_dirs[0], threads=available_cores(), max_queries=cfg.max_queries, progress=progress
