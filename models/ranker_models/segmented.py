@@ -96,7 +96,7 @@ def load_segmented(path: str | Path) -> SegmentedBiEncoder:
     fetched from a model hub, and weights are read from safetensors only, never unpickled.
 
     Raises:
-        InputError: the tokenizer has no ``[CLS]`` token (not a BERT vocabulary).
+        InputError: the tokenizer has no ``[CLS]`` or ``<s>`` token to start a sequence with.
     """
     from ranker_sdk.errors import InputError
     from safetensors.torch import load_file
@@ -113,9 +113,12 @@ def load_segmented(path: str | Path) -> SegmentedBiEncoder:
         use_safetensors=True,
     )
     tok = Tokenizer.from_file(str(path / "tokenizer.json"))
-    cls = tok.token_to_id("[CLS]")
+    # BERT's WordPiece vocabularies start a sequence with [CLS], SentencePiece ones (E5) with <s>
+    cls = next((i for i in map(tok.token_to_id, ("[CLS]", "<s>")) if i is not None), None)
     if cls is None:
-        raise InputError(f"{path}: the tokenizer has no [CLS] token; the segmented student needs a BERT vocabulary")
+        raise InputError(
+            f"{path}: the tokenizer has neither a [CLS] nor a <s> token to start the doc's sequence with"
+        )
     model = SegmentedBiEncoder(bert, cls)
     if is_segmented(path):
         head = load_file(str(path / HEAD_FILE))
