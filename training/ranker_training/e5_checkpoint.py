@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError
+from .errors import ConfigError
 
 __all__ = ["E5Image", "read_image", "image_path", "write_checkpoint", "tokenizer_json", "QUERY_PREFIX", "PASSAGE_PREFIX"]
 
