@@ -116,9 +116,7 @@ def load_segmented(path: str | Path) -> SegmentedBiEncoder:
     # BERT's WordPiece vocabularies start a sequence with [CLS], SentencePiece ones (E5) with <s>
     cls = next((i for i in map(tok.token_to_id, ("[CLS]", "<s>")) if i is not None), None)
     if cls is None:
-        raise InputError(
-            f"{path}: the tokenizer has neither a [CLS] nor a <s> token to start the doc's sequence with"
-        )
+        raise InputError(f"{path}: the tokenizer has neither a [CLS] nor a <s> token to start the doc's sequence with")
     model = SegmentedBiEncoder(bert, cls)
     if is_segmented(path):
         head = load_file(str(path / HEAD_FILE))

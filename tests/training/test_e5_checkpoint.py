@@ -69,7 +69,11 @@ def write_image(path, *, magic=b"E5S1") -> dict[str, np.ndarray]:
     at = len(head) + directory_size
     directory, data = struct.pack("<i", len(blobs)), b""
     for name, (dtype, raw) in blobs.items():
-        directory += struct.pack("<H", len(name)) + name.encode() + struct.pack("<BIQQ", dtype, int(np.prod(shapes[name])), at + len(data), len(raw))
+        directory += (
+            struct.pack("<H", len(name))
+            + name.encode()
+            + struct.pack("<BIQQ", dtype, int(np.prod(shapes[name])), at + len(data), len(raw))
+        )
         data += raw
     path.write_bytes(head + directory + data)
     return expected
@@ -110,7 +114,21 @@ def test_the_checkpoint_loads_as_bert_and_its_tokenizer_carries_the_e5_prefixes(
     enc = tok.encode("the  \x01cats", "the cat")
     # Viterbi prefers the likelier split ("▁cat" + "s" over "▁c" + "at" + "s"); the control
     # character is dropped and the double space collapsed, as the engine's map says
-    assert enc.tokens == ["<s>", "▁que", "ry", ":", "▁the", "▁cat", "s", "</s>", "▁passage", ":", "▁the", "▁cat", "</s>"]
+    assert enc.tokens == [
+        "<s>",
+        "▁que",
+        "ry",
+        ":",
+        "▁the",
+        "▁cat",
+        "s",
+        "</s>",
+        "▁passage",
+        ":",
+        "▁the",
+        "▁cat",
+        "</s>",
+    ]
     assert enc.type_ids == [0] * 8 + [1] * 5
     assert tok.normalizer.normalize_str("\ufb01\x01 x") == "fi x"
     assert tok.encode("the", add_special_tokens=False).tokens == ["▁the"]  # a query's budget counts the query only

@@ -38,7 +38,15 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["E5Image", "read_image", "image_path", "write_checkpoint", "tokenizer_json", "QUERY_PREFIX", "PASSAGE_PREFIX"]
+__all__ = [
+    "E5Image",
+    "read_image",
+    "image_path",
+    "write_checkpoint",
+    "tokenizer_json",
+    "QUERY_PREFIX",
+    "PASSAGE_PREFIX",
+]
 
 log = logging.getLogger(__name__)
 
@@ -165,20 +173,8 @@ def read_image(path: str | Path) -> E5Image:
     if block != _BLOCK:
         raise ConfigError(f"{path}: block size {block}, only {_BLOCK} is known")
     n_pieces, bos, eos, pad, unk = r.take("5i")
-    blob_len = r.take("Q")
-    offsets = r.array(np.uint32, n_pieces + 1)
-    scores = r.array(np.float32, n_pieces).copy()
-    blob = r.data[r.at : r.at + blob_len]
-    r.at += blob_len
-    pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
-    n_norm, norm_bytes = r.take("iI")
-    end = r.at + norm_bytes
-    normalisation: dict[int, str] = {}
-    for _ in range(n_norm):
-        cp, n_out = r.take("IB")
-        normalisation[cp] = "".join(chr(c) for c in r.array(np.uint32, n_out))
-    if r.at != end:
-        raise ConfigError(f"{path}: normalisation map is {r.at - end:+d} bytes off its declared size")
+    pieces, scores = _read_pieces(r, n_pieces)
+    normalisation = _read_normalisation(r)
     shapes = {
         "emb.word": (vocab, hidden),
         "emb.pos": (positions, hidden),
@@ -191,26 +187,7 @@ def read_image(path: str | Path) -> E5Image:
             out = ffn if key.startswith("fi.") else hidden
             inp = ffn if key == "fo.w" else hidden
             shapes[f"l{layer}.{key}"] = (out, inp) if key.endswith(".w") and "ln" not in key else (out,)
-    tensors: dict[str, np.ndarray] = {}
-    for _ in range(r.take("i")):
-        name = r.array(np.uint8, r.take("H")).tobytes().decode("utf-8")
-        dtype, count = r.take("BI")
-        offset, nbytes = r.take("QQ")
-        if name not in shapes:
-            continue
-        shape = shapes[name]
-        if int(np.prod(shape)) != count:
-            raise ConfigError(f"{path}: tensor {name} has {count} values, expected shape {shape}")
-        raw = np.frombuffer(r.data, dtype=np.uint8, count=nbytes, offset=offset)
-        if dtype == _Q4:
-            tensors[name] = _dequantise_q4(raw, *shape)
-        elif dtype == _F32:
-            tensors[name] = raw.view(np.float32).reshape(shape).copy()
-        else:
-            raise ConfigError(f"{path}: tensor {name} has unknown dtype {dtype}")
-    missing = sorted(set(shapes) - set(tensors))
-    if missing:
-        raise ConfigError(f"{path}: tensors missing from the image: {', '.join(missing[:5])}")
+    tensors = _read_tensors(r, shapes)
     bert = {_EMBEDDING_NAMES[k]: v for k, v in tensors.items() if k in _EMBEDDING_NAMES}
     for k, v in tensors.items():
         if k.startswith("l"):
@@ -220,6 +197,52 @@ def read_image(path: str | Path) -> E5Image:
         hidden, layers, heads, ffn, vocab, positions, type_vocab, float(eps),
         pieces, scores, bos, eos, pad, unk, normalisation, bert,
     )  # fmt: skip
+
+
+def _read_pieces(r: _Reader, n_pieces: int) -> tuple[list[str], np.ndarray]:
+    blob_len = r.take("Q")
+    offsets = r.array(np.uint32, n_pieces + 1)
+    scores = r.array(np.float32, n_pieces).copy()
+    blob = r.data[r.at : r.at + blob_len]
+    r.at += blob_len
+    return [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)], scores
+
+
+def _read_normalisation(r: _Reader) -> dict[int, str]:
+    n_norm, norm_bytes = r.take("iI")
+    end = r.at + norm_bytes
+    out: dict[int, str] = {}
+    for _ in range(n_norm):
+        cp, n_out = r.take("IB")
+        out[cp] = "".join(chr(c) for c in r.array(np.uint32, n_out))
+    if r.at != end:
+        raise ConfigError(f"{r.path}: normalisation map is {r.at - end:+d} bytes off its declared size")
+    return out
+
+
+def _read_tensors(r: _Reader, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """The directory's tensors named in ``shapes``, float32, checked against those shapes."""
+    tensors: dict[str, np.ndarray] = {}
+    for _ in range(r.take("i")):
+        name = r.array(np.uint8, r.take("H")).tobytes().decode("utf-8")
+        dtype, count = r.take("BI")
+        offset, nbytes = r.take("QQ")
+        if name not in shapes:
+            continue
+        shape = shapes[name]
+        if int(np.prod(shape)) != count or offset + nbytes > len(r.data):
+            raise ConfigError(f"{r.path}: tensor {name} ({count} values at byte {offset}) does not fit shape {shape}")
+        raw = np.frombuffer(r.data, dtype=np.uint8, count=nbytes, offset=offset)
+        if dtype == _Q4:
+            tensors[name] = _dequantise_q4(raw, *shape)
+        elif dtype == _F32:
+            tensors[name] = raw.view(np.float32).reshape(shape).copy()
+        else:
+            raise ConfigError(f"{r.path}: tensor {name} has unknown dtype {dtype}")
+    missing = sorted(set(shapes) - set(tensors))
+    if missing:
+        raise ConfigError(f"{r.path}: tensors missing from the image: {', '.join(missing[:5])}")
+    return tensors
 
 
 def tokenizer_json(image: E5Image) -> str:
@@ -250,9 +273,16 @@ def tokenizer_json(image: E5Image) -> str:
     tok.post_processor = processors.TemplateProcessing(
         single=f"{bos} [query] $A {eos}",
         pair=f"{bos} [query] $A {eos} [passage]:1 $B:1 {eos}:1",
-        special_tokens=[(bos, image.bos), (eos, image.eos), prefix("[query]", QUERY_PREFIX), prefix("[passage]", PASSAGE_PREFIX)],
+        special_tokens=[
+            (bos, image.bos),
+            (eos, image.eos),
+            prefix("[query]", QUERY_PREFIX),
+            prefix("[passage]", PASSAGE_PREFIX),
+        ],
     )
-    tok.add_special_tokens([AddedToken(image.pieces[i], special=True) for i in (image.bos, image.pad, image.eos, image.unk)])
+    tok.add_special_tokens(
+        [AddedToken(image.pieces[i], special=True) for i in (image.bos, image.pad, image.eos, image.unk)]
+    )
     return tok.to_str()
 
 
@@ -297,7 +327,14 @@ def write_checkpoint(out: str | Path, *, variant: str = "original", image: str |
     tmp = out / "model.safetensors.tmp"
     save_file({k: np.ascontiguousarray(v) for k, v in img.tensors.items()}, str(tmp))
     (out / "tokenizer.json").write_text(tokenizer_json(img), encoding="utf-8")
-    roles = {"bos_token": img.bos, "cls_token": img.bos, "eos_token": img.eos, "sep_token": img.eos, "pad_token": img.pad, "unk_token": img.unk}
+    roles = {
+        "bos_token": img.bos,
+        "cls_token": img.bos,
+        "eos_token": img.eos,
+        "sep_token": img.eos,
+        "pad_token": img.pad,
+        "unk_token": img.unk,
+    }
     tok_config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": img.positions}
     tok_config |= {role: img.pieces[i] for role, i in roles.items()}
     (out / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2) + "\n", encoding="utf-8")
