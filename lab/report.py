@@ -146,6 +146,9 @@ LABELS = {
     "hybrid_labels_freeze5": "student: hybrid + labels, embeddings and layers 1-5 frozen (fp32)",
     "hybrid_labels_e5": "student: hybrid + labels, teacher with E5 (fp32)",
     "hybrid_labels_e5_floor": "student: hybrid + labels, teacher with E5 and E5 ordering trec-dl's floor (fp32)",
+    "e5_zero": "multilingual-e5-small (English-Portuguese vocabulary) as a segmented student, untrained (fp32)",
+    "e5_dist": "student started from E5: hybrid + labels, the E5 teacher with its floor order, 300 steps (fp32)",
+    "e5_wise": "that student, WiSE-FT: 0.5 x its weights + 0.5 x E5 as it ships (fp32)",
     "trec_dl_only": "student on trec-dl alone: hybrid + labels, 300 steps (fp32)",
     "trec_dl_only_margin": "student on trec-dl alone: margin-MSE on per-query z-scores, 300 steps (fp32)",
 }
