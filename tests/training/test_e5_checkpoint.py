@@ -229,3 +229,20 @@ def test_a_student_from_an_e5_image_distils_packages_and_scores_in_the_sdk_as_in
     scorer = load_scorer(str(out))
     for g in groups[:2]:
         np.testing.assert_allclose(ranker.score(g.query, list(g.docs)), scorer(g), atol=1e-4, rtol=1e-4)
+
+
+def test_a_max_length_over_the_students_positions_is_a_config_error(wikiqa, tmp_path):
+    pytest.importorskip("torch")
+    from dataclasses import replace
+
+    from ranker_training.config import TrainConfig
+    from ranker_training.distill import train_distill
+
+    from .test_distill_segmented import _segmented_config
+
+    write_image(tmp_path / "tiny.bin")
+    start = e5_checkpoint.write_checkpoint(tmp_path / "e5", image=tmp_path / "tiny.bin")
+    _, cfg = _segmented_config(start, wikiqa, tmp_path, 2, TrainConfig(max_steps=1))
+    with pytest.raises(ConfigError, match=f"max_length 256 is over the student's {POSITIONS} positions"):
+        train_distill(replace(cfg, max_length=256), tmp_path / "student")
+    assert not (tmp_path / "student" / "model.safetensors").exists()
