@@ -35,6 +35,15 @@ def _segmented_config(tiny_bert_dir, wikiqa, tmp_path, queries: int, train: Trai
     return groups, cfg
 
 
+def package_fp32(student, pkg, wikiqa, queries: int):
+    """``student`` packaged in fp32, verified against torch on the first ``queries`` wikiqa dev questions."""
+    from ranker_quantize import PackageOptions, VerifyOptions, build_package
+
+    verify = VerifyOptions(calibration=str(wikiqa), split="dev", max_queries=queries, max_ndcg_drop=1.0)
+    build_package(student, pkg, PackageOptions(precision="fp32", verify=verify))
+    return pkg
+
+
 def test_drop_layers_keeps_the_bottom_of_the_stack(tiny_bert_dir):
     import torch
 
@@ -54,7 +63,6 @@ def test_drop_layers_keeps_the_bottom_of_the_stack(tiny_bert_dir):
 
 def test_segmented_distillation_learns_and_packages(tiny_bert_dir, wikiqa, tmp_path):
     """Hybrid distillation of a segmented student lowers its loss, and the package scores like torch."""
-    from ranker_quantize import PackageOptions, VerifyOptions, build_package
     from ranker_sdk import Ranker
     from ranker_training.distill import scale_teacher_scores
     from ranker_training.evaluate import load_scorer
@@ -72,16 +80,7 @@ def test_segmented_distillation_learns_and_packages(tiny_bert_dir, wikiqa, tmp_p
     before = train_distill(replace(cfg, train=replace(cfg.train, lr=1e-12, max_steps=1)), tmp_path / "before")
     assert _hybrid_loss_over(out, groups, targets) < 0.85 * _hybrid_loss_over(before, groups, targets)
 
-    pkg = tmp_path / "pkg"
-    build_package(
-        out,
-        pkg,
-        PackageOptions(
-            precision="fp32",
-            verify=VerifyOptions(calibration=str(wikiqa), split="dev", max_queries=3, max_ndcg_drop=1.0),
-        ),
-    )
-    ranker = Ranker.load(pkg)
+    ranker = Ranker.load(package_fp32(out, tmp_path / "pkg", wikiqa, 3))
     prov = ranker.config.provenance
     assert prov["architecture"] == "SegmentedBiEncoder" and prov["distillation"]["architecture"] == "segmented"
     scorer = load_scorer(str(out))

@@ -202,29 +202,19 @@ def test_a_student_from_an_e5_image_distils_packages_and_scores_in_the_sdk_as_in
     pytest.importorskip("torch")
     from dataclasses import replace
 
-    from ranker_quantize import PackageOptions, VerifyOptions, build_package
     from ranker_sdk import Ranker
     from ranker_training.config import TrainConfig
     from ranker_training.distill import train_distill
     from ranker_training.evaluate import load_scorer
 
-    from .test_distill_segmented import _segmented_config
+    from .test_distill_segmented import _segmented_config, package_fp32
 
     write_image(tmp_path / "tiny.bin")
     start = e5_checkpoint.write_checkpoint(tmp_path / "e5", image=tmp_path / "tiny.bin")
     groups, cfg = _segmented_config(start, wikiqa, tmp_path, 4, TrainConfig(lr=1e-3, batch_size=2, max_steps=3))
     out = train_distill(replace(cfg, max_length=128), tmp_path / "student")  # char pieces: room past the title
     assert (out / "tokenizer.json").read_bytes() == (start / "tokenizer.json").read_bytes()
-    pkg = tmp_path / "pkg"
-    build_package(
-        out,
-        pkg,
-        PackageOptions(
-            precision="fp32",
-            verify=VerifyOptions(calibration=str(wikiqa), split="dev", max_queries=2, max_ndcg_drop=1.0),
-        ),
-    )
-    ranker = Ranker.load(pkg, threads=1)
+    ranker = Ranker.load(package_fp32(out, tmp_path / "pkg", wikiqa, 2), threads=1)
     assert ranker.config.pad_token_id == 1  # <pad>, not BERT's 0
     scorer = load_scorer(str(out))
     for g in groups[:2]:

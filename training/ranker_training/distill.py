@@ -381,9 +381,12 @@ def _build_student(cfg: DistillConfig, student_path: str, encoder: StudentEncode
 
     torch.manual_seed(cfg.train.seed)  # the fresh score head's initial weights: same config, same student
     model = load_student(student_path, architecture=cfg.architecture)
-    positions = getattr(model.config, "max_position_embeddings", None)
-    if positions is not None and cfg.max_length > positions:  # torch would fail deep in the embedding
-        raise ConfigError(f"max_length {cfg.max_length} is over the student's {positions} positions ({student_path})")
+    c = model.config
+    limit = encoding.model_limit(
+        getattr(c, "max_position_embeddings", None), c.model_type, getattr(c, "pad_token_id", None)
+    )
+    if cfg.max_length > limit:  # torch would fail deep in the embedding
+        raise ConfigError(f"max_length {cfg.max_length} is over the student's {limit} positions ({student_path})")
     if cfg.num_layers is not None:
         drop_layers(model, cfg.num_layers)
     freeze_layers(model, cfg.freeze_layers)

