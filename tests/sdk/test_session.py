@@ -68,7 +68,7 @@ def test_inputs_other_than_ranker_json_declares_are_refused(parts):
 
 def test_a_max_length_beyond_the_position_table_fails_at_load(parts, default_package):
     model, cfg, _ = parts
-    long = dataclasses.replace(cfg, max_length=600)  # MiniLM has 512 positions
+    long = dataclasses.replace(cfg, max_length=600)  # the default (a BERT) has 512 positions
     with pytest.raises(PackageError, match=r"fails on a 600-token probe batch \(ranker\.json max_length 600\)"):
         ModelSession(model, long, probe=_probe(default_package, long))
 

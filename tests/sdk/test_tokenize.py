@@ -1,7 +1,9 @@
 """ranker_sdk.tokenize: what the model reads for a doc, and how pairs become token ids.
 
-Run on the bundled default package's tokenizer and ``ranker.json`` (a BERT WordPiece vocabulary;
-max_length, query budget and character cut from the package), so they need no model build.
+Run on the bundled default package's tokenizer and ``ranker.json`` (max_length, query budget and
+character cut from the package), so they need no model build. The pair template's own tokens are
+read off the tokenizer (BERT's ``[CLS] q [SEP] d [SEP]``, E5's ``<s> query: q </s> passage: d </s>``),
+so the tests hold for whichever vocabulary the default ships.
 """
 
 from __future__ import annotations
@@ -32,17 +34,30 @@ def encoder(tok_json, config) -> PairEncoder:
 
 
 @pytest.fixture(scope="module")
-def special(tok_json) -> tuple[int, int]:
+def special(tok_json) -> tuple[list[int], list[int], list[int], list[int]]:
+    """The template's ids before and after the query, and before and after the doc, from the
+    special-tokens mask of one pair encoded by the file itself."""
     tok = Tokenizer.from_str(tok_json.decode("utf-8"))
-    return tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.no_truncation()
+    tok.no_padding()
+    e = tok.encode("alpha", "beta")
+    parts = []
+    for segment in (0, 1):
+        at = [i for i, t in enumerate(e.type_ids) if t == segment]
+        text = [i for i in at if not e.special_tokens_mask[i]]
+        parts += [[e.ids[i] for i in at if i < text[0]], [e.ids[i] for i in at if i > text[-1]]]
+    assert parts[0] and parts[3], parts  # a row opens and closes with the template's own tokens
+    return tuple(parts)
 
 
-def _parts(ids: list[int], types: list[int], sep: int) -> tuple[list[int], list[int]]:
-    """(query ids, doc ids) of one ``[CLS] q [SEP] d [SEP]`` row."""
+def _parts(ids: list[int], types: list[int], special) -> tuple[list[int], list[int]]:
+    """(query ids, doc ids) of one row: its two segments without the template's tokens."""
+    q_pre, q_post, d_pre, d_post = special
     q = [i for i, t in zip(ids, types) if t == 0]
     d = [i for i, t in zip(ids, types) if t == 1]
-    assert q[-1] == sep and d[-1] == sep
-    return q[1:-1], d[:-1]
+    assert q[: len(q_pre)] == q_pre and q[len(q) - len(q_post) :] == q_post
+    assert d[: len(d_pre)] == d_pre and d[len(d) - len(d_post) :] == d_post
+    return q[len(q_pre) : len(q) - len(q_post)], d[len(d_pre) : len(d) - len(d_post)]
 
 
 # -- doc_text: what the model reads -----------------------------------------------------------
@@ -83,44 +98,43 @@ def test_clean_text_replaces_lone_surrogates_only():
 # -- PairEncoder: pairs -> ids -------------------------------------------------------------------
 
 
-def test_a_pair_is_cls_query_sep_doc_sep_with_segment_ids(encoder, special):
-    cls, sep = special
+def test_a_pair_is_the_template_around_query_and_doc_with_segment_ids(encoder, special):
     enc = encoder.encode("what is the capital of france", ["Paris is the capital of France.", "bananas"])
     assert len(enc) == 2
     for ids, types in zip(enc.ids, enc.type_ids):
-        assert ids[0] == cls and ids[-1] == sep
         first_doc = types.index(1)
         assert types == [0] * first_doc + [1] * (len(ids) - first_doc)  # query segment, then doc segment
-        q, d = _parts(ids, types, sep)
+        q, d = _parts(ids, types, special)
         assert q and d
     assert enc.ids[0][: enc.type_ids[0].index(1)] == enc.ids[1][: enc.type_ids[1].index(1)]  # same query part
     np.testing.assert_array_equal(enc.lengths(), [len(r) for r in enc.ids])
 
 
-def test_rows_are_not_padded_and_the_file_own_padding_is_ignored(encoder, tok_json):
-    # the default's tokenizer.json pads to 128; the encoder leaves rows ragged (padding is per batch)
-    assert Tokenizer.from_str(tok_json.decode("utf-8")).padding is not None
-    enc = encoder.encode("q", ["short", "a somewhat longer document than the first one"])
+def test_rows_are_not_padded_and_the_file_own_padding_is_ignored(tok_json, config):
+    # a tokenizer.json that pads to 128 (as BERT exports do): the encoder leaves rows ragged (padding is per batch)
+    tok = Tokenizer.from_str(tok_json.decode("utf-8"))
+    tok.enable_padding(length=128)
+    enc = PairEncoder(tok.to_str().encode("utf-8"), config).encode(
+        "q", ["short", "a somewhat longer document than the first one"]
+    )
     assert len(enc.ids[0]) < len(enc.ids[1]) < 128
 
 
 def test_a_long_doc_fills_max_length_and_the_query_stays_whole(encoder, config, special):
-    _, sep = special
     query = "how do rankers cut long documents"
     enc = encoder.encode(query, ["word " * 2000])
     assert len(enc.ids[0]) == config.max_length  # truncated to the package's length, not the file's 128
-    q, _ = _parts(enc.ids[0], enc.type_ids[0], sep)
+    q, _ = _parts(enc.ids[0], enc.type_ids[0], special)
     alone = encoder.encode(query, ["x"])
-    assert q == _parts(alone.ids[0], alone.type_ids[0], sep)[0]  # only the doc was cut (only_second)
+    assert q == _parts(alone.ids[0], alone.type_ids[0], special)[0]  # only the doc was cut (only_second)
 
 
 def test_a_long_query_keeps_its_token_budget_and_leaves_room_for_the_doc(encoder, config, special):
-    _, sep = special
     query = " ".join(f"term{i}" for i in range(500))
     enc = encoder.encode(query, ["the document " * 500])
-    q, d = _parts(enc.ids[0], enc.type_ids[0], sep)
-    assert len(q) == config.query_max_tokens
-    assert len(d) == config.max_length - config.query_max_tokens - 3  # [CLS], two [SEP]
+    q, d = _parts(enc.ids[0], enc.type_ids[0], special)
+    assert len(q) == config.query_max_tokens  # the budget counts the query's own tokens, not the template's
+    assert len(d) == config.max_length - config.query_max_tokens - sum(map(len, special))
     clipped = encoder.clip_query(query)
     assert query.startswith(clipped) and len(clipped) < len(query)
     assert encoder.clip_query("a short query") == "a short query"

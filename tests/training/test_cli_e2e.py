@@ -127,6 +127,7 @@ def test_every_stage_through_the_cli(tmp_path, tiny_llama_dir, tiny_bert_dir, ti
 
 
 def test_recipe_runs_every_stage_and_skips_finished_ones(tmp_path, tiny_llama_dir, tiny_bert_dir, wikiqa, capsys):
+    out = tmp_path / "run"
     data = [{"path": str(wikiqa), "split": "dev"}]
     student = {
         "student": str(tiny_bert_dir),
@@ -158,19 +159,23 @@ def test_recipe_runs_every_stage_and_skips_finished_ones(tmp_path, tiny_llama_di
                 "labels_only": {**student, "loss": "pairwise"},
                 "margin_only": {**student, "alpha": 0.0},
             },
-            "eval": {"data": data, "k": 5},
+            # a cross-encoder's head started random, so its merge names the start: here another student
+            "merges": {"hybrid_wise": {"tuned": "hybrid", "alpha": 0.5, "base": str(out / "students" / "labels_only")}},
+            "eval": {"data": data, "k": 5, "students": ["hybrid", "labels_only", "hybrid_wise"]},
         },
     )
-    out = tmp_path / "run"
     assert (
         main(["train", "recipe", "--config", recipe, "--out", str(out), "--max-queries", "4", "--max-steps", "2"]) == 0
     )
     res = json.loads((out / "eval.json").read_text())
-    assert set(res) == {"first-stage", "bm25", "random", "teacher", "hybrid", "labels_only", "margin_only"}
-    assert "ndcg@5" in res["hybrid"]["sources"][0]
+    # margin_only is trained but not evaluated: eval.students leaves it out
+    assert set(res) == {"first-stage", "bm25", "random", "teacher", "hybrid", "labels_only", "hybrid_wise"}
+    assert "ndcg@5" in res["hybrid"]["sources"][0] and "ndcg@5" in res["hybrid_wise"]["sources"][0]
     assert json.loads((out / "students" / "margin_only" / "train_state.json").read_text())["losses"]
+    merge = json.loads((out / "students" / "hybrid_wise" / "merge.json").read_text())
+    assert merge["alpha"] == 0.5 and merge["tuned"] == str(out / "students" / "hybrid")
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("model.safetensors")}
-    assert len(stamps) == 5  # cpt, teacher, 3 students
+    assert len(stamps) == 6  # cpt, teacher, 3 students, 1 merge
     assert (
         main(["train", "recipe", "--config", recipe, "--out", str(out), "--max-queries", "4", "--max-steps", "2"]) == 0
     )
@@ -187,11 +192,13 @@ def test_recipe_runs_every_stage_and_skips_finished_ones(tmp_path, tiny_llama_di
     assert "student 'labels_only'" in err and "query_max_tokens" in err and "Traceback" not in err
     shutil.rmtree(out / "students" / "labels_only")
     old_eval = (out / "eval" / "labels_only.json").stat().st_mtime_ns
-    assert main(args) == 0  # retrains that student alone, and measures it again
+    old_merge_eval = (out / "eval" / "hybrid_wise.json").stat().st_mtime_ns
+    assert main(args) == 0  # retrains that student alone, merges again from it, and measures both again
     after = {p: p.stat().st_mtime_ns for p in out.rglob("model.safetensors")}
     changed = {p for p in after if after[p] != stamps.get(p)}
-    assert changed == {out / "students" / "labels_only" / "model.safetensors"}
+    assert changed == {out / "students" / n / "model.safetensors" for n in ("labels_only", "hybrid_wise")}
     assert (out / "eval" / "labels_only.json").stat().st_mtime_ns != old_eval
+    assert (out / "eval" / "hybrid_wise.json").stat().st_mtime_ns != old_merge_eval
 
 
 def _free_port() -> int:

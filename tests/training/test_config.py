@@ -208,3 +208,21 @@ def test_docstring_examples_run():
     for mod in (config, data, losses, evaluate):
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert res.failed == 0, mod.__name__
+
+
+def test_a_merge_must_name_a_student_and_eval_students_must_exist():
+    student = {"student": "x"}
+    ok = C.from_dict(
+        C.RecipeConfig,
+        {"students": {"s": student}, "merges": {"s_wise": {"tuned": "s"}}, "eval": {"students": ["s_wise"]}},
+    )
+    assert ok.merges["s_wise"].alpha == 0.5 and ok.merges["s_wise"].base is None
+    bad = [
+        ({"students": {"s": student}, "merges": {"w": {"tuned": "t"}}}, r"merges\.w\.tuned: 't' is not a student"),
+        ({"students": {"s": student}, "merges": {"s": {"tuned": "s"}}}, r"merges\.s: a student has that name"),
+        ({"students": {"s": student}, "merges": {"w": {"tuned": "s", "alpha": 0}}}, r"alpha must be in \(0, 1\]"),
+        ({"students": {"s": student}, "eval": {"students": ["nope"]}}, r"eval\.students: \['nope'\] name no student"),
+    ]
+    for raw, match in bad:
+        with pytest.raises(C.ConfigError, match=match):
+            C.from_dict(C.RecipeConfig, raw)

@@ -56,6 +56,7 @@ __all__ = [
     "TeacherConfig",
     "LabelConfig",
     "DistillConfig",
+    "MergeConfig",
     "EvalConfig",
     "RecipeConfig",
     "RANK_LOSSES",
@@ -367,10 +368,33 @@ class EvalConfig:
     k: int = 10
     batch_size: int = 32
     include_teacher: bool = True
+    # the students and merges evaluated, by name; None: every one (a 12-layer student takes the
+    # 2-core CPU about 25 minutes on the four dev sets, so a recipe may evaluate only what it ships)
+    students: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         _in_range(self, "k", 1)  # trec_eval would abort the whole process
         _in_range(self, "batch_size", 1)
+
+
+@dataclass(frozen=True)
+class MergeConfig:
+    """A WiSE-FT merge of one of the recipe's students with its start (:func:`.merge.interpolate`):
+    ``(1 - alpha) * start + alpha * tuned``, encoder weights only.
+
+    ``tuned``: the name of a student of the same recipe; ``base``: the start (None: the student's
+    own ``base_model``).
+    """
+
+    tuned: str = ""
+    alpha: float = 0.5
+    base: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.tuned:
+            raise ConfigError("merge: tuned must name one of the recipe's students")
+        if not 0.0 < float(self.alpha) <= 1.0:
+            raise ConfigError(f"merge: alpha must be in (0, 1] (1 keeps the tuned model), got {self.alpha!r}")
 
 
 @dataclass(frozen=True)
@@ -379,7 +403,8 @@ class RecipeConfig:
 
     The driver wires the stages: the teacher starts from the CPT output (when ``run_cpt``), the
     labeller reads the teacher, and every student whose ``loss`` is not labels-only reads the
-    labeller's scores. ``students`` maps a name (the output folder) to its config.
+    labeller's scores. ``students`` maps a name (the output folder) to its config; ``merges``
+    maps a name to a WiSE-FT merge of one of them with its start, written beside the students.
     """
 
     run_cpt: bool = True
@@ -388,7 +413,21 @@ class RecipeConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     label: LabelConfig = field(default_factory=LabelConfig)
     students: dict[str, DistillConfig] = field(default_factory=dict)
+    merges: dict[str, MergeConfig] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        for name, m in self.merges.items():
+            if m.tuned not in self.students:
+                raise ConfigError(
+                    f"merges.{name}.tuned: {m.tuned!r} is not a student of this recipe ({sorted(self.students)})"
+                )
+            if name in self.students:
+                raise ConfigError(f"merges.{name}: a student has that name; a merge needs its own folder")
+        known = set(self.students) | set(self.merges)
+        unknown = sorted(set(self.eval.students or ()) - known)
+        if unknown:
+            raise ConfigError(f"eval.students: {unknown} name no student or merge of this recipe ({sorted(known)})")
 
 
 # --------------------------------------------------------------------------- reading / writing
@@ -403,7 +442,17 @@ def _empty_section(value: Any) -> Any:
 _HOOKS = {
     DataSource: lambda v: {"path": v} if isinstance(v, str) else v,
     **dict.fromkeys(
-        (TrainConfig, GroupConfig, LoraSettings, CPTConfig, TeacherConfig, LabelConfig, DistillConfig, EvalConfig),
+        (
+            TrainConfig,
+            GroupConfig,
+            LoraSettings,
+            CPTConfig,
+            TeacherConfig,
+            LabelConfig,
+            DistillConfig,
+            MergeConfig,
+            EvalConfig,
+        ),
         _empty_section,
     ),
 }

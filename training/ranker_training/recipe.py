@@ -5,7 +5,8 @@ Layout of ``out``::
     cpt/                 causal LM after continued pre-training        (skipped if run_cpt: false)
     teacher/             merged backbone + head.safetensors + teacher.json
     scores.jsonl         teacher scores of every training candidate
-    students/<name>/     one cross-encoder per entry of ``students``
+    students/<name>/     one cross-encoder per entry of ``students``, and one per ``merges`` entry
+                         (WiSE-FT of a student with its start)
     eval/<name>.json     metrics of every model and baseline on ``eval.data``
     eval.json            all of them together
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 from pathlib import Path
 
 from .config import RecipeConfig, apply_overrides, save_config, to_dict
@@ -89,6 +91,7 @@ def run_recipe(
     label_ov = {k: v for k, v in ov.items() if not k.startswith("train.")}  # the labeller trains nothing
     label_cfg = _label(cfg, out, teacher_out, label_ov, progress)
     students = _train_students(cfg, out, Path(label_cfg.out), ov, progress)
+    students |= _merge_students(cfg, out, students)
     if not run_eval or not cfg.eval.data or not _is_main():
         return {}
     from .evaluate import BASELINES
@@ -99,7 +102,8 @@ def run_recipe(
         models["teacher"] = (
             str(teacher_out) if cfg.run_teacher and not label_cfg.runs else _dev_teacher(label_cfg, cfg, out)
         )
-    models |= {n: str(p) for n, p in students.items()}
+    wanted = cfg.eval.students
+    models |= {n: str(p) for n, p in students.items() if wanted is None or n in wanted}
     return _evaluate(cfg, out, models, max_queries, progress)
 
 
@@ -163,6 +167,37 @@ def _train_students(cfg: RecipeConfig, out: Path, scores: Path, ov: dict, progre
             (out / "eval" / f"{name}.json").unlink(missing_ok=True)  # figures of an older model
         students[name] = s_out
     return students
+
+
+def _merge_students(cfg: RecipeConfig, out: Path, students: dict[str, Path]) -> dict[str, Path]:
+    """Every merge of ``cfg.merges`` (WiSE-FT of a student with its start); name -> folder. A merge
+    already written from the same student and settings is kept; one older than its inputs (the
+    tuned student, or a local ``base``, was trained again) is written again."""
+    from .config import resolve_path
+    from .merge import MERGE_FILE, WEIGHTS, interpolate
+
+    merged = {}
+    for name, m in cfg.merges.items():
+        m_out = out / "students" / name
+        tuned = students[m.tuned]
+        record = m_out / MERGE_FILE
+        if _is_main():
+            inputs = [tuned / WEIGHTS] + ([Path(resolve_path(m.base)) / WEIGHTS] if m.base else [])
+            newest = max(p.stat().st_mtime for p in inputs if p.is_file())
+            fresh = record.is_file() and record.stat().st_mtime >= newest
+            saved = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
+            same = saved.get("alpha") == m.alpha and saved.get("tuned") == str(tuned)
+            if fresh and same and (m.base is None or saved.get("base") == m.base):
+                log.info("recipe: merge %s done, skipping", name)
+            else:
+                if m_out.exists():
+                    shutil.rmtree(m_out)
+                (out / "eval" / f"{name}.json").unlink(missing_ok=True)  # figures of an older model
+                interpolate(tuned, m.alpha, m_out, base=m.base)
+                log.info("recipe: merged %s = %g x %s + %g x its start", name, m.alpha, m.tuned, 1 - m.alpha)
+        _barrier()
+        merged[name] = m_out
+    return merged
 
 
 def _evaluate(cfg: RecipeConfig, out: Path, models: dict[str, str], max_queries: int | None, progress) -> dict:
