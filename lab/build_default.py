@@ -32,6 +32,7 @@ from lab import report
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTES = Path(__file__).resolve().parent / "default_card.json"
+DEFAULT = Path(__file__).resolve().parents[1] / "sdk" / "ranker_sdk" / "default"
 DATA = ROOT.parent / "shared" / "data"
 # What INT8 may cost against the fp32 student: on the mean of the dev headlines, and on any one.
 # The dev sets the bundled fusion rule is fitted on (max-min): squad is left out, since a fit scores
@@ -200,7 +201,7 @@ def main() -> None:
         "`python -m lab.build_default` (a 2-core CPU, no GPU).",
         help="how the run was made, for the model card (markdown)",
     )
-    ap.add_argument("--out", default=str(ROOT / "sdk" / "ranker_sdk" / "default"))
+    ap.add_argument("--out", default=str(DEFAULT))
     ap.add_argument("--repeats", type=int, default=5, help="bench_rank.py repeats")
     ap.add_argument("--force", action="store_true", help="ship even if INT8 costs more than half a point somewhere")
     ap.add_argument(
@@ -342,22 +343,30 @@ def main() -> None:
     teacher_report = (
         json.loads((run / "scores.json").read_text(encoding="utf-8")) if (run / "scores.json").is_file() else {}
     )
+    record = {
+        "layers": layer_count(ckpt),
+        "train_config": student_config(run, student),
+        "teacher": teacher_report,
+        "figures": {"int8": shipped, "fp32": fp32, "fused": fused, "first_stage": headlines(evals["first-stage"])},
+        "speed": bench,
+        "how": args.how,
+        "merge": merge_record(run, student) or None,
+    }
     text = render_model_card(
         CardData(
-            train_config=student_config(run, student),
-            layers=layer_count(ckpt),
             package=loaded.config.to_dict(),
-            teacher=teacher_report,
-            figures={"int8": shipped, "fp32": fp32, "fused": fused, "first_stage": headlines(evals["first-stage"])},
-            speed=bench,
             notes=card_notes(args.card_notes),
-            how=args.how,
             results_table=table_md,
-            merge=merge_record(run, student),
+            **record,
         )
     )
     (run / "MODEL_CARD.md").write_text(text, encoding="utf-8")
     out = Path(args.out)
+    # the record the bundled default's card is rendered again from (lab.default_fusion); beside the run otherwise
+    record_path = (
+        ROOT / "lab" / "default_record.json" if out.resolve() == DEFAULT.resolve() else run / "default_record.json"
+    )
+    record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     if out.exists():
         if any(out.iterdir()) and not (out / "manifest.json").is_file():
             sys.exit(f"{out} exists and is not a package; refusing to replace it")

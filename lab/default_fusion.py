@@ -58,6 +58,7 @@ def fused_card(package: dict, record: dict, table: list[dict]) -> str:
             notes=card_notes(),
             how=record["how"],
             results_table=report.markdown(table, columns=CARD_COLUMNS),
+            merge=record.get("merge") or None,
         )
     )
 
