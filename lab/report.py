@@ -149,6 +149,7 @@ LABELS = {
     "e5_zero": "multilingual-e5-small (English-Portuguese vocabulary) as a segmented student, untrained (fp32)",
     "e5_dist": "student started from E5: hybrid + labels, the E5 teacher with its floor order, 300 steps (fp32)",
     "e5_wise": "that student, WiSE-FT: 0.5 x its weights + 0.5 x E5 as it ships (fp32)",
+    "e5_wise_int8": "that merge as a static INT8 package (ranker package's defaults; fails the gate on wikiqa and squad)",
     "trec_dl_only": "student on trec-dl alone: hybrid + labels, 300 steps (fp32)",
     "trec_dl_only_margin": "student on trec-dl alone: margin-MSE on per-query z-scores, 300 steps (fp32)",
 }

@@ -15,6 +15,8 @@ largest score change of a document alone vs batched (:func:`ranker_quantize.veri
 over 10 dev queries)::
 
     python -m lab.benchmarks.int8_variants --model runs/default/students/hybrid [--json OUT]
+
+``--calibration DIR=SPLIT`` calibrates (and verifies) on other data, e.g. ``../shared/data/wikiqa=train``.
 """
 
 from __future__ import annotations
@@ -46,10 +48,17 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="a student checkpoint folder")
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     ap.add_argument("--json", default=None)
+    ap.add_argument(
+        "--calibration",
+        default=f"{DATA / 'trec-rag24'}=dev",
+        metavar="DIR=SPLIT",
+        help="the data static INT8 is calibrated and verified on (default: trec-rag24 dev)",
+    )
     args = ap.parse_args()
+    cal_dir, _, cal_split = args.calibration.rpartition("=")
     wikiqa = [g for g in load_groups(DATA / "wikiqa", "dev") if any(g.labels)]
     trec = load_groups(DATA / "trec-rag24", "dev")
-    verify = VerifyOptions(calibration=str(DATA / "trec-rag24"), split="dev", threads=2)
+    verify = VerifyOptions(calibration=cal_dir, split=cal_split, threads=2)
     rows = []
     with tempfile.TemporaryDirectory(prefix="int8-variants-") as tmp:
         for name in args.variants:
@@ -75,7 +84,8 @@ def main() -> None:
                 flush=True,
             )
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": args.model, "rows": rows}, indent=2) + "\n")
+        record = {"model": args.model, "calibration": args.calibration, "rows": rows}
+        Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
