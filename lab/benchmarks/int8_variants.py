@@ -8,7 +8,10 @@ does by default), then evaluated through the SDK's ``Ranker`` (2 threads):
 - ``dynamic/tensor``: dynamic activations, int8 word table with one scale (the first default);
 - ``dynamic/fp32``: dynamic activations, fp32 word table (the previous bundled default);
 - ``static/fp32``: static activations, fp32 word table;
-- ``static/rows``: static activations, int8 word table with a scale per row (the default now).
+- ``static/rows``: static activations, int8 word table with a scale per row (the default now);
+- ``static/rows/8bit``: the same with 8-bit weights (``reduce_range`` off: exact only where the
+  CPU has VNNI);
+- ``static/rows/nosmooth``: the default without SmoothQuant.
 
 Prints wikiqa dev MAP (the 126 answered questions), trec-rag24 dev nDCG@10, model size, and the
 largest score change of a document alone vs batched (:func:`ranker_quantize.verify.batch_invariance`
@@ -40,6 +43,8 @@ VARIANTS = {
     "dynamic/fp32": PackageOptions(quantize=QuantizeOptions(activations="dynamic", embeddings="fp32")),
     "static/fp32": PackageOptions(quantize=QuantizeOptions(embeddings="fp32")),
     "static/rows": PackageOptions(),
+    "static/rows/8bit": PackageOptions(quantize=QuantizeOptions(reduce_range=False)),
+    "static/rows/nosmooth": PackageOptions(quantize=QuantizeOptions(smooth=None)),
 }
 
 
