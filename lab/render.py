@@ -68,6 +68,9 @@ SOURCES = {
     "speed_by_length.json": "python -m lab.benchmarks.bench_lengths --model cross-encoder=M/ce=P/ce-512"
     " --model segmented=M/seg=P/seg-512 --lengths 64 128 256 512 --threads 1 2 --docs 16 --rounds 3"
     " --json lab/results/speed_by_length.json",
+    "int8_variants_e5.json": "python -m lab.benchmarks.int8_variants --model runs/e5s/wise --variants fp32 static/rows"
+    " static/fp32 static/rows/8bit static/rows/nosmooth (and static/rows with --calibration ../shared/data/wikiqa=train),"
+    " each with --json, the rows gathered into one file",
     "bench_memory.json": "python -m lab.benchmarks.bench_memory --docs 10000 --chars 300"
     " --out lab/results/bench_memory.json",
 }
@@ -225,6 +228,26 @@ def _openvino() -> str:
     return _table(head, body)
 
 
+def _int8_variants() -> str:
+    """Each INT8 scheme of the E5 merge against its fp32 package (``int8_variants_e5.json``)."""
+    data = _load("int8_variants_e5.json")
+    fp32 = next(r for r in data["rows"] if r["variant"] == "fp32")
+    body = [
+        [
+            r["variant"],
+            r["calibration"] or "-",
+            _cell(r["wikiqa_map"], 4),
+            f"{100 * (r['wikiqa_map'] - fp32['wikiqa_map']):+.2f}",
+            _cell(r["trec_ndcg10"], 4),
+            f"{100 * (r['trec_ndcg10'] - fp32['trec_ndcg10']):+.2f}",
+            f"{r['model_mib']:.1f}",
+        ]
+        for r in data["rows"]
+    ]
+    head = ["scheme", "calibrated on", "wikiqa MAP", "points", "trec-rag24 nDCG@10", "points", "model.onnx MiB"]
+    return _table(head, body)
+
+
 def _memory() -> str:
     m = _load("bench_memory.json")
     body = []
@@ -306,6 +329,15 @@ def render_results_page() -> str:
         f"From {_source('bench_openvino_default.json')}: the bundled package's graph run by each runtime.",
         "",
         _openvino(),
+        "",
+        "## INT8 schemes of the E5 merge",
+        "",
+        f"From {_source('int8_variants_e5.json')}: `e5_wise` (not shipped: its INT8 package failed the gate,",
+        "docs/ship-rules.md) packaged by `ranker package` with each scheme, scored through the SDK; points against",
+        "its fp32 package, which scores as torch does. wikiqa MAP is the script's own average precision over the",
+        "126 answered dev questions.",
+        "",
+        _int8_variants(),
         "",
         "## Memory of hostile calls",
         "",
