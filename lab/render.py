@@ -58,7 +58,7 @@ SOURCES = {
     " --alpha 0.5 or 0.7 --out runs/cpu19/students/hybrid_labels_wise05 or _wise07), each evaluated on the four dev"
     " sets (ranker eval --model DIR --json; squad with --with-positive --max-queries 300) into"
     " runs/cpu19/eval/NAME.json; the freeze_layers, trec-dl-only and E5-teacher students of runs/exp likewise, and"
-    " the E5 teacher's own dev targets, and the E5-started students of runs/e5s (e5_zero, e5_dist, e5_wise) and e5_wise's INT8 package"
+    " the E5 teacher's own dev targets, and the E5-started students of runs/e5s (e5_zero, e5_dist, e5_wise, e5_lr5e6) and e5_wise's INT8 package"
     " (python -m lab.build_default --run runs/e5ship --student e5_wise: its shipped_int8.json) (docs/quality.md);"
     " then python -m lab.report --run runs/cpu19 --out lab/results/recipe_cpu.json",
     "signals.json": "python -m lab.signals --signals runs/signals --compute SPLADE --out lab/results/signals.json,"
