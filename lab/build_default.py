@@ -32,8 +32,10 @@ from lab import report
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTES = Path(__file__).resolve().parent / "default_card.json"
-DEFAULT = Path(__file__).resolve().parents[1] / "sdk" / "ranker_sdk" / "default"
 DATA = ROOT.parent / "shared" / "data"
+DEFAULT = ROOT / "sdk" / "ranker_sdk" / "default"
+# what the bundled default's card is rendered from again (lab.default_fusion)
+RECORD = ROOT / "lab" / "default_record.json"
 # What INT8 may cost against the fp32 student: on the mean of the dev headlines, and on any one.
 # The dev sets the bundled fusion rule is fitted on (max-min): squad is left out, since a fit scores
 # every candidate of every query and squad dev's thousands of questions would cost the CPU an hour.
@@ -362,10 +364,7 @@ def main() -> None:
     )
     (run / "MODEL_CARD.md").write_text(text, encoding="utf-8")
     out = Path(args.out)
-    # the record the bundled default's card is rendered again from (lab.default_fusion); beside the run otherwise
-    record_path = (
-        ROOT / "lab" / "default_record.json" if out.resolve() == DEFAULT.resolve() else run / "default_record.json"
-    )
+    record_path = RECORD if out.resolve() == DEFAULT.resolve() else run / RECORD.name
     record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     if out.exists():
         if any(out.iterdir()) and not (out / "manifest.json").is_file():

@@ -31,14 +31,12 @@ import tempfile
 from pathlib import Path
 
 from lab import report
-from lab.build_default import FUSION_DATA, ROOT, card_notes, dev_sources, headlines
+from lab.build_default import DEFAULT, FUSION_DATA, RECORD, ROOT, card_notes, dev_sources, headlines
 from lab.render import default_speed
 
 __all__ = ["RECORD", "fused_card", "install", "main"]
 
-RECORD = ROOT / "lab" / "default_record.json"
 RESULTS = ROOT / "lab" / "results" / "default.json"
-DEFAULT = ROOT / "sdk" / "ranker_sdk" / "default"
 # The columns the card's table shows: those the shipped default was evaluated on alone.
 CARD_COLUMNS = ("dl_ndcg10_trec", "rag_ndcg10", "rag_pnr", "wikiqa_map", "wikiqa_mrr")
 
@@ -58,7 +56,7 @@ def fused_card(package: dict, record: dict, table: list[dict]) -> str:
             notes=card_notes(),
             how=record["how"],
             results_table=report.markdown(table, columns=CARD_COLUMNS),
-            merge=record.get("merge") or None,
+            merge=record.get("merge"),
         )
     )
 

