@@ -193,6 +193,16 @@ def card_notes(path: Path = NOTES) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def smooth_alpha(text: str) -> float | None:
+    """``--smooth``: a number, or none (off)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an alpha between 0 and 1 or none, got {text!r}") from None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default=str(ROOT / "runs" / "dl"), help="a finished `ranker train recipe` output")
@@ -217,6 +227,18 @@ def main() -> None:
         default="rows",
         choices=("rows", "tensor", "fp32"),
         help="word table of an INT8 package (ranker package --set embeddings=...; default: rows)",
+    )
+    ap.add_argument(
+        "--smooth",
+        type=smooth_alpha,
+        default=0.8,
+        help="SmoothQuant alpha of a static INT8 package, or none (ranker package --set smooth=...; default 0.8)",
+    )
+    ap.add_argument(
+        "--ffn-output",
+        default="int8",
+        choices=("int8", "smooth", "fp32"),
+        help="the FFN output MatMuls of an INT8 package (ranker package --set ffn_output=...; default int8)",
     )
     ap.add_argument(
         "--calibration-pairs",
@@ -256,7 +278,7 @@ def main() -> None:
     from ranker_quantize.package import write_package
     from ranker_quantize.provenance import checkpoint_sha256
     from ranker_sdk.package import read_package
-    from ranker_training.evaluate import evaluate_model
+    from ranker_training.evaluate import evaluate_package
 
     run = Path(args.run)
     evals = {
@@ -270,6 +292,8 @@ def main() -> None:
         activations="dynamic" if args.precision == "dynamic" else "static",
         embeddings=args.embeddings,
         calibration_pairs=args.calibration_pairs,
+        smooth=args.smooth,
+        ffn_output=args.ffn_output,
     )
     dev = dev_sources()
     pkg = run / "package"
@@ -283,6 +307,9 @@ def main() -> None:
             and built.quantization.get("precision") == ("fp32" if args.precision == "fp32" else "int8")
             and built.quantization.get("activations") == quant.activations
             and built.quantization.get("embeddings") == quant.embeddings
+            and built.quantization.get("smooth")
+            == (quant.smooth if quant.static and args.precision != "fp32" else None)
+            and built.quantization.get("ffn_output", "int8") == quant.ffn_output
             # (a package calibrated on fewer pairs than asked, all there were, is rebuilt: safe, slower)
             and (built.quantization.get("calibration") or {}).get("pairs") == quant.calibration_pairs
             and [f"{Path(d).name}/{sp}" for d, sp in fusion] == (built.to_dict().get("fusion") or {}).get("fitted_on")
@@ -313,12 +340,9 @@ def main() -> None:
             )
             print(f"packaged: {result.path}", flush=True)
 
-        shipped_res, fused_res = {}, {}
-        for name, fs in (("shipped_int8", False), ("shipped_int8_fused", True)):
-            path = run / "eval" / f"{name}.json"
-            res = evaluate_model(str(pkg), dev, k=10, first_stage=fs)
-            path.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-            (fused_res if fs else shipped_res).update(res)
+        shipped_res, fused_res = evaluate_package(str(pkg), dev, k=10)
+        for name, res in (("shipped_int8", shipped_res), ("shipped_int8_fused", fused_res)):
+            (run / "eval" / f"{name}.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
         fp32, shipped, fused = headlines(evals[student]), headlines(shipped_res), headlines(fused_res)
         over = int8_losses(fp32, shipped)
         if not over or args.force:

@@ -155,6 +155,8 @@ _SETTINGS = {
     "(default 512)",
     "smooth": "static INT8: SmoothQuant alpha (0..1, default 0.8) of the LayerNorm outputs, whose outlier "
     "channels move into the weights' per-channel scales; none: off",
+    "ffn_output": "the FFN's output MatMul (its input the GELU output, the widest-ranged): int8 (default), "
+    "smooth (static: SmoothQuant on the GELU outputs too) or fp32 (larger, slower package)",
     # VerifyOptions
     "max_queries": "verify on at most N queries of each set (default 32)",
     "min_spearman": "minimum mean per-query Spearman (default 0.9)",

@@ -410,6 +410,7 @@ def _quantization_record(
         per_channel=q.per_channel,
         reduce_range=q.reduce_range,
         **({"smooth": q.smooth} if q.static and q.smooth is not None else {}),
+        **({"ffn_output": q.ffn_output} if q.ffn_output != "int8" else {}),
         op_types=list(q.quantized_ops()),
     )
     if q.static:

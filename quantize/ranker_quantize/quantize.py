@@ -60,6 +60,12 @@ The other choices:
   memory. ``"tensor"`` is onnxruntime's own embedding quantization (one scale for the whole
   table, dynamic only), coarser: one scale cannot fit rare and common tokens alike. ``"fp32"``
   keeps the table fp32, at more than twice the package size.
+- **The FFN's output MatMul** (``ffn_output``): its input is the GELU output, the widest-ranged
+  activation of a BERT layer (a few of its 1,536 channels reach tens while most stay under one),
+  which LayerNorm smoothing does not reach. ``"int8"`` (default) quantizes it like every other
+  MatMul; ``"smooth"`` applies the same SmoothQuant to the GELU outputs (with ``smooth``'s
+  alpha); ``"fp32"`` keeps those MatMuls in float (a third of each layer's weights stay fp32:
+  a larger, slower package).
 """
 
 from __future__ import annotations
@@ -83,16 +89,23 @@ __all__ = [
     "quantize_int8",
     "activation_matmuls",
     "smooth_layer_norm_outputs",
+    "ffn_output_matmuls",
     "int8_embedding_rows",
     "cpu_features",
     "ACTIVATIONS",
     "EMBEDDINGS",
+    "FFN_OUTPUTS",
 ]
 
 log = logging.getLogger(__name__)
 
 ACTIVATIONS = ("static", "dynamic")
 EMBEDDINGS = ("rows", "tensor", "fp32")
+FFN_OUTPUTS = ("int8", "smooth", "fp32")
+# The ops whose outputs :func:`smooth_layer_norm_outputs` smooths: LayerNorms always, the GELU
+# forms onnxruntime's fusion leaves (BiasGelu, FastGelu) or the plain op with ffn_output="smooth".
+LAYER_NORMS = ("LayerNormalization",)
+GELUS = ("BiasGelu", "FastGelu", "Gelu")
 # The /proc/cpuinfo flags that decide which INT8 kernels onnxruntime uses.
 _INT8_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
 # The graph input whose Gather reads the word table (every exported BERT-family graph has it).
@@ -114,6 +127,8 @@ class QuantizeOptions:
         smooth: move this share (alpha, 0..1) of each LayerNorm output channel's range into the
             weights of the MatMuls it feeds (:func:`smooth_layer_norm_outputs`; static
             activations only, ignored for dynamic); None: off.
+        ffn_output: the FFN's second MatMul (reading the GELU output): ``"int8"`` like the
+            rest, ``"smooth"`` with its input smoothed too (static, ``smooth`` set), or ``"fp32"``.
     """
 
     activations: str = "static"
@@ -122,10 +137,17 @@ class QuantizeOptions:
     reduce_range: bool = True
     calibration_pairs: int = 512
     smooth: float | None = 0.8
+    ffn_output: str = "int8"
 
     def __post_init__(self) -> None:
         one_of("activations", self.activations, ACTIVATIONS)
         one_of("embeddings", self.embeddings, EMBEDDINGS)
+        one_of("ffn_output", self.ffn_output, FFN_OUTPUTS)
+        if self.ffn_output == "smooth" and (self.activations != "static" or self.smooth is None):
+            raise InputError(
+                "ffn_output='smooth' smooths the GELU outputs with the static graph's SmoothQuant: it needs "
+                "activations='static' and a smooth alpha"
+            )
         if self.embeddings == "tensor" and self.activations == "static":
             raise InputError(
                 "embeddings='tensor' is onnxruntime's dynamic embedding quantization; with static "
@@ -175,7 +197,12 @@ class QuantizeOptions:
             if self.static and self.smooth
             else ""
         )
-        return f"onnxruntime {acts}; int8 {chan} weights; {emb}{smooth}"
+        ffn = {
+            "int8": "",
+            "smooth": "; GELU outputs smoothed too",
+            "fp32": "; FFN output MatMuls kept fp32",
+        }[self.ffn_output]
+        return f"onnxruntime {acts}; int8 {chan} weights; {emb}{smooth}{ffn}"
 
 
 def _reader(feeds: list[Mapping[str, np.ndarray]], tick: Callable[[int], None]) -> Any:
@@ -223,13 +250,16 @@ def quantize_int8(
         raise InputError("static INT8 needs calibration feeds (pairs from --calibration or generated text)")
     model = _typed(model) if options.static else _copy(model)
     excluded = activation_matmuls(model)
+    if options.ffn_output == "fp32":
+        excluded += ffn_output_matmuls(model)
     feeds = list(calibration) if options.static else []  # read twice with smoothing
     smoothed = len(feeds) if options.static and options.smooth is not None else 0
     total = smoothed + len(feeds) + 1
     tick = progress or (lambda done, total: None)
     tick(0, total)
     if smoothed:
-        smooth_layer_norm_outputs(model, feeds, options.smooth)
+        ops = LAYER_NORMS + (GELUS if options.ffn_output == "smooth" else ())
+        smooth_layer_norm_outputs(model, feeds, options.smooth, ops=ops)
         tick(smoothed, total)
     with tempfile.TemporaryDirectory(prefix="ranker-quantize-") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
@@ -297,8 +327,13 @@ def _quantize_dynamic(src: Path, dst: Path, options: QuantizeOptions, excluded: 
     )
 
 
-def smooth_layer_norm_outputs(model: Any, calibration: list[Mapping[str, np.ndarray]], alpha: float) -> int:
+def smooth_layer_norm_outputs(
+    model: Any, calibration: list[Mapping[str, np.ndarray]], alpha: float, *, ops: tuple[str, ...] = LAYER_NORMS
+) -> int:
     """SmoothQuant on the LayerNorm outputs that feed weight MatMuls, in place; returns how many.
+
+    ``ops``: the op types whose outputs are smoothed (LayerNorms; with :data:`GELUS` the FFN's
+    GELU outputs too, whose only reader is the FFN output MatMul).
 
     A LayerNorm output has a few channels far larger than the rest, and one static scale for the
     whole tensor spends the uint8 steps on them. For such a tensor ``X`` (its per-channel
@@ -311,14 +346,14 @@ def smooth_layer_norm_outputs(model: Any, calibration: list[Mapping[str, np.ndar
     from onnx import numpy_helper
 
     inits = {t.name: t for t in model.graph.initializer}
-    consumers = _layer_norm_matmuls(model, inits)
+    consumers = _weight_matmuls_of(model, inits, ops)
     if not consumers or not calibration:
         return 0
     peak = _channel_peaks(model, list(consumers), calibration)
     nodes = []
     for node in model.graph.node:
         nodes.append(node)
-        if node.op_type == "LayerNormalization" and node.output[0] in consumers:
+        if node.op_type in ops and node.output[0] in consumers:
             x = node.output[0]
             weights = [numpy_helper.to_array(inits[c.input[1]]) for c in consumers[x]]
             w_peak = np.max([np.abs(w).max(axis=1) for w in weights], axis=0)
@@ -334,16 +369,30 @@ def smooth_layer_norm_outputs(model: Any, calibration: list[Mapping[str, np.ndar
     return len(consumers)
 
 
-def _layer_norm_matmuls(model: Any, inits: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """``{LayerNorm output: the MatMuls with a constant weight that read it}``."""
+def _weight_matmuls_of(model: Any, inits: Mapping[str, Any], ops: tuple[str, ...]) -> dict[str, list[Any]]:
+    """``{output of an op in ops: the MatMuls with a constant weight that read it}``."""
     producer = {o: n for n in model.graph.node for o in n.output}
     consumers: dict[str, list[Any]] = {}
     for n in model.graph.node:
         if n.op_type == "MatMul" and len(n.input) == 2 and n.input[1] in inits:
             p = producer.get(n.input[0])
-            if p is not None and p.op_type == "LayerNormalization":
+            if p is not None and p.op_type in ops:
                 consumers.setdefault(n.input[0], []).append(n)
     return consumers
+
+
+def ffn_output_matmuls(model: Any) -> list[str]:
+    """Names of the weight MatMuls of ``model`` that read a GELU output (the FFN's second MatMul).
+
+    Unnamed ones are named first (in place), as :func:`activation_matmuls` does.
+    """
+    inits = {t.name: t for t in model.graph.initializer}
+    out = []
+    for i, node in enumerate(m for ms in _weight_matmuls_of(model, inits, GELUS).values() for m in ms):
+        if not node.name:
+            node.name = f"ranker_ffn_output_matmul_{i}"
+        out.append(node.name)
+    return out
 
 
 def _channel_peaks(model: Any, names: list[str], calibration: list[Mapping[str, np.ndarray]]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from ranker_quantize.quantize import (
     QuantizeOptions,
     activation_matmuls,
     cpu_features,
+    ffn_output_matmuls,
     int8_embedding_rows,
     quantize_int8,
 )
@@ -229,3 +230,59 @@ def test_smoothing_preserves_the_fp32_function_and_is_recorded(fused_static, fee
     assert "smoothed" not in QuantizeOptions(activations="dynamic").method()
     with pytest.raises(InputError, match="smooth"):
         QuantizeOptions(smooth=1.5)
+
+
+def _fed_by_dequantize(q):
+    """``{MatMul name: whether any input comes from a DequantizeLinear}`` of a QDQ graph."""
+    producer = {o: n.op_type for n in q.graph.node for o in n.output}
+    return {
+        n.name: any(producer.get(i) == "DequantizeLinear" for i in n.input)
+        for n in q.graph.node
+        if n.op_type == "MatMul"
+    }
+
+
+def test_ffn_output_fp32_keeps_the_gelu_readers_in_float(fused_static, feeds):
+    """ffn_output="fp32": the MatMuls reading a GELU output stay float, every other weight MatMul is INT8."""
+    names = ffn_output_matmuls(fused_static)
+    gelus = sum(1 for n in fused_static.graph.node if n.op_type in ("BiasGelu", "FastGelu", "Gelu"))
+    assert gelus >= 1 and len(names) == gelus
+    default = _fed_by_dequantize(quantize_int8(fused_static, QuantizeOptions(), feeds))
+    assert all(default[n] for n in names)  # the default quantizes them
+    kept = _fed_by_dequantize(quantize_int8(fused_static, QuantizeOptions(ffn_output="fp32"), feeds))
+    assert not any(kept[n] for n in names)
+    assert all(v for name, v in kept.items() if name not in names)
+    assert "FFN output MatMuls kept fp32" in QuantizeOptions(ffn_output="fp32").method()
+
+
+def test_ffn_output_smooth_preserves_the_function(fused_static, feeds):
+    """ffn_output="smooth" divides each GELU output before its MatMul, and that MatMul's weight
+    rows carry the factor: the fp32 graph's scores do not change."""
+    from ranker_quantize.quantize import GELUS, LAYER_NORMS, smooth_layer_norm_outputs
+
+    plain, both = onnx.ModelProto(), onnx.ModelProto()
+    plain.CopyFrom(fused_static)
+    both.CopyFrom(fused_static)
+    n_plain = smooth_layer_norm_outputs(plain, feeds, 0.8)
+    n_both = smooth_layer_norm_outputs(both, feeds, 0.8, ops=LAYER_NORMS + GELUS)
+    assert n_both - n_plain == len(ffn_output_matmuls(fused_static))
+    for f in feeds[:8]:
+        np.testing.assert_allclose(_run(both, f), _run(fused_static, f), rtol=1e-4, atol=1e-4)
+    q = quantize_int8(fused_static, QuantizeOptions(ffn_output="smooth"), feeds)
+    fp32 = np.concatenate([_run(fused_static, f) for f in feeds])
+    int8 = np.concatenate([_run(q, f) for f in feeds])
+    assert np.corrcoef(fp32, int8)[0, 1] > 0.95
+    assert "GELU outputs smoothed too" in QuantizeOptions(ffn_output="smooth").method()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"ffn_output": "bf16"}, "ffn_output"),
+        ({"ffn_output": "smooth", "smooth": None}, "needs activations='static' and a smooth alpha"),
+        ({"ffn_output": "smooth", "activations": "dynamic"}, "needs activations='static' and a smooth alpha"),
+    ],
+)
+def test_ffn_output_rejects_what_cannot_be_built(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        QuantizeOptions(**kwargs)

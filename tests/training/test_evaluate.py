@@ -86,3 +86,19 @@ def test_a_checkpoint_without_a_record_is_evaluated_on_the_text_its_package_read
     group = Group(qid=g.qid, query=g.query, doc_ids=tuple(map(str, range(6))), docs=tuple(docs), labels=(0,) * 6)
     via_eval = load_scorer(str(tiny_bert_dir), [group])(group)
     np.testing.assert_allclose(via_eval, ranker.score(group.query, docs), atol=1e-4)
+
+
+def test_evaluate_package_gives_both_results_of_evaluate_model(tiny_package, data_dir, tmp_path):
+    """Scoring once and fusing gives exactly what two evaluate_model runs (alone, fused) give."""
+    import shutil
+
+    from ranker_quantize.fusion import add_fusion
+    from ranker_training.evaluate import evaluate_package
+
+    pkg = shutil.copytree(tiny_package, tmp_path / "pkg")
+    add_fusion(pkg, {"kind": "zscore-linear", "weight": 0.7})
+    srcs = [DataSource(str(data_dir / "trec-rag24"), "dev"), DataSource(str(data_dir / "wikiqa"), "dev")]
+    alone, fused = evaluate_package(str(pkg), srcs, max_queries=6)
+    assert alone == evaluate_model(str(pkg), srcs, max_queries=6)
+    assert fused == evaluate_model(str(pkg), srcs, max_queries=6, first_stage=True)
+    assert fused["first_stage"] and alone["sources"] != fused["sources"]

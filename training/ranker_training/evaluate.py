@@ -54,7 +54,7 @@ from ranker_eval.beir import Group
 from .config import DataSource, resolve_path
 from .errors import ConfigError
 
-__all__ = ["evaluate_groups", "load_scorer", "evaluate_model", "BASELINES"]
+__all__ = ["evaluate_groups", "load_scorer", "evaluate_model", "evaluate_package", "BASELINES"]
 
 log = logging.getLogger(__name__)
 Scorer = Callable[[Group], "np.ndarray | None"]
@@ -252,12 +252,42 @@ def evaluate_model(
 
     ``first_stage``: score a package fused with the first stage (``-rank`` in ``candidates.run``).
     """
+    scored = _score_sources(model, sources, max_queries, progress, batch_size=batch_size, first_stage=first_stage)
+    return _results(model, sources, scored, k, first_stage=first_stage)
+
+
+def evaluate_package(
+    model: str,
+    sources: Sequence[DataSource],
+    *,
+    k: int = 10,
+    max_queries: int | None = None,
+    batch_size: int = 32,
+    progress=None,
+) -> tuple[dict, dict]:
+    """A package's results alone and fused with the first stage, scoring each pair once.
+
+    The same two results as ``evaluate_model(first_stage=False)`` and ``(first_stage=True)``:
+    the fused scores are the package's fusion rule applied to its own scores
+    (:func:`ranker_sdk.fusion.fuse`, as :meth:`ranker_sdk.Ranker.score` applies it).
+    """
+    from ranker_sdk import Ranker
+    from ranker_sdk.fusion import fuse
+
+    rule = Ranker.load(resolve_path(model), threads=1).config.fusion
+    scored = _score_sources(model, sources, max_queries, progress, batch_size=batch_size)
+    fused = [
+        (src, groups, [fuse(s, -np.arange(len(s), dtype=np.float64), rule) for s in scores])
+        for src, groups, scores in scored
+    ]
+    return _results(model, sources, scored, k), _results(model, sources, fused, k, first_stage=True)
+
+
+def _score_sources(model, sources, max_queries, progress, **scorer_kw) -> list:
+    """``[(source, groups, scores)]``: ``model`` (:func:`load_scorer`) over each source's groups."""
     from .data import load_sourced
 
-    results: dict = {"model": model, **({"first_stage": True} if first_stage else {})}
-    all_groups: list[Group] = []
-    all_scores: list[np.ndarray] = []
-    per_source = []
+    out = []
     scorer: Scorer | None = None
     # read together so qids carry the source prefix exactly as a labeller reading the same
     # sources wrote them (a teacher scores file is looked up by those qids)
@@ -265,7 +295,7 @@ def evaluate_model(
     for src in sources:
         groups = [g for g, s, _ in sourced if s is src]
         if scorer is None or model == "bm25":  # BM25's statistics are per evaluated collection
-            scorer = load_scorer(model, groups, batch_size=batch_size, first_stage=first_stage)
+            scorer = load_scorer(model, groups, **scorer_kw)
         bar = progress(total=len(groups), desc=f"eval {Path(src.path).name}") if progress else None
         scores = []
         for g in groups:
@@ -274,11 +304,18 @@ def evaluate_model(
                 bar.update(1)
         if bar is not None:
             bar.close()
-        res = evaluate_groups(groups, scores, k)
-        per_source.append({"data": src.path, "split": src.split, **res})
-        all_groups += groups
-        all_scores += scores
+        out.append((src, groups, scores))
+    return out
+
+
+def _results(model: str, sources: Sequence[DataSource], scored: list, k: int, *, first_stage: bool = False) -> dict:
+    results: dict = {"model": model, **({"first_stage": True} if first_stage else {})}
+    per_source = [
+        {"data": src.path, "split": src.split, **evaluate_groups(groups, scores, k)} for src, groups, scores in scored
+    ]
     results["sources"] = per_source
     if len(per_source) > 1:
-        results["all"] = evaluate_groups(all_groups, all_scores, k)
+        results["all"] = evaluate_groups(
+            [g for _, groups, _ in scored for g in groups], [s for _, _, scores in scored for s in scores], k
+        )
     return results
