@@ -70,3 +70,24 @@ def test_refuses_bad_alpha_existing_out_cross_without_base_and_other_shapes(tune
     with pytest.raises(ConfigError, match="not the same architecture"):
         interpolate(tuned, 0.5, tmp_path / "y", base=other)
     assert not (tmp_path / "y").exists()
+
+
+def test_an_interrupted_merge_leaves_nothing_a_rerun_refuses(tuned, tmp_path, monkeypatch):
+    """The merge is written beside ``out`` and renamed into place: stopped while writing (Ctrl-C
+    here), it leaves neither ``out`` nor a partial folder, and the same call then succeeds."""
+    import safetensors.numpy
+
+    real = safetensors.numpy.save_file
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", interrupted)
+    where = tmp_path / "merges"
+    with pytest.raises(KeyboardInterrupt):
+        interpolate(tuned, 0.5, where / "merged")
+    assert list(where.iterdir()) == []
+    monkeypatch.setattr(safetensors.numpy, "save_file", real)
+    out = interpolate(tuned, 0.5, where / "merged")
+    assert (out / MERGE_FILE).is_file() and [p.name for p in where.iterdir()] == ["merged"]
+    assert out.stat().st_mode & 0o755 == 0o755

@@ -78,12 +78,22 @@ def interpolate(tuned: str | Path, alpha: float, out: str | Path, *, base: str |
             )
             for k in b
         }
-    shutil.copytree(tuned, out)
-    save_file(merged, str(out / WEIGHTS), metadata={"format": "pt"})
     record = {"method": "WiSE-FT weight interpolation", "alpha": float(alpha), "base": base_name, "tuned": str(tuned)}
     if not is_segmented(tuned):
         record["note"] = "cross-encoder: the classification head is interpolated with the base's too"
-    (out / MERGE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    # Written beside ``out`` and renamed into place: an interrupted merge leaves no ``out`` that a
+    # rerun would refuse, and no half-written checkpoint that looks finished.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    partial.chmod(0o755)  # mkdtemp's 0700 would follow the folder into place
+    try:
+        shutil.copytree(tuned, partial, dirs_exist_ok=True)
+        save_file(merged, str(partial / WEIGHTS), metadata={"format": "pt"})
+        (partial / MERGE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        partial.rename(out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     return out
 
 
