@@ -273,6 +273,7 @@ def main() -> None:
     )
     args = ap.parse_args()
 
+    from ranker_eval.beir import parse_source
     from ranker_quantize import PackageOptions, QuantizeOptions, VerifyOptions, build_package
     from ranker_quantize.card import CardData, render_model_card
     from ranker_quantize.package import write_package
@@ -280,6 +281,9 @@ def main() -> None:
     from ranker_sdk.package import read_package
     from ranker_training.evaluate import evaluate_package
 
+    fusion = [parse_source(f, "dev") for f in args.fusion] if args.fusion else list(FUSION_DATA)
+    if None in fusion:
+        ap.error(f"--fusion {args.fusion[fusion.index(None)]!r}: expected DIR or DIR=SPLIT")
     run = Path(args.run)
     evals = {
         p.stem: json.loads(p.read_text(encoding="utf-8"))
@@ -287,7 +291,6 @@ def main() -> None:
         if not p.stem.startswith("shipped")
     }
     candidates = ranked(evals, args.student, run)
-    fusion = [tuple(f.rsplit("=", 1)) for f in args.fusion] if args.fusion else list(FUSION_DATA)
     quant = QuantizeOptions(
         activations="dynamic" if args.precision == "dynamic" else "static",
         embeddings=args.embeddings,
