@@ -299,3 +299,33 @@ def test_bench_lengths_natural_rows_are_cut_not_filled(tiny_int8, tiny_bert_dir,
     [row] = result["rows"]
     assert 0 < row["tokens_per_row"] <= 128 and "as they are, cut at L tokens" in result["workload"]
     assert row["docs"] == 6 and row["speed_x"] > 0
+
+
+@pytest.mark.slow
+def test_int8_fidelity_compares_schemes_on_unlabelled_train_queries(tiny_bert_dir, tmp_path):
+    out = tmp_path / "fidelity.json"
+    text = _run(
+        "int8_fidelity.py",
+        "--model",
+        str(tiny_bert_dir),
+        "--variants",
+        "smooth 0.8",
+        "smooth 0.8, FFN output fp32",
+        "--queries",
+        "2",
+        "--candidates",
+        "5",
+        "--json",
+        str(out),
+    )
+    record = json.loads(out.read_text())
+    assert record["sets"] == {"trec-dl/train:!dl21-": 2, "trec-rag24/train": 2, "wikiqa/train": 2, "squad/train": 2}
+    first, kept = record["rows"]
+    assert [first["variant"], kept["variant"]] == ["smooth 0.8", "smooth 0.8, FFN output fp32"]
+    for row in record["rows"]:
+        assert set(row["per_set"]) == set(record["sets"])
+        assert 0.0 <= row["top10_overlap"] <= 1.0 and -1.0 <= row["spearman"] <= 1.0
+        assert row["variant"] in text
+    assert first["scoring_time_ratio"] == 1.0 and kept["scoring_time_ratio"] > 0
+    assert kept["model_mib"] > first["model_mib"]  # the FFN output weights stay fp32
+    assert "FFN output MatMuls kept fp32" in kept["method"]
