@@ -64,12 +64,13 @@ ORDER = (
     "e5_zero",
     "e5_dist",
     "e5_wise",
+    "previous_default",
 )
 LABELS = {
     "random": "random order",
     "bm25": "BM25 over the candidates (rank_bm25)",
     "first-stage": "first-stage order (candidates.run; trec-dl: BM25's run)",
-    "teacher": "teacher (external rankers' scores; trec-dl only)",
+    "teacher": "teacher target (the runs, E5 and the bi-encoder, weights fitted per source on train labels; no labels)",
     "labels_only": "student, labels only (pairwise)",
     "pointwise_only": "student, point-wise MSE only",
     "margin_only": "student, margin-MSE only",
@@ -87,6 +88,7 @@ LABELS = {
     "e5_zero": "multilingual-e5-small as it ships, segmented student (zero-shot, fp32)",
     "e5_dist": "E5-started student, hybrid + labels' pairwise term x2, 300 steps (fp32)",
     "e5_wise": "that student, WiSE-FT: 0.5 x its weights + 0.5 x E5 as it ships (fp32)",
+    "previous_default": "the previous default (MiniLM student, INT8), measured again on these sets",
 }
 
 
@@ -209,8 +211,8 @@ def main() -> None:
     ap.add_argument("--student", default="auto", help="student name, or auto (chosen on dev)")
     ap.add_argument(
         "--how",
-        default="`ranker train recipe --config configs/recipe-cpu.yaml --out runs/dl`, then "
-        "`python -m lab.build_default` (a 2-core CPU, no GPU).",
+        default="`ranker train recipe --config configs/recipe-cpu-e5.yaml --out runs/cpu-e5`, then "
+        "`python -m lab.build_default --student e5_wise --ffn-output fp32` (a 2-core CPU, no GPU).",
         help="how the run was made, for the model card (markdown)",
     )
     ap.add_argument("--out", default=str(DEFAULT))

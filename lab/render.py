@@ -43,11 +43,11 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 # Each result of record and the command that wrote it.
 SOURCES = {
-    "default.json": "python -m lab.build_default --run runs/gpu",
-    "pareto.json": "python -m lab.benchmarks.pareto --entry default_int8=sdk/ranker_sdk/default=runs/gpu/eval/shipped_int8.json"
-    " --entry L6_fp32=runs/pareto/L6_fp32=runs/gpu/eval/seg_hybrid_lw2.json"
-    " --entry L4_int8=runs/pareto/L4_int8=runs/pareto/L4_int8.eval.json"
-    " --entry L4_fp32=runs/pareto/L4_fp32=runs/gpu/eval/seg_hybrid_L4.json"
+    "default.json": "python -m lab.build_default --run runs/e5ship --student e5_wise --ffn-output fp32"
+    " (runs/e5ship: the E5 run's eval/ and students/e5_wise, docs/quality.md)",
+    "pareto.json": "python -m lab.benchmarks.pareto --entry default_int8=sdk/ranker_sdk/default=runs/e5ship/eval/shipped_int8.json"
+    " --entry e5_wise_fp32=runs/pareto/e5_wise_fp32=runs/cpu19/eval/e5_wise.json"
+    " --entry previous_int8=runs/pareto/previous_default=runs/pareto/previous_int8.json"
     " --threads 1 --repeats 5 --rounds 2 --out lab/results/pareto",
     "bench_vs_torch_default.json": "python -m lab.benchmarks.bench_vs_torch --model runs/dl/students/hybrid"
     " --package padded=OLD default=PKG --threads 1 2 --repeats 5 --json lab/results/bench_vs_torch_default.json",
@@ -58,8 +58,9 @@ SOURCES = {
     " --alpha 0.5 or 0.7 --out runs/cpu19/students/hybrid_labels_wise05 or _wise07), each evaluated on the four dev"
     " sets (ranker eval --model DIR --json; squad with --with-positive --max-queries 300) into"
     " runs/cpu19/eval/NAME.json; the freeze_layers, trec-dl-only and E5-teacher students of runs/exp likewise, and"
-    " the E5 teacher's own dev targets, and the E5-started students of runs/e5s (e5_zero, e5_dist, e5_wise, e5_lr5e6) and e5_wise's INT8 package"
-    " (python -m lab.build_default --run runs/e5ship --student e5_wise: its shipped_int8.json) (docs/quality.md);"
+    " the E5 teacher's own dev targets, and the E5-started students of runs/e5s (e5_zero, e5_dist, e5_wise, e5_lr5e6), e5_wise's INT8 packages"
+    " (python -m lab.build_default --run runs/e5ship --student e5_wise, then with --ffn-output fp32: each one's"
+    " shipped_int8.json) and the previous default (ranker eval --package on the same sets) (docs/quality.md);"
     " then python -m lab.report --run runs/cpu19 --out lab/results/recipe_cpu.json",
     "signals.json": "python -m lab.signals --signals runs/signals --compute SPLADE --out lab/results/signals.json,"
     " then on another machine python -m lab.signals --signals runs/signals --compute BI_ENCODER --keep-recorded"
@@ -87,7 +88,12 @@ HEADERS = {
     "squad_mrr10": "squad MRR@10 (trec_eval: unjudged = not relevant)",
 }
 # The README's rows of the quality table: the baselines and the shipped package.
-README_ROWS = ("teacher", "shipped_int8", "shipped_int8_fused")  # the baselines are the signals table's first rows
+README_ROWS = (
+    "teacher",
+    "previous_default",
+    "shipped_int8",
+    "shipped_int8_fused",
+)  # the baselines are the signals table's first rows
 README_COLUMNS = ("dl_ndcg10_trec", "rag_ndcg10", "wikiqa_map", "squad_mrr10")
 # (key in signals.json, data set, measure) of the signals table, in README_COLUMNS' order.
 SIGNAL_COLUMNS = (
@@ -354,7 +360,8 @@ def render_results_page() -> str:
         "",
         "## Against OpenVINO",
         "",
-        f"From {_source('bench_openvino_default.json')}: the bundled package's graph run by each runtime.",
+        f"From {_source('bench_openvino_default.json')}: the graph of the package bundled then (the previous,"
+        " MiniLM default) run by each runtime.",
         "",
         _openvino(),
         "",

@@ -150,6 +150,8 @@ LABELS = {
     "e5_dist": "student started from E5: hybrid + labels, the E5 teacher with its floor order, 300 steps (fp32)",
     "e5_wise": "that student, WiSE-FT: 0.5 x its weights + 0.5 x E5 as it ships (fp32)",
     "e5_wise_int8": "that merge as a static INT8 package (ranker package's defaults; fails the gate on wikiqa and squad)",
+    "e5_wise_int8_ffn": "that merge as INT8 with its FFN output MatMuls fp32 (passes the gate: the shipped default)",
+    "previous_default": "the previous default (MiniLM student, INT8), measured again with these sets",
     "e5_lr5e6": "student started from E5 as e5_dist, at a quarter of its step size (lr 5e-6; fp32)",
     "trec_dl_only": "student on trec-dl alone: hybrid + labels, 300 steps (fp32)",
     "trec_dl_only_margin": "student on trec-dl alone: margin-MSE on per-query z-scores, 300 steps (fp32)",

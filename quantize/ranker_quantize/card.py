@@ -158,12 +158,34 @@ def render_model_card(data: CardData) -> str:
     return card_template().substitute(fields)
 
 
+def _combination(teacher: Mapping[str, Any]) -> str:
+    """How the runs were combined: one weighting and fit for all, or weights fitted per source."""
+    runs = ", ".join(f"{k} x{v}" for k, v in teacher.get("runs", {}).items())
+    fit = teacher.get("fit", {})
+    fitted = teacher.get("fitted_weights") or {}
+    if not fitted:
+        return (
+            f"averaged ({runs}), mapped onto the 0-3 grade scale by a least-squares fit on the judged pairs"
+            f" (slope {fit.get('slope', _NAN):.3f})"
+        )
+    per_source = "; ".join(
+        f"{src}: " + ", ".join(f"{k} {w:.2f}" for k, w in sorted(ws.items(), key=lambda kv: -kv[1]) if w > 0)
+        for src, ws in fitted.items()
+    )
+    others = [src for src in fit if src not in fitted]
+    slopes = ", ".join(f"{src} {f['slope']:.2f}" for src, f in fit.items() if isinstance(f, Mapping))
+    return (
+        f"weighted per source by a non-negative fit on its judged train pairs ({per_source}"
+        + (f"; {', '.join(others)}: the configured weights of the runs it has, {runs}" if others else "")
+        + f"), mapped linearly onto each source's grades (slope {slopes})"
+    )
+
+
 def _teacher_fields(teacher: Mapping[str, Any]) -> dict[str, Any]:
-    """The teacher's runs, calibration slope, label mix and coverage."""
+    """The teacher's combination of runs, label mix and coverage."""
     mix = teacher.get("label_mix", 0)
     return {
-        "runs": ", ".join(f"{k} x{v}" for k, v in teacher.get("runs", {}).items()),
-        "slope": f"{teacher.get('fit', {}).get('slope', _NAN):.3f}",
+        "combination": _combination(teacher),
         "label_mix": f"{mix:.2f} : {1 - mix:.2f}",
         "pairs": teacher.get("pairs", "?"),
         "covered": teacher.get("queries_covered", "?"),
