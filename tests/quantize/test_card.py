@@ -68,7 +68,7 @@ def test_a_cross_encoder_and_a_merged_student_are_described_as_such():
     text = _render(train_config=TRAIN_CONFIG | {"architecture": "cross"}, merge={"alpha": 0.7, "base": "pkg:m"})
     assert f"A {RECORD['layers']}-layer {NOTES['family']} cross-encoder ({NOTES['start']} start), INT8" in text
     assert "0.7 x those weights + 0.3 x the start (pkg:m)" in text
-    assert "WiSE-FT" not in _render(merge=None)
+    assert "Then WiSE-FT" in _render() and "Then WiSE-FT" not in _render(merge=None)
 
 
 def test_missing_notes_are_named():

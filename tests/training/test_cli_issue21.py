@@ -13,8 +13,8 @@ from ..cli_helpers import error_line, run_main
 
 
 @pytest.mark.parametrize("flag", ["--package", "--model"])
-def test_eval_default_names_the_bundled_package_and_never_reports_pnr_inf(flag, data_dir, capsys):
-    """``ranker eval --max-queries 5`` on wikiqa: each query's few pairs are all ordered right, so PNR is x/0."""
+def test_eval_default_names_the_bundled_package(flag, data_dir, capsys):
+    """``ranker eval --package default`` / ``--model default`` evaluate the bundled package, every figure finite."""
     rc, err = run_main(
         ["eval", flag, "default", "--data", str(data_dir / "wikiqa"), "--max-queries", "5", "--json"], capsys
     )
@@ -26,7 +26,24 @@ def test_eval_default_names_the_bundled_package_and_never_reports_pnr_inf(flag, 
     res = json.loads(capsys.readouterr().out)
     assert res["model"] == str(default_package_path())
     (src,) = res["sources"]
-    # the issue's case: every label-distinct pair ordered right, none wrong (was reported as inf)
+    assert src["queries"] > 0
+    assert all(v is None or not isinstance(v, float) or math.isfinite(v) for v in src.values())
+
+
+def test_eval_never_reports_pnr_inf(data_dir, tmp_path, capsys):
+    """The issue's case: every label-distinct pair ordered right, none wrong, so PNR is x/0. A run that
+    scores each candidate by its own grade orders every pair right; PNR is then undefined, not inf."""
+    from ranker_eval.beir import load_groups
+    from ranker_sdk.cli import main
+
+    run = tmp_path / "by_grade.run"
+    with run.open("w", encoding="utf-8") as fh:
+        for g in load_groups(data_dir / "wikiqa", "dev", max_queries=5):
+            for rank, (doc, label) in enumerate(zip(g.doc_ids, g.labels), 1):
+                fh.write(f"{g.qid} Q0 {doc} {rank} {float(label or 0)} by_grade\n")
+    assert main(["eval", "--model", str(run), "--data", str(data_dir / "wikiqa"), "--max-queries", "5", "--json"]) == 0
+    (src,) = json.loads(capsys.readouterr().out)["sources"]
+    assert src["queries"] > 0
     assert src["pnr"] is None and src["pnr_note"].startswith("undefined: all")
     assert all(v is None or not isinstance(v, float) or math.isfinite(v) for v in src.values())
 
