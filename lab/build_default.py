@@ -36,6 +36,8 @@ DATA = ROOT.parent / "shared" / "data"
 DEFAULT = ROOT / "sdk" / "ranker_sdk" / "default"
 # what the bundled default's card is rendered from again (lab.default_fusion)
 RECORD = ROOT / "lab" / "default_record.json"
+# Static INT8 is calibrated on the verification queries: these, 512 pairs (lab.benchmarks.int8_fidelity too).
+CALIBRATION = {"calibration": str(DATA / "trec-rag24"), "split": "dev", "max_queries": 45}
 # What INT8 may cost against the fp32 student: on the mean of the dev headlines, and on any one.
 # The dev sets the bundled fusion rule is fitted on (max-min): squad is left out, since a fit scores
 # every candidate of every query and squad dev's thousands of questions would cost the CPU an hour.
@@ -330,9 +332,7 @@ def main() -> None:
                     precision="fp32" if args.precision == "fp32" else "int8",
                     quantize=quant,
                     verify=VerifyOptions(
-                        calibration=str(DATA / "trec-rag24"),
-                        split="dev",
-                        max_queries=45,
+                        **CALIBRATION,
                         min_top10_overlap=0.85,
                         gate_data=((str(DATA / "trec-dl"), "train:dl21-"), (str(DATA / "wikiqa"), "dev")),
                     ),

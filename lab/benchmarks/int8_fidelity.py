@@ -31,6 +31,8 @@ from ranker_quantize import PackageOptions, QuantizeOptions, VerifyOptions, buil
 from ranker_quantize.verify import fidelity_report, score_groups
 from ranker_sdk import Ranker
 
+from lab.build_default import CALIBRATION
+
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SOURCES = (("trec-dl", "train:!dl21-"), ("trec-rag24", "train"), ("wikiqa", "train"), ("squad", "train"))
 VARIANTS = {
@@ -41,8 +43,7 @@ VARIANTS = {
     "smooth 0.5, GELU smoothed": QuantizeOptions(smooth=0.5, ffn_output="smooth"),
     "smooth 0.8, FFN output fp32": QuantizeOptions(ffn_output="fp32"),
 }
-# build_default's calibration: the verification queries are the calibration queries.
-VERIFY = VerifyOptions(calibration=str(DATA / "trec-rag24"), split="dev", max_queries=45, threads=2)
+VERIFY = VerifyOptions(**CALIBRATION, threads=2)
 
 
 def unlabelled_groups(queries: int, candidates: int) -> dict[str, list]:

@@ -387,12 +387,8 @@ def ffn_output_matmuls(model: Any) -> list[str]:
     Unnamed ones are named first (in place), as :func:`activation_matmuls` does.
     """
     inits = {t.name: t for t in model.graph.initializer}
-    out = []
-    for i, node in enumerate(m for ms in _weight_matmuls_of(model, inits, GELUS).values() for m in ms):
-        if not node.name:
-            node.name = f"ranker_ffn_output_matmul_{i}"
-        out.append(node.name)
-    return out
+    matmuls = [m for ms in _weight_matmuls_of(model, inits, GELUS).values() for m in ms]
+    return _names(matmuls, "ranker_ffn_output_matmul")
 
 
 def _channel_peaks(model: Any, names: list[str], calibration: list[Mapping[str, np.ndarray]]) -> dict[str, Any]:
@@ -440,12 +436,18 @@ def activation_matmuls(model: Any) -> list[str]:
     """
     consts = {t.name for t in model.graph.initializer}
     consts |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    nodes = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] not in consts]
+    return _names(nodes, "ranker_activation_matmul")
+
+
+def _names(nodes: Iterable[Any], prefix: str) -> list[str]:
+    """The names of ``nodes``, naming the unnamed ones ``{prefix}_{i}`` first (in place): onnxruntime's
+    quantizer excludes nodes by name."""
     out = []
-    for i, node in enumerate(model.graph.node):
-        if node.op_type == "MatMul" and node.input[1] not in consts:
-            if not node.name:
-                node.name = f"ranker_activation_matmul_{i}"
-            out.append(node.name)
+    for i, node in enumerate(nodes):
+        if not node.name:
+            node.name = f"{prefix}_{i}"
+        out.append(node.name)
     return out
 
 

@@ -252,7 +252,13 @@ def evaluate_model(
 
     ``first_stage``: score a package fused with the first stage (``-rank`` in ``candidates.run``).
     """
-    scored = _score_sources(model, sources, max_queries, progress, batch_size=batch_size, first_stage=first_stage)
+    scored = _score_sources(
+        sources,
+        max_queries,
+        progress,
+        lambda groups: load_scorer(model, groups, batch_size=batch_size, first_stage=first_stage),
+        per_source=model == "bm25",  # BM25's statistics are per evaluated collection
+    )
     return _results(model, sources, scored, k, first_stage=first_stage)
 
 
@@ -274,8 +280,9 @@ def evaluate_package(
     from ranker_sdk import Ranker
     from ranker_sdk.fusion import fuse
 
-    rule = Ranker.load(resolve_path(model), threads=1).config.fusion
-    scored = _score_sources(model, sources, max_queries, progress, batch_size=batch_size)
+    ranker = Ranker.load(resolve_path(model), threads=None, batch_size=batch_size)  # as load_scorer loads it
+    rule = ranker.config.fusion
+    scored = _score_sources(sources, max_queries, progress, lambda _: lambda g: ranker.score(g.query, list(g.docs)))
     fused = [
         (src, groups, [fuse(s, -np.arange(len(s), dtype=np.float64), rule) for s in scores])
         for src, groups, scores in scored
@@ -283,8 +290,16 @@ def evaluate_package(
     return _results(model, sources, scored, k), _results(model, sources, fused, k, first_stage=True)
 
 
-def _score_sources(model, sources, max_queries, progress, **scorer_kw) -> list:
-    """``[(source, groups, scores)]``: ``model`` (:func:`load_scorer`) over each source's groups."""
+def _score_sources(
+    sources: Sequence[DataSource],
+    max_queries: int | None,
+    progress,
+    make_scorer: Callable[[list[Group]], Scorer],
+    *,
+    per_source: bool = False,
+) -> list:
+    """``[(source, groups, scores)]``: each source's groups scored by ``make_scorer(groups)``, made once
+    (``per_source``: again for every source)."""
     from .data import load_sourced
 
     out = []
@@ -294,8 +309,8 @@ def _score_sources(model, sources, max_queries, progress, **scorer_kw) -> list:
     sourced = load_sourced(sources, max_queries=max_queries)
     for src in sources:
         groups = [g for g, s, _ in sourced if s is src]
-        if scorer is None or model == "bm25":  # BM25's statistics are per evaluated collection
-            scorer = load_scorer(model, groups, **scorer_kw)
+        if scorer is None or per_source:
+            scorer = make_scorer(groups)
         bar = progress(total=len(groups), desc=f"eval {Path(src.path).name}") if progress else None
         scores = []
         for g in groups:
