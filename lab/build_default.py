@@ -208,6 +208,8 @@ def smooth_alpha(text: str) -> float | None:
 
 
 def main() -> None:
+    from ranker_quantize.quantize import EMBEDDINGS, FFN_OUTPUTS
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default=str(ROOT / "runs" / "dl"), help="a finished `ranker train recipe` output")
     ap.add_argument("--student", default="auto", help="student name, or auto (chosen on dev)")
@@ -229,7 +231,7 @@ def main() -> None:
     ap.add_argument(
         "--embeddings",
         default="rows",
-        choices=("rows", "tensor", "fp32"),
+        choices=EMBEDDINGS,
         help="word table of an INT8 package (ranker package --set embeddings=...; default: rows)",
     )
     ap.add_argument(
@@ -241,7 +243,7 @@ def main() -> None:
     ap.add_argument(
         "--ffn-output",
         default="int8",
-        choices=("int8", "smooth", "fp32"),
+        choices=FFN_OUTPUTS,
         help="the FFN output MatMuls of an INT8 package (ranker package --set ffn_output=...; default int8)",
     )
     ap.add_argument(
@@ -281,6 +283,7 @@ def main() -> None:
     from ranker_quantize import PackageOptions, QuantizeOptions, VerifyOptions, build_package
     from ranker_quantize.card import CardData, render_model_card
     from ranker_quantize.package import write_package
+    from ranker_quantize.pipeline import SETTINGS, quantization_settings
     from ranker_quantize.provenance import checkpoint_sha256
     from ranker_sdk.package import read_package
     from ranker_training.evaluate import evaluate_package
@@ -302,6 +305,8 @@ def main() -> None:
         smooth=args.smooth,
         ffn_output=args.ffn_output,
     )
+    precision = "fp32" if args.precision == "fp32" else "int8"
+    wanted = quantization_settings(PackageOptions(precision=precision, quantize=quant))
     dev = dev_sources()
     pkg = run / "package"
     for student in candidates:
@@ -311,14 +316,10 @@ def main() -> None:
         if (
             built is not None
             and built.provenance.get("checkpoint_sha256") == checkpoint_sha256(ckpt)
-            and built.quantization.get("precision") == ("fp32" if args.precision == "fp32" else "int8")
-            and built.quantization.get("activations") == quant.activations
-            and built.quantization.get("embeddings") == quant.embeddings
-            and built.quantization.get("smooth")
-            == (quant.smooth if quant.static and args.precision != "fp32" else None)
-            and built.quantization.get("ffn_output", "int8") == quant.ffn_output
+            and {k: v for k, v in built.quantization.items() if k in SETTINGS} == wanted
             # (a package calibrated on fewer pairs than asked, all there were, is rebuilt: safe, slower)
-            and (built.quantization.get("calibration") or {}).get("pairs") == quant.calibration_pairs
+            and (built.quantization.get("calibration") or {}).get("pairs")
+            == (quant.calibration_pairs if precision == "int8" and quant.static else None)
             and [f"{Path(d).name}/{sp}" for d, sp in fusion] == (built.to_dict().get("fusion") or {}).get("fitted_on")
         ):
             print(f"packaged: {pkg} (already built from this checkpoint)", flush=True)
@@ -329,7 +330,7 @@ def main() -> None:
                 ckpt,
                 pkg,
                 PackageOptions(
-                    precision="fp32" if args.precision == "fp32" else "int8",
+                    precision=precision,
                     quantize=quant,
                     verify=VerifyOptions(
                         **CALIBRATION,

@@ -55,7 +55,7 @@ from .verify import (
     torch_scores,
 )
 
-__all__ = ["PackageOptions", "PackageResult", "build_package"]
+__all__ = ["PackageOptions", "PackageResult", "build_package", "quantization_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +384,42 @@ def _quantize(
     return quantized.SerializeToString(), (len(feeds or ()) if q.static else None), exact
 
 
+# The fields of ranker.json's "quantization" that PackageOptions decide (the rest describe the build).
+SETTINGS = (
+    "precision",
+    "method",
+    "activations",
+    "embeddings",
+    "per_channel",
+    "reduce_range",
+    "smooth",
+    "ffn_output",
+    "op_types",
+)
+
+
+def quantization_settings(options: PackageOptions) -> dict[str, Any]:
+    """What ``ranker.json``'s ``quantization`` records of ``options`` (its :data:`SETTINGS` fields).
+
+    Two builds from one checkpoint and calibration set with equal settings make the same graph:
+    a caller can reuse a package whose recorded settings equal these.
+    """
+    if options.precision != "int8":
+        return {"precision": options.precision}
+    q = options.quantize
+    return {
+        "precision": options.precision,
+        "method": q.method(),
+        "activations": q.activations,
+        "embeddings": q.embeddings,
+        "per_channel": q.per_channel,
+        "reduce_range": q.reduce_range,
+        **({"smooth": q.smooth} if q.static and q.smooth is not None else {}),
+        **({"ffn_output": q.ffn_output} if q.ffn_output != "int8" else {}),
+        "op_types": list(q.quantized_ops()),
+    }
+
+
 def _quantization_record(
     options: PackageOptions,
     opset: int,
@@ -400,20 +436,8 @@ def _quantization_record(
         "cpu": cpu_features(),
         "fp32_model_bytes": len(fp32_bytes),
     }
-    if options.precision != "int8":
-        return record
-    q = options.quantize
-    record.update(
-        method=q.method(),
-        activations=q.activations,
-        embeddings=q.embeddings,
-        per_channel=q.per_channel,
-        reduce_range=q.reduce_range,
-        **({"smooth": q.smooth} if q.static and q.smooth is not None else {}),
-        **({"ffn_output": q.ffn_output} if q.ffn_output != "int8" else {}),
-        op_types=list(q.quantized_ops()),
-    )
-    if q.static:
+    record.update(quantization_settings(options))
+    if options.precision == "int8" and options.quantize.static:
         record["calibration"] = {"data": data, "pairs": pairs, "method": "MinMax, one unpadded pair a feed"}
     return record
 

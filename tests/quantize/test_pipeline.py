@@ -243,3 +243,25 @@ def test_the_quantize_bar_advances_per_calibration_pair(tiny_bert_dir, data_dir,
     total = ticks[-1][1]
     assert ticks[0] == (0, total) and ticks[-1] == (total, total)
     assert total > 10 and len({d for d, _ in ticks}) > 10  # many steps, each seen, not one 0/1 jump
+
+
+def test_quantization_settings_are_what_ranker_json_records(int8_package):
+    """A caller reusing a package (lab.build_default) compares these settings with ranker.json's."""
+    from ranker_quantize import QuantizeOptions
+    from ranker_quantize.pipeline import SETTINGS, quantization_settings
+
+    recorded = read_package(int8_package).config.quantization
+    assert {k: v for k, v in recorded.items() if k in SETTINGS} == quantization_settings(PackageOptions())
+    variants = [
+        PackageOptions(),
+        PackageOptions(quantize=QuantizeOptions(ffn_output="fp32")),
+        PackageOptions(quantize=QuantizeOptions(ffn_output="smooth")),
+        PackageOptions(quantize=QuantizeOptions(smooth=0.5)),
+        PackageOptions(quantize=QuantizeOptions(smooth=None)),
+        PackageOptions(quantize=QuantizeOptions(activations="dynamic", smooth=None)),
+        PackageOptions(quantize=QuantizeOptions(embeddings="fp32")),
+        PackageOptions(precision="fp32"),
+    ]
+    settings = [quantization_settings(o) for o in variants]
+    assert all(set(s) <= set(SETTINGS) for s in settings)
+    assert len({json.dumps(s, sort_keys=True) for s in settings}) == len(variants)
