@@ -84,6 +84,56 @@ def test_runs_cover_every_candidate_and_resume_without_repeating_work(tmp_path, 
     assert read_run_scores(path) == run
 
 
+class Bar:
+    """What write_signal_runs needs of a tqdm bar: its total and updates."""
+
+    def __init__(self, total, **kw):
+        self.total, self.done, self.kw = total, 0, kw
+
+    def update(self, n):
+        self.done += n
+
+    def close(self):
+        pass
+
+
+def test_progress_counts_texts_and_an_interrupted_chunk_keeps_its_encoded_passages(tmp_path, monkeypatch):
+    calls: list[int] = []
+    encode = counting(calls)(1)
+    fail = {"after": 2}  # the third passage batch raises, as a killed job would stop
+
+    def flaky(texts, is_query):
+        if not is_query:
+            if fail["after"] == 0:
+                raise KeyboardInterrupt
+            fail["after"] -= 1
+        return encode(texts, is_query)
+
+    monkeypatch.setitem(signals.SIGNALS, "BOW", lambda threads: flaky)
+    monkeypatch.setattr(signals, "PASSAGE_BATCH", 2)
+    root = beir(tmp_path / "toy")
+    passages = len({d for c in CANDIDATES.values() for d in c})
+    with pytest.raises(KeyboardInterrupt):
+        signals.write_signal_runs("BOW", [DataSource(str(root), "dev")], tmp_path / "runs", chunk=3)
+    assert calls == [2, 2]  # two batches of the one chunk were encoded and cached before the stop
+    fail["after"] = 99
+    bars: list[Bar] = []
+    signals.write_signal_runs(
+        "BOW",
+        [DataSource(str(root), "dev")],
+        tmp_path / "runs",
+        chunk=3,
+        progress=lambda **kw: bars.append(Bar(**kw)) or bars[-1],
+    )
+    assert sum(calls) == passages  # the rerun encoded only what the stop left
+    (bar,) = bars
+    assert bar.total == bar.done == passages - 4 + len(QUERIES)
+    assert bar.kw["unit"] == "text"
+    assert {q: sorted(v) for q, v in read_run_scores(tmp_path / "runs" / "toy" / "BOW.run").items()} == {
+        q: sorted(c) for q, c in CANDIDATES.items()
+    }
+
+
 def test_label_scores_a_signal_only_on_the_sources_it_names(tmp_path, monkeypatch):
     from ranker_training.label import label
 

@@ -193,14 +193,32 @@ class EmbeddingCache:
         return out
 
 
-def _score_chunk(encode: Encoder, chunk, cache: EmbeddingCache, texts: dict[str, str], name: str) -> list[str]:
-    """Run lines for ``chunk`` (groups with raw qids); new passages are encoded once and cached."""
+# Passages encoded (and cached) at a time: the progress bar moves every few seconds, and an
+# interrupted job keeps what it encoded instead of a whole query chunk's thousands of passages.
+PASSAGE_BATCH = 512
+
+
+def _score_chunk(
+    encode: Encoder,
+    chunk,
+    cache: EmbeddingCache,
+    texts: dict[str, str],
+    name: str,
+    tick: Callable[[int], object] = lambda n: None,
+) -> list[str]:
+    """Run lines for ``chunk`` (groups with raw qids); new passages are encoded once and cached.
+
+    ``tick(n)``: ``n`` more texts (passages, then the chunk's queries) are encoded.
+    """
     from scipy import sparse
 
     new = list(dict.fromkeys(d for g, _ in chunk for d in g.doc_ids if d not in cache.index))
-    if new:
-        cache.add(new, encode([texts[d] for d in new], False))
+    for s in range(0, len(new), PASSAGE_BATCH):
+        part = new[s : s + PASSAGE_BATCH]
+        cache.add(part, encode([texts[d] for d in part], False))
+        tick(len(part))
     queries = encode([g.query for g, _ in chunk], True)
+    tick(len(chunk))
     lines = []
     for i, (g, qid) in enumerate(chunk):
         q = queries[i]
@@ -242,14 +260,14 @@ def write_signal_runs(
         log.info("signal %s: %d queries, %d passages of %s %s", name, len(todo), len(texts), src.path, src.split)
         path.parent.mkdir(parents=True, exist_ok=True)
         cache = EmbeddingCache(path.with_suffix(".emb"))
-        bar = progress(total=len(todo), desc=f"{name} {Path(src.path).name} {src.split}") if progress else None
+        # the bar counts texts to encode: the passages not cached yet, then the queries
+        total = sum(d not in cache.index for d in texts) + len(todo)
+        bar = progress(total=total, desc=f"{name} {Path(src.path).name} {src.split}", unit="text") if progress else None
         for s in range(0, len(todo), chunk):
             part = todo[s : s + chunk]
-            lines = _score_chunk(encode, part, cache, texts, name)
+            lines = _score_chunk(encode, part, cache, texts, name, bar.update if bar is not None else lambda n: None)
             with open(path, "a", encoding="utf-8") as fh:
                 fh.write("".join(lines))
-            if bar is not None:
-                bar.update(len(part))
         if bar is not None:
             bar.close()
     return written
