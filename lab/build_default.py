@@ -283,7 +283,7 @@ def main() -> None:
     from ranker_quantize import PackageOptions, QuantizeOptions, VerifyOptions, build_package
     from ranker_quantize.card import CardData, render_model_card
     from ranker_quantize.package import write_package
-    from ranker_quantize.pipeline import SETTINGS, quantization_settings
+    from ranker_quantize.pipeline import QUANTIZATION_SETTINGS, quantization_settings
     from ranker_quantize.provenance import checkpoint_sha256
     from ranker_sdk.package import read_package
     from ranker_training.evaluate import evaluate_package
@@ -316,7 +316,7 @@ def main() -> None:
         if (
             built is not None
             and built.provenance.get("checkpoint_sha256") == checkpoint_sha256(ckpt)
-            and {k: v for k, v in built.quantization.items() if k in SETTINGS} == wanted
+            and {k: v for k, v in built.quantization.items() if k in QUANTIZATION_SETTINGS} == wanted
             # (a package calibrated on fewer pairs than asked, all there were, is rebuilt: safe, slower)
             and (built.quantization.get("calibration") or {}).get("pairs")
             == (quant.calibration_pairs if precision == "int8" and quant.static else None)

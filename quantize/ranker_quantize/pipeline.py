@@ -55,7 +55,7 @@ from .verify import (
     torch_scores,
 )
 
-__all__ = ["PackageOptions", "PackageResult", "build_package", "quantization_settings"]
+__all__ = ["PackageOptions", "PackageResult", "build_package", "quantization_settings", "QUANTIZATION_SETTINGS"]
 
 log = logging.getLogger(__name__)
 
@@ -385,7 +385,7 @@ def _quantize(
 
 
 # The fields of ranker.json's "quantization" that PackageOptions decide (the rest describe the build).
-SETTINGS = (
+QUANTIZATION_SETTINGS = (
     "precision",
     "method",
     "activations",
@@ -399,7 +399,7 @@ SETTINGS = (
 
 
 def quantization_settings(options: PackageOptions) -> dict[str, Any]:
-    """What ``ranker.json``'s ``quantization`` records of ``options`` (its :data:`SETTINGS` fields).
+    """What ``ranker.json``'s ``quantization`` records of ``options`` (its :data:`QUANTIZATION_SETTINGS` fields).
 
     Two builds from one checkpoint and calibration set with equal settings make the same graph:
     a caller can reuse a package whose recorded settings equal these.

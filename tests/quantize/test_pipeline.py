@@ -248,10 +248,10 @@ def test_the_quantize_bar_advances_per_calibration_pair(tiny_bert_dir, data_dir,
 def test_quantization_settings_are_what_ranker_json_records(int8_package):
     """A caller reusing a package (lab.build_default) compares these settings with ranker.json's."""
     from ranker_quantize import QuantizeOptions
-    from ranker_quantize.pipeline import SETTINGS, quantization_settings
+    from ranker_quantize.pipeline import QUANTIZATION_SETTINGS, quantization_settings
 
     recorded = read_package(int8_package).config.quantization
-    assert {k: v for k, v in recorded.items() if k in SETTINGS} == quantization_settings(PackageOptions())
+    assert {k: v for k, v in recorded.items() if k in QUANTIZATION_SETTINGS} == quantization_settings(PackageOptions())
     variants = [
         PackageOptions(),
         PackageOptions(quantize=QuantizeOptions(ffn_output="fp32")),
@@ -263,5 +263,5 @@ def test_quantization_settings_are_what_ranker_json_records(int8_package):
         PackageOptions(precision="fp32"),
     ]
     settings = [quantization_settings(o) for o in variants]
-    assert all(set(s) <= set(SETTINGS) for s in settings)
+    assert all(set(s) <= set(QUANTIZATION_SETTINGS) for s in settings)
     assert len({json.dumps(s, sort_keys=True) for s in settings}) == len(variants)
