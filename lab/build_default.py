@@ -282,11 +282,13 @@ def main() -> None:
     from ranker_eval.beir import parse_source
     from ranker_quantize import PackageOptions, QuantizeOptions, VerifyOptions, build_package
     from ranker_quantize.card import CardData, render_model_card
+    from ranker_quantize.cli import StageBars
     from ranker_quantize.package import write_package
     from ranker_quantize.pipeline import QUANTIZATION_SETTINGS, quantization_settings
     from ranker_quantize.provenance import checkpoint_sha256
     from ranker_sdk.package import read_package
     from ranker_training.evaluate import evaluate_package
+    from tqdm.auto import tqdm
 
     fusion = [parse_source(f, "dev") for f in args.fusion] if args.fusion else list(FUSION_DATA)
     if None in fusion:
@@ -326,6 +328,7 @@ def main() -> None:
         else:
             if pkg.exists():
                 shutil.rmtree(pkg)
+            bars = StageBars()  # the main job's log shows each stage's progress
             result = build_package(
                 ckpt,
                 pkg,
@@ -343,10 +346,14 @@ def main() -> None:
                     base_model=args.base_model,
                     training_data=args.training_data or training_data(run, student),
                 ),
+                progress=bars,
             )
+            bars.close()
             print(f"packaged: {result.path}", flush=True)
 
-        shipped_res, fused_res = evaluate_package(str(pkg), dev, k=10)
+        shipped_res, fused_res = evaluate_package(
+            str(pkg), dev, k=10, progress=lambda **kw: tqdm(dynamic_ncols=True, file=sys.stderr, **kw)
+        )
         for name, res in (("shipped_int8", shipped_res), ("shipped_int8_fused", fused_res)):
             (run / "eval" / f"{name}.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
         fp32, shipped, fused = headlines(evals[student]), headlines(shipped_res), headlines(fused_res)

@@ -38,7 +38,7 @@ from typing import Any
 
 from ranker_sdk.cli import add_package_option, package_arg
 
-__all__ = ["register"]
+__all__ = ["register", "StageBars"]
 
 _PACKAGE_DESCRIPTION = """\
 Turn a local transformers cross-encoder checkpoint (one output) into a verified
@@ -288,7 +288,7 @@ def _cmd_fusion(args: argparse.Namespace) -> int:
             raise InputError(f"--data {spec!r}: expected DIR or DIR=SPLIT")
         sources.append(parsed)
     check_fusion_data(sources, flag="--data")
-    bars = _Bars()
+    bars = StageBars()
     try:
         out, fusion = refit_package(
             package_arg(args.package),
@@ -322,8 +322,9 @@ def _cmd_fusion(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Bars:
-    """One tqdm bar per stage, closed when the next stage starts."""
+class StageBars:
+    """``build_package``'s ``progress(stage, done, total)`` as one tqdm bar per stage, closed when the
+    next stage starts (``ranker package`` and the lab's build of the default draw them)."""
 
     def __init__(self) -> None:
         self.stage: str | None = None
@@ -463,7 +464,7 @@ def _cmd_package(args: argparse.Namespace) -> int:
         return 1
     from . import build_package
 
-    bars = _Bars()
+    bars = StageBars()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer and deprecation warnings would tear the bars
