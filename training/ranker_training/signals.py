@@ -204,7 +204,7 @@ def _score_chunk(
     cache: EmbeddingCache,
     texts: dict[str, str],
     name: str,
-    tick: Callable[[int], object] = lambda n: None,
+    tick: Callable[[int], object],
 ) -> list[str]:
     """Run lines for ``chunk`` (groups with raw qids); new passages are encoded once and cached.
 
@@ -263,9 +263,10 @@ def write_signal_runs(
         # the bar counts texts to encode: the passages not cached yet, then the queries
         total = sum(d not in cache.index for d in texts) + len(todo)
         bar = progress(total=total, desc=f"{name} {Path(src.path).name} {src.split}", unit="text") if progress else None
+        tick = bar.update if bar is not None else lambda n: None
         for s in range(0, len(todo), chunk):
             part = todo[s : s + chunk]
-            lines = _score_chunk(encode, part, cache, texts, name, bar.update if bar is not None else lambda n: None)
+            lines = _score_chunk(encode, part, cache, texts, name, tick)
             with open(path, "a", encoding="utf-8") as fh:
                 fh.write("".join(lines))
         if bar is not None:
