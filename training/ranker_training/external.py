@@ -26,7 +26,12 @@ whose slope shrinks with the teacher's disagreement with the labels. Then
     target(q, d) = a * f + b                                    (unjudged)
     target(q, d) = mix * grade + (1 - mix) * (a * f + b)        (judged; mix = ``label_mix``)
 
-and a query that no signal covers (trec-rag24, whose grades are themselves an LLM judge's
+On a source whose combined score does not rise with its grades (squad, where an unanswerable
+question's paragraph is as on-topic as an answerable one's) there is no map onto the grade
+scale: the score is kept unscaled and its judged candidates are not mixed with their grade
+either, since a grade added to an unscaled z-score demotes the very candidates it marks (on
+squad's answerable training questions the mix took the target's MRR@10 from 0.891 to 0.790).
+A query that no signal covers (trec-rag24, whose grades are themselves an LLM judge's
 (UMBRELA, GPT-4o), or wikiqa) keeps its grades as the target on its judged candidates.
 
 Example (what the CPU recipe does for trec-dl)::
@@ -93,8 +98,8 @@ def _run_z(scores: dict[str, float], doc_ids: Sequence[str], fill: np.ndarray | 
     return out
 
 
-def _moment_fit(x: np.ndarray, y: np.ndarray, where: str) -> tuple[float, float, int]:
-    """``a, b`` so that ``a * x + b`` has the mean and spread of ``y`` (and rises with it).
+def _moment_fit(x: np.ndarray, y: np.ndarray, where: str) -> tuple[float, float, int, bool]:
+    """``a, b, n, rises``: ``a * x + b`` has the mean and spread of ``y`` (and rises with it).
 
     Not a least-squares fit: regression shrinks the slope by the teacher's disagreement with the
     labels, which would squeeze every unlabeled candidate's target towards the mean and leave the
@@ -102,23 +107,31 @@ def _moment_fit(x: np.ndarray, y: np.ndarray, where: str) -> tuple[float, float,
     of the grades' margins.
     """
     if len(x) < 10 or x.std() == 0 or y.std() == 0:
-        return 1.0, 0.0, len(x)
+        return 1.0, 0.0, len(x), True
     if np.corrcoef(x, y)[0, 1] <= 0:
-        log.warning("external teacher: on %s the combined score does not rise with the grade; using it unscaled", where)
-        return 1.0, 0.0, len(x)
+        _warn_unscaled(where)
+        return 1.0, 0.0, len(x), False
     a = float(y.std() / x.std())
-    return a, float(y.mean() - a * x.mean()), len(x)
+    return a, float(y.mean() - a * x.mean()), len(x), True
 
 
-def _least_squares_fit(x: np.ndarray, y: np.ndarray, where: str) -> tuple[float, float, int]:
-    """``a, b`` of the least-squares line ``y ~ a * x + b`` (slope shrunk by the teacher's noise)."""
+def _least_squares_fit(x: np.ndarray, y: np.ndarray, where: str) -> tuple[float, float, int, bool]:
+    """``a, b, n, rises`` of the least-squares line ``y ~ a * x + b`` (slope shrunk by the teacher's noise)."""
     if len(x) < 10 or x.std() == 0:
-        return 1.0, 0.0, len(x)
+        return 1.0, 0.0, len(x), True
     a, b = (float(v) for v in np.polyfit(x, y, 1))
     if a <= 0:
-        log.warning("external teacher: on %s the combined score does not rise with the grade; using it unscaled", where)
-        return 1.0, 0.0, len(x)
-    return a, b, len(x)
+        _warn_unscaled(where)
+        return 1.0, 0.0, len(x), False
+    return a, b, len(x), True
+
+
+def _warn_unscaled(where: str) -> None:
+    log.warning(
+        "external teacher: on %s the combined score does not rise with the grade; using it unscaled, "
+        "its judged candidates not mixed with their grade",
+        where,
+    )
 
 
 def combine_targets(
@@ -162,7 +175,10 @@ def combine_targets(
         "runs": dict(cfg.runs),
         "llm_weight": cfg.llm_weight if llm is not None else 0.0,
         "label_mix": cfg.label_mix,
-        "fit": {Path(p).name: {"slope": a, "intercept": b, "judged_pairs": n} for p, (a, b, n) in fits.items()},
+        "fit": {
+            Path(p).name: {"slope": a, "intercept": b, "judged_pairs": n, "rises": rises}
+            for p, (a, b, n, rises) in fits.items()
+        },
         "queries": len(sourced),
         "queries_covered": len(combined),
         "queries_per_signal": used,
@@ -191,8 +207,8 @@ def _combine(sourced, zs, weights, priors) -> tuple[dict[int, np.ndarray], dict[
     return combined, used
 
 
-def _calibrate(sourced, combined: dict[int, np.ndarray], calibration: str) -> dict[str, tuple[float, float, int]]:
-    """Source path -> ``(slope, intercept, judged pairs)`` mapping its combined score onto the grades.
+def _calibrate(sourced, combined: dict[int, np.ndarray], calibration: str) -> dict[str, tuple[float, float, int, bool]]:
+    """Source path -> ``(slope, intercept, judged pairs, rises)`` mapping its combined score onto the grades.
 
     ``"moments"`` fits each source on its own judged pairs; ``"least_squares"`` fits one line on
     every source's and gives it to all of them.
@@ -220,11 +236,12 @@ def _targets(sourced, combined, fits, label_mix: float, grade_fallback: bool) ->
     targets: dict[tuple[str, str], float] = {}
     for gi, (g, src, _) in enumerate(sourced):
         f = combined.get(gi)
-        a, b, _ = fits[src.path]
+        a, b, _, rises = fits[src.path]
+        mix = label_mix if rises else 0.0
         for j, (d, y) in enumerate(zip(g.doc_ids, g.labels)):
             if f is not None:
                 t = a * f[j] + b
-                targets[(g.qid, d)] = label_mix * y + (1 - label_mix) * t if y is not None else t
+                targets[(g.qid, d)] = mix * y + (1 - mix) * t if y is not None else t
             elif y is not None and grade_fallback:
                 targets[(g.qid, d)] = float(y)
     return targets
