@@ -138,14 +138,14 @@ def test_bi_encoder_runs_rank_the_matching_passage_first_and_feed_the_combiner(t
 
 
 def _graded_source(root, n_queries: int = 12, seed: int = 0):
-    """Queries of six judged candidates; run GOOD follows the grades, run NOISE does not."""
+    """Queries of six judged candidates; run GOOD follows the grades, NOISE does not, BAD inverts them."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     root.mkdir()
     (root / "qrels").mkdir()
     (root / "runs").mkdir()
-    corpus, queries, qrels, cand, good, noise = [], [], [], [], [], []
+    corpus, queries, qrels, cand, good, noise, bad = [], [], [], [], [], [], []
     for q in range(n_queries):
         queries.append(json.dumps({"_id": f"q{q}", "text": f"query {q}"}) + "\n")
         grades = rng.integers(0, 4, size=6)
@@ -156,12 +156,14 @@ def _graded_source(root, n_queries: int = 12, seed: int = 0):
             cand.append(f"q{q} Q0 {d} {i + 1} {6 - i} first\n")
             good.append(f"q{q} Q0 {d} 1 {y + rng.normal(0, 0.3):.4f} GOOD\n")
             noise.append(f"q{q} Q0 {d} 1 {rng.normal():.4f} NOISE\n")
+            bad.append(f"q{q} Q0 {d} 1 {-y + rng.normal(0, 0.3):.4f} BAD\n")
     (root / "corpus.jsonl").write_text("".join(corpus))
     (root / "queries.jsonl").write_text("".join(queries))
     (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(qrels))
     (root / "candidates.run").write_text("".join(cand))
     (root / "runs" / "GOOD.run").write_text("".join(good))
     (root / "runs" / "NOISE.run").write_text("".join(noise))
+    (root / "runs" / "BAD.run").write_text("".join(bad))
     return root
 
 
@@ -206,3 +208,21 @@ def test_a_floor_signal_orders_what_a_top_k_run_left_out_below_its_list(tmp_path
     assert report["queries_per_signal"] == {"A": 1}  # F ordered the floor; it is not a weighted signal
     with pytest.raises(ConfigError, match="floor_signal 'E5' must be a run of label.runs"):
         LabelConfig(runs={"A": 1.0}, floor_signal="E5")
+
+
+def test_a_score_that_does_not_rise_with_the_grades_is_not_mixed_with_them(tmp_path):
+    # squad's case: the grade marks something the teacher's score does not measure, and a grade
+    # added to an unscaled z-score would move the judged candidates against the teacher's order
+    a = _graded_source(tmp_path / "a")
+    sourced = load_sourced([DataSource(str(a), "train")])
+    plain, report = combine_targets(sourced, LabelConfig(runs={"BAD": 1.0}))
+    mixed, mixed_report = combine_targets(sourced, LabelConfig(runs={"BAD": 1.0}, label_mix=0.5))
+    assert report["fit"]["a"]["rises"] is False and report["fit"]["a"]["slope"] == 1.0
+    assert mixed == plain  # every judged target is the teacher's unscaled score
+    # where the score rises with the grades the mix applies: the judged targets move toward the grade
+    good, good_report = combine_targets(sourced, LabelConfig(runs={"GOOD": 1.0}))
+    good_mixed, _ = combine_targets(sourced, LabelConfig(runs={"GOOD": 1.0}, label_mix=0.5))
+    assert good_report["fit"]["a"]["rises"] is True
+    for g, _, _ in sourced:
+        for d, y in zip(g.doc_ids, g.labels):
+            assert good_mixed[(g.qid, d)] == pytest.approx(0.5 * y + 0.5 * good[(g.qid, d)])
