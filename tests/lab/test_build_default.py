@@ -71,3 +71,19 @@ def test_training_data_is_read_from_the_student_record(tmp_path):
     text = build_default.training_data(tmp_path, "s")
     assert text == "trec-dl train:!dl21- (weight 5) + wikiqa train; teacher: runs/t/scores.jsonl"
     assert build_default.training_data(tmp_path, "missing") == "unrecorded"
+
+
+def test_rows_a_run_does_not_measure_are_kept_from_the_table_it_replaces(tmp_path):
+    old = [{"model": n, "label": n, "dl_ndcg10_trec": 0.1} for n in ("random", "teacher", "previous_default", "x")]
+    path = tmp_path / "default.json"
+    path.write_text(json.dumps(old), encoding="utf-8")
+    kept = build_default.carried_rows(path, {"random", "teacher"})
+    assert [r["model"] for r in kept] == ["previous_default"]  # "teacher" measured again; "x" not carried
+    assert build_default.carried_rows(tmp_path / "none.json", set()) == []
+    new = [{"model": n} for n in ("shipped_int8", "e5_wise", "random")]
+    assert [r["model"] for r in build_default.in_order(new + kept)] == [
+        "random",
+        "e5_wise",
+        "previous_default",
+        "shipped_int8",
+    ]
