@@ -26,11 +26,12 @@ whose slope shrinks with the teacher's disagreement with the labels. Then
     target(q, d) = a * f + b                                    (unjudged)
     target(q, d) = mix * grade + (1 - mix) * (a * f + b)        (judged; mix = ``label_mix``)
 
-On a source whose combined score does not rise with its grades (squad, where an unanswerable
-question's paragraph is as on-topic as an answerable one's) there is no map onto the grade
-scale: the score is kept unscaled and its judged candidates are not mixed with their grade
-either, since a grade added to an unscaled z-score demotes the very candidates it marks (on
-squad's answerable training questions the mix took the target's MRR@10 from 0.891 to 0.790).
+On a source whose combined score does not rise with its grades (squad scored by BM25's order
+and the bi-encoder: an unanswerable question's paragraph is as on-topic as an answerable one's)
+there is no map onto the grade scale: the score is kept unscaled and its judged candidates are
+not mixed with their grade either, since a grade added to an unscaled z-score demotes the very
+candidates it marks (there, the mix took the target's MRR@10 on squad's answerable training
+questions from 0.891 to 0.790).
 A query that no signal covers (trec-rag24, whose grades are themselves an LLM judge's
 (UMBRELA, GPT-4o), or wikiqa) keeps its grades as the target on its judged candidates.
 
