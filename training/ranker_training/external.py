@@ -26,14 +26,15 @@ whose slope shrinks with the teacher's disagreement with the labels. Then
     target(q, d) = a * f + b                                    (unjudged)
     target(q, d) = mix * grade + (1 - mix) * (a * f + b)        (judged; mix = ``label_mix``)
 
-On a source whose combined score does not rise with its grades (squad scored by BM25's order
-and the bi-encoder: an unanswerable question's paragraph is as on-topic as an answerable one's)
-there is no map onto the grade scale: the score is kept unscaled and its judged candidates are
-not mixed with their grade either, since a grade added to an unscaled z-score demotes the very
-candidates it marks (there, the mix took the target's MRR@10 on squad's answerable training
-questions from 0.891 to 0.790).
-A query that no signal covers (trec-rag24, whose grades are themselves an LLM judge's
-(UMBRELA, GPT-4o), or wikiqa) keeps its grades as the target on its judged candidates.
+``source_label_mix`` sets ``mix`` per source. A source whose combined score does not rise with
+its grades (squad scored by BM25's order and the bi-encoder: an unanswerable question's
+paragraph is as on-topic as an answerable one's) has no map onto the grade scale and keeps the
+score unscaled; a grade mixed into an unscaled z-score there demotes the very candidates it
+marks (it took the target's MRR@10 on squad's answerable training questions from 0.891 to
+0.790), which ``source_label_mix: {squad: 0}`` avoids.
+
+A query that no signal covers (trec-rag24, whose grades are themselves an LLM judge's (UMBRELA,
+GPT-4o), or wikiqa) keeps its grades as the target on its judged candidates.
 
 Example (what the CPU recipe does for trec-dl)::
 
@@ -129,8 +130,8 @@ def _least_squares_fit(x: np.ndarray, y: np.ndarray, where: str) -> tuple[float,
 
 def _warn_unscaled(where: str) -> None:
     log.warning(
-        "external teacher: on %s the combined score does not rise with the grade; using it unscaled, "
-        "its judged candidates not mixed with their grade",
+        "external teacher: on %s the combined score does not rise with the grade; using it unscaled "
+        "(a grade mixed into it moves the candidates it marks: label.source_label_mix sets that source's mix)",
         where,
     )
 
@@ -150,11 +151,11 @@ def combine_targets(
       ``(qid, docid) -> score`` of an LLM teacher (None: there is none);
     - ``calibration``: ``"moments"`` (per source, see :func:`_moment_fit`) or ``"least_squares"``
       (one line over every covered judged pair); ``label_mix``: the grade's share of a judged
-      candidate's target;
+      candidate's target, ``source_label_mix`` (source folder name -> share) that of one source;
     - ``fit_weights``: the signals' weights are fitted per source on its judged pairs
       (:func:`_fit_weights`) instead of taken from ``runs``; a weight of 0 in ``runs`` still
       leaves a signal out. ``source_runs``: source folder name -> run weights replacing ``runs``
-      for that source (a fit on the training split, applied to dev);
+      and the fit for that source (a fit on the training split, applied to dev; or given);
     - ``grade_fallback=False`` leaves the queries no signal covers without a target (to evaluate
       the teacher's own view, without the labels).
 
@@ -167,15 +168,16 @@ def combine_targets(
     priors = {**cfg.runs, **({"llm": cfg.llm_weight} if llm is not None else {})}
     weights = _fit_weights(sourced, zs, priors) if cfg.fit_weights else {}
     for src_path in dict.fromkeys(src.path for _, src, _ in sourced):
-        if cfg.source_runs.get(Path(src_path).name) and src_path not in weights:
+        if cfg.source_runs.get(Path(src_path).name):  # given weights win over a fit
             weights[src_path] = cfg.source_runs[Path(src_path).name]
     combined, used = _combine(sourced, zs, weights, priors)
     fits = _calibrate(sourced, combined, cfg.calibration)
-    targets = _targets(sourced, combined, fits, cfg.label_mix, cfg.grade_fallback)
+    targets = _targets(sourced, combined, fits, cfg.label_mix, cfg.grade_fallback, cfg.source_label_mix)
     report = {
         "runs": dict(cfg.runs),
         "llm_weight": cfg.llm_weight if llm is not None else 0.0,
         "label_mix": cfg.label_mix,
+        **({"source_label_mix": dict(cfg.source_label_mix)} if cfg.source_label_mix else {}),
         "fit": {
             Path(p).name: {"slope": a, "intercept": b, "judged_pairs": n, "rises": rises}
             for p, (a, b, n, rises) in fits.items()
@@ -232,13 +234,15 @@ def _calibrate(sourced, combined: dict[int, np.ndarray], calibration: str) -> di
     return fits
 
 
-def _targets(sourced, combined, fits, label_mix: float, grade_fallback: bool) -> dict[tuple[str, str], float]:
+def _targets(
+    sourced, combined, fits, label_mix: float, grade_fallback: bool, source_mix: dict[str, float]
+) -> dict[tuple[str, str], float]:
     """``(qid, docid) -> target``: the calibrated score, mixed with the grade where there is one."""
     targets: dict[tuple[str, str], float] = {}
     for gi, (g, src, _) in enumerate(sourced):
         f = combined.get(gi)
-        a, b, _, rises = fits[src.path]
-        mix = label_mix if rises else 0.0
+        a, b, _, _ = fits[src.path]
+        mix = source_mix.get(Path(src.path).name, label_mix)
         for j, (d, y) in enumerate(zip(g.doc_ids, g.labels)):
             if f is not None:
                 t = a * f[j] + b
