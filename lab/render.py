@@ -61,6 +61,9 @@ SOURCES = {
     " the E5 teacher's own dev targets, and the E5-started students of runs/e5s (e5_zero, e5_dist, e5_wise, e5_lr5e6), e5_wise's INT8 packages"
     " (python -m lab.build_default --run runs/e5ship --student e5_wise, then with --ffn-output fp32: each one's"
     " shipped_int8.json) and the previous default (ranker eval --package on the same sets) (docs/quality.md);"
+    " the squad-teacher students (ranker train recipe --config configs/recipe-cpu-e5.yaml with E5 on squad, --out"
+    " runs/sq; --config lab/configs/recipe-cpu-e5-squad.yaml --out runs/sq2: each one's eval/e5_wise.json) and"
+    " their teachers' dev view (python -m lab.teacher_dev --run runs/sq or runs/sq2);"
     " then python -m lab.report --run runs/cpu19 --out lab/results/recipe_cpu.json",
     "signals.json": "python -m lab.signals --signals runs/signals --compute SPLADE --out lab/results/signals.json,"
     " then on another machine python -m lab.signals --signals runs/signals --compute BI_ENCODER --keep-recorded"

@@ -153,6 +153,10 @@ LABELS = {
     "e5_wise_int8_ffn": "that merge as INT8 with its FFN output MatMuls fp32 (passes the gate: the shipped default)",
     "previous_default": "the previous default (MiniLM student, INT8), measured again with these sets",
     "e5_lr5e6": "student started from E5 as e5_dist, at a quarter of its step size (lr 5e-6; fp32)",
+    "e5_sq_teacher": "teacher target, squad's by E5 alone (the fit on squad's judged pairs), no labels",
+    "e5_wise_sq": "e5_wise's recipe, squad's target E5 alone with the grade mixed in (fp32)",
+    "e5_sq2_teacher": "teacher target, squad's by BM25's order, the bi-encoder and E5 at equal weights, no labels",
+    "e5_wise_sq2": "e5_wise's recipe, squad's target BM25 + bi-encoder + E5, its grades not mixed in (fp32)",
     "trec_dl_only": "student on trec-dl alone: hybrid + labels, 300 steps (fp32)",
     "trec_dl_only_margin": "student on trec-dl alone: margin-MSE on per-query z-scores, 300 steps (fp32)",
 }
