@@ -14,12 +14,14 @@ hour of E5 on this CPU, which is why the main job does not).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
-from ranker_training.config import LabelConfig
+from ranker_training.config import LabelConfig, RecipeConfig, load_config
 from ranker_training.evaluate import evaluate_model
 from ranker_training.label import label
+from ranker_training.recipe import dev_teacher_config as recipe_dev_teacher
 
 from lab.signals import dev_sources
 
@@ -27,32 +29,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def dev_teacher_config(run: Path, signals: Path) -> LabelConfig:
-    """The run's label settings, its fitted weights per source, over the dev sets, without labels."""
-    cfg = json.loads((run / "recipe_config.json").read_text(encoding="utf-8"))["label"]
+    """The run's teacher over the dev sets (``ranker_training.recipe.dev_teacher_config``), its
+    computed signals' dev runs read from ``signals`` instead of computed."""
+    label_cfg = load_config(RecipeConfig, run / "recipe_config.json").label
     report = json.loads((run / "scores.json").read_text(encoding="utf-8"))
-    fitted = report.get("fitted_weights") or {}
-    sources = dev_sources()
-    weights = {}
-    for src in sources:
-        name = Path(src.path).name
-        # a source whose fit fell back keeps the priors of the signals its training had (a
-        # computed signal scores only its signal_sources there, whatever runs exist for dev)
-        weights[name] = fitted.get(name) or {
-            k: w
-            for k, w in cfg["runs"].items()
-            if k not in cfg.get("signals", ()) or name in (cfg.get("signal_sources") or {}).get(k, [name])
-        }
-    return LabelConfig(
-        data=tuple(sources),
-        runs=cfg["runs"],
-        source_runs=weights,
-        floor_signal=cfg.get("floor_signal", ""),
-        calibration=cfg.get("calibration", "moments"),
-        label_mix=0.0,
-        grade_fallback=False,
-        signal_dir=str(signals),
+    cfg = recipe_dev_teacher(
+        label_cfg,
+        dev_sources(),
+        fitted=report.get("fitted_weights") or {},
         out=str(run / "eval" / "teacher_scores.jsonl"),
     )
+    return dataclasses.replace(cfg, signals=(), signal_sources={}, bi_encoder="", signal_dir=str(signals))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -225,6 +225,36 @@ def _evaluate(cfg: RecipeConfig, out: Path, models: dict[str, str], max_queries:
     return results
 
 
+def dev_teacher_config(label_cfg, data, *, fitted: dict, out: str, max_queries: int | None = None):
+    """The teacher of ``label_cfg`` over ``data`` (dev) with no label read to make it.
+
+    ``fitted``: the weights the training split's fit chose per source (its ``scores.json``'s
+    ``fitted_weights``), applied as they are (dev's labels never choose the teacher); given
+    ``source_runs`` too. A source with neither keeps the priors of the signals its training had:
+    a computed signal counts only on its ``signal_sources``, whatever dev runs exist for it.
+    """
+    weights = {**fitted, **label_cfg.source_runs}
+    for src in data:
+        name = Path(src.path).name
+        if name not in weights:
+            weights[name] = {
+                k: w
+                for k, w in label_cfg.runs.items()
+                if k not in label_cfg.signals or name in label_cfg.signal_sources.get(k, (name,))
+            }
+    return dataclasses.replace(
+        label_cfg,
+        data=tuple(data),
+        max_queries=max_queries,
+        label_mix=0.0,
+        source_label_mix={},
+        grade_fallback=False,
+        fit_weights=False,
+        source_runs=weights,
+        out=out,
+    )
+
+
 def _dev_teacher(label_cfg, cfg: RecipeConfig, out: Path) -> str:
     """The teacher's own scores of the eval data (no labels mixed in): what the student learns from."""
     from .label import label
@@ -233,15 +263,7 @@ def _dev_teacher(label_cfg, cfg: RecipeConfig, out: Path) -> str:
     if not path.is_file():
         report = Path(label_cfg.out).with_suffix(".json")
         fitted = json.loads(report.read_text(encoding="utf-8")).get("fitted_weights", {}) if report.is_file() else {}
-        dev = dataclasses.replace(
-            label_cfg,
-            data=cfg.eval.data,
-            max_queries=cfg.eval.max_queries,
-            label_mix=0.0,
-            grade_fallback=False,
-            fit_weights=False,  # dev's labels never choose the teacher: the training split's fit is applied
-            source_runs={**fitted, **label_cfg.source_runs},
-            out=str(path),
+        label(
+            dev_teacher_config(label_cfg, cfg.eval.data, fitted=fitted, out=str(path), max_queries=cfg.eval.max_queries)
         )
-        label(dev)
     return str(path)
