@@ -35,7 +35,7 @@ from pathlib import Path
 from .config import RecipeConfig, apply_overrides, save_config, to_dict
 from .errors import ConfigError
 
-__all__ = ["run_recipe"]
+__all__ = ["run_recipe", "dev_teacher_config"]
 
 log = logging.getLogger(__name__)
 
