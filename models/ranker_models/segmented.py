@@ -18,6 +18,14 @@ Saved as a plain ``BertModel`` checkpoint (``save_pretrained``) plus ``score_hea
 (``weight`` and ``bias``, shape ``[1]``) and ``"architecture": "segmented"`` in
 ``ranker_student.json``. A checkpoint without the head file is not a segmented student.
 
+Interaction blocks (optional, :func:`add_interaction`): the two segments never see each other, so
+the score cannot weigh a doc's words by the query's. ``K`` blocks over the encoder's output let
+every token attend to the *other* segment's tokens only (``h + tanh(gate) * Attention(h)``), each
+block's projections copied from one of the encoder's top ``K`` self-attention layers and its gate
+starting at 0: the untrained model still ranks exactly as the bi-encoder does, and training opens
+the gates as far as the teacher asks. Saved in ``interaction.safetensors``; their count is in
+``segmented.json``.
+
 Example:
     >>> model = load_segmented("path/to/all-MiniLM-L6-v2")                        # doctest: +SKIP
     >>> model(**inputs).logits.shape                                            # doctest: +SKIP
@@ -27,16 +35,60 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 from torch import nn
 
-__all__ = ["SegmentedBiEncoder", "load_segmented", "save_segmented", "is_segmented", "HEAD_FILE", "ARCHITECTURE"]
+__all__ = [
+    "SegmentedBiEncoder",
+    "InteractionBlock",
+    "add_interaction",
+    "load_segmented",
+    "save_segmented",
+    "is_segmented",
+    "HEAD_FILE",
+    "INTERACTION_FILE",
+    "ARCHITECTURE",
+]
 
 HEAD_FILE = "score_head.safetensors"
+INTERACTION_FILE = "interaction.safetensors"
 ARCHITECTURE = "segmented"
+
+
+class InteractionBlock(nn.Module):
+    """``h + tanh(gate) * O(softmax(Q h (K h)^T / sqrt(d) + bias) V h)``: attention across segments."""
+
+    def __init__(self, hidden: int, heads: int) -> None:
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"hidden size {hidden} is not a multiple of {heads} heads")
+        self.heads = heads
+        self.query, self.key, self.value, self.output = (nn.Linear(hidden, hidden) for _ in range(4))
+        self.gate = nn.Parameter(torch.zeros(1))
+
+    def copy_attention(self, layer: nn.Module) -> None:
+        """Take the projections of a BERT layer's self-attention (``layer.attention``)."""
+        src = (layer.attention.self.query, layer.attention.self.key, layer.attention.self.value)
+        with torch.no_grad():
+            for dst, s in zip((self.query, self.key, self.value, self.output), (*src, layer.attention.output.dense)):
+                dst.weight.copy_(s.weight)
+                dst.bias.copy_(s.bias)
+
+    def forward(self, h: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        b, n, hidden = h.shape
+        d = hidden // self.heads
+
+        def split(x):
+            return x.view(b, n, self.heads, d).transpose(1, 2)
+
+        q, k, v = split(self.query(h)), split(self.key(h)), split(self.value(h))
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d) + bias, dim=-1)
+        ctx = (att @ v).transpose(1, 2).reshape(b, n, hidden)
+        return h + torch.tanh(self.gate) * self.output(ctx)
 
 
 class SegmentedBiEncoder(nn.Module):
@@ -48,6 +100,7 @@ class SegmentedBiEncoder(nn.Module):
         self.cls_token_id = int(cls_token_id)
         self.weight = nn.Parameter(torch.tensor([float(weight)]))
         self.bias = nn.Parameter(torch.tensor([float(bias)]))
+        self.interaction = nn.ModuleList()
 
     @property
     def config(self):
@@ -71,6 +124,13 @@ class SegmentedBiEncoder(nn.Module):
         hidden = self.bert(
             input_ids=ids, attention_mask=att, token_type_ids=torch.zeros_like(ids), position_ids=positions
         ).last_hidden_state
+        if len(self.interaction):
+            # Every token attends to the other segment's real tokens; a segment always has its
+            # [CLS], so no row is left without a key.
+            other = (~same) & (valid.unsqueeze(1) == 1)
+            bias = torch.where(other, 0.0, torch.finfo(hidden.dtype).min).unsqueeze(1).to(hidden.dtype)
+            for block in self.interaction:
+                hidden = block(hidden, bias)
         vf = valid.to(hidden.dtype)
         qm = (vf * (1 - is_doc).to(hidden.dtype)).unsqueeze(-1)
         dm = (vf * is_doc.to(hidden.dtype)).unsqueeze(-1)
@@ -82,6 +142,24 @@ class SegmentedBiEncoder(nn.Module):
         q, d = self.embed_pair(input_ids, attention_mask, token_type_ids)
         cos = (q * d).sum(-1, keepdim=True).float()
         return SimpleNamespace(logits=cos * self.weight + self.bias)
+
+
+def add_interaction(model: SegmentedBiEncoder, n: int) -> None:
+    """Give ``model`` ``n`` interaction blocks (closed gates), copied from its top ``n`` layers in order.
+
+    Raises:
+        ValueError: ``model`` has blocks already, or fewer than ``n`` layers.
+    """
+    layers = model.bert.encoder.layer
+    if len(model.interaction):
+        raise ValueError(f"the student has {len(model.interaction)} interaction blocks already")
+    if not 1 <= n <= len(layers):
+        raise ValueError(f"interaction blocks must be between 1 and the encoder's {len(layers)} layers, got {n}")
+    c = model.bert.config
+    for layer in layers[len(layers) - n :]:
+        block = InteractionBlock(c.hidden_size, c.num_attention_heads)
+        block.copy_attention(layer)
+        model.interaction.append(block)
 
 
 def is_segmented(path: str | Path) -> bool:
@@ -123,6 +201,10 @@ def load_segmented(path: str | Path) -> SegmentedBiEncoder:
         with torch.no_grad():
             model.weight.copy_(head["weight"])
             model.bias.copy_(head["bias"])
+    if (path / INTERACTION_FILE).is_file():
+        blocks = load_file(str(path / INTERACTION_FILE))
+        add_interaction(model, 1 + max(int(k.split(".", 1)[0]) for k in blocks))
+        model.interaction.load_state_dict(blocks)
     return model
 
 
@@ -136,6 +218,12 @@ def save_segmented(model: SegmentedBiEncoder, out: str | Path) -> None:
         {"weight": model.weight.detach().cpu().contiguous(), "bias": model.bias.detach().cpu().contiguous()},
         str(out / HEAD_FILE),
     )
-    (out / "segmented.json").write_text(
-        json.dumps({"architecture": ARCHITECTURE, "cls_token_id": model.cls_token_id}) + "\n", encoding="utf-8"
-    )
+    if len(model.interaction):
+        state = {k: v.detach().cpu().contiguous() for k, v in model.interaction.state_dict().items()}
+        save_file(state, str(out / INTERACTION_FILE))
+    record = {
+        "architecture": ARCHITECTURE,
+        "cls_token_id": model.cls_token_id,
+        "interaction_layers": len(model.interaction),
+    }
+    (out / "segmented.json").write_text(json.dumps(record) + "\n", encoding="utf-8")

@@ -334,6 +334,13 @@ class DistillConfig:
     num_layers: int | None = None
     # freeze the embeddings and the first N transformer layers (0: train every weight)
     freeze_layers: int = 0
+    # a segmented student's interaction blocks (ranker_models.segmented.add_interaction): N blocks
+    # of attention across the query and doc segments over the encoder, gates closed at the start.
+    # They are new, so they learn at their own rates: the blocks' projections at interaction_lr,
+    # their gates at interaction_gate_lr (both follow train.lr's warm-up and decay).
+    interaction_layers: int = 0
+    interaction_lr: float = 1e-4
+    interaction_gate_lr: float = 2e-3
     teacher_scores: str | None = None
     loss: str = "hybrid"
     alpha: float = 1.0
@@ -361,6 +368,13 @@ class DistillConfig:
         _in_range(self, "num_layers", 1)  # the upper bound is the student's depth, checked when it loads
         _in_range(self, "freeze_layers", 0)
         _in_range(self, "title_augment", 0.0, 1.0)
+        _in_range(self, "interaction_layers", 0)
+        _in_range(self, "interaction_lr", 0.0, strict=True)
+        _in_range(self, "interaction_gate_lr", 0.0, strict=True)
+        if self.interaction_layers and self.architecture != "segmented":
+            raise ConfigError(
+                f"interaction_layers: {self.interaction_layers} needs architecture: segmented (a cross-encoder attends across the pair already)"
+            )
 
 
 @dataclass(frozen=True)

@@ -392,7 +392,30 @@ def _build_student(cfg: DistillConfig, student_path: str, encoder: StudentEncode
     freeze_layers(model, cfg.freeze_layers)
     if cfg.architecture == "segmented" and not is_segmented(student_path):  # a bare encoder: fit its head
         _fit_segmented_head(model, encoder, objective, cfg.train.seed)
+    if cfg.interaction_layers:
+        _interaction(model, cfg)
     return model
+
+
+def _interaction(model, cfg: DistillConfig) -> None:
+    """Give the segmented ``model`` its ``cfg.interaction_layers`` blocks (unless a saved student
+    brought as many) and their own learning rates."""
+    from ranker_models.segmented import add_interaction
+
+    have = len(model.interaction)
+    if have not in (0, cfg.interaction_layers):
+        raise ConfigError(
+            f"interaction_layers: {cfg.interaction_layers}, but the student has {have} interaction blocks already"
+        )
+    if not have:
+        try:
+            add_interaction(model, cfg.interaction_layers)
+        except ValueError as exc:
+            raise ConfigError(f"interaction_layers: {exc}") from exc
+    model.learning_rates = {
+        f"interaction.{n}": cfg.interaction_gate_lr if n.endswith("gate") else cfg.interaction_lr
+        for n, _ in model.interaction.named_parameters()
+    }
 
 
 def _loss_fn(cfg: DistillConfig, objective, visits: list[int], encoder: StudentEncoder, accelerator):
@@ -466,6 +489,7 @@ def _save_student(model, cfg: DistillConfig, out: Path, student_path: str, encod
         architecture=cfg.architecture,
         num_layers=cfg.num_layers,
         freeze_layers=cfg.freeze_layers,
+        interaction_layers=cfg.interaction_layers,
         base_model=cfg.student,
         loss=cfg.loss,
         alpha=cfg.alpha,

@@ -194,19 +194,34 @@ def train_loop(
 
 
 def _adamw(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters; biases and norms (under 2 dimensions) get no weight decay."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
+    """AdamW over the trainable parameters; biases and norms (under 2 dimensions) get no weight decay.
+
+    A model may name parameters that learn at their own peak rate (``model.learning_rates``:
+    parameter name -> lr, e.g. newly added layers); each group keeps its rate as ``lr_scale``, a
+    multiple of ``cfg.lr``, so the warm-up and decay of :func:`lr_at` apply to it too.
+    """
+    rates = getattr(model, "learning_rates", None) or {}
+    unknown = sorted(set(rates) - {n for n, _ in model.named_parameters()})
+    if unknown:
+        raise ConfigError(f"learning_rates name no parameter of the model: {unknown[:5]}")
+    groups: dict[tuple[bool, float], list] = {(True, cfg.lr): [], (False, cfg.lr): []}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault((p.ndim >= 2, float(rates.get(name, cfg.lr))), []).append(p)
     return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+        [
+            {"params": ps, "weight_decay": cfg.weight_decay if decay else 0.0, "lr_scale": lr / cfg.lr}
+            for (decay, lr), ps in groups.items()
+            if ps or lr == cfg.lr
+        ],
+        lr=cfg.lr,
     )
 
 
 def _step(accelerator, model, optimizer, loss_fn, cfg: TrainConfig, step: int) -> float:
     """Optimizer step ``step``: ``cfg.grad_accum`` micro-batches; returns their mean loss over every process."""
     for g in optimizer.param_groups:
-        g["lr"] = lr_at(cfg, step)
+        g["lr"] = lr_at(cfg, step) * g.get("lr_scale", 1.0)
     # Dropout masks depend on the step only, so a resumed run repeats them.
     torch.manual_seed(cfg.seed * 1_000_003 + step * accelerator.num_processes + accelerator.process_index)
     total = 0.0

@@ -14,6 +14,8 @@ does not cross a barrier.
 
 Only the encoder is interpolated. A segmented student's score head (``w * cos + b``) stays the
 tuned one's: it scales the scores, it does not rank, and the starting head is a placeholder.
+Its interaction blocks, if it has any, are the tuned ones with each gate times ``alpha``: the
+start is the same model with every gate closed (0), so that is the same straight line.
 The start is the student's own ``base_model`` (from ``ranker_student.json``) taken as a segmented
 student, or any checkpoint with exactly the same tensors (``base=``). A cross-encoder student's
 head starts random, so there it needs an explicit ``base``.
@@ -55,7 +57,7 @@ def interpolate(tuned: str | Path, alpha: float, out: str | Path, *, base: str |
             student that is not segmented.
     """
     import numpy as np
-    from ranker_models.segmented import is_segmented
+    from ranker_models.segmented import INTERACTION_FILE, is_segmented
     from safetensors.numpy import load_file, save_file
 
     from .config import local_model_dir
@@ -89,6 +91,11 @@ def interpolate(tuned: str | Path, alpha: float, out: str | Path, *, base: str |
     try:
         shutil.copytree(tuned, partial, dirs_exist_ok=True)
         save_file(merged, str(partial / WEIGHTS), metadata={"format": "pt"})
+        if (partial / INTERACTION_FILE).is_file():
+            blocks = load_file(str(partial / INTERACTION_FILE))
+            blocks = {k: v * alpha if k.endswith("gate") else v for k, v in blocks.items()}
+            save_file({k: v.astype(np.float32) for k, v in blocks.items()}, str(partial / INTERACTION_FILE))
+            record["interaction_gates"] = f"the tuned gates times {alpha}"
         (partial / MERGE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         partial.rename(out)
     except BaseException:
