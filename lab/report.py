@@ -157,24 +157,34 @@ LABELS = {
     "e5_wise_sq": "e5_wise's recipe, squad's target E5 alone with the grade mixed in (fp32)",
     "e5_sq2_teacher": "teacher target, squad's by BM25's order, the bi-encoder and E5 at equal weights, no labels",
     "e5_wise_sq2": "e5_wise's recipe, squad's target BM25 + bi-encoder + E5, its grades not mixed in (fp32)",
+    "x_dist": "student started from E5 as e5_dist, with two interaction blocks (cross-attention) over it (fp32)",
+    "x_wise": "that student, WiSE-FT: 0.5 x its weights + 0.5 x E5 as it ships, gates halved (fp32)",
     "trec_dl_only": "student on trec-dl alone: hybrid + labels, 300 steps (fp32)",
     "trec_dl_only_margin": "student on trec-dl alone: margin-MSE on per-query z-scores, 300 steps (fp32)",
 }
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m lab.report --run RUN --out FILE``: the rows of every ``RUN/eval/*.json`` as JSON."""
+    """``python -m lab.report --run RUN --out FILE [--keep]``: the rows of every ``RUN/eval/*.json`` as JSON."""
     import argparse
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--run", required=True, help="a recipe's output folder (its eval/ holds ranker eval JSON)")
     ap.add_argument("--out", required=True, help="the rows, as JSON")
+    ap.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the rows already in --out that RUN does not measure (runs measured elsewhere); RUN's replace theirs",
+    )
     args = ap.parse_args(argv)
     found = {p.stem: p for p in sorted((Path(args.run) / "eval").glob("*.json")) if not p.stem.startswith("teacher_")}
-    order = [n for n in LABELS if n in found] + [n for n in found if n not in LABELS]
-    results = {n: json.loads(found[n].read_text(encoding="utf-8")) for n in order}
-    labels = LABELS | {n: f"student {n} (fp32)" for n in order if n not in LABELS}
-    Path(args.out).write_text(json.dumps(rows(results, labels=labels), indent=2) + "\n", encoding="utf-8")
+    results = {n: json.loads(p.read_text(encoding="utf-8")) for n, p in found.items()}
+    labels = LABELS | {n: f"student {n} (fp32)" for n in found if n not in LABELS}
+    new = {r["model"]: r for r in rows(results, labels=labels)}
+    old = json.loads(Path(args.out).read_text(encoding="utf-8")) if args.keep and Path(args.out).is_file() else []
+    table = {r["model"]: r for r in old} | new
+    order = [n for n in LABELS if n in table] + [n for n in table if n not in LABELS]
+    Path(args.out).write_text(json.dumps([table[n] for n in order], indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -24,3 +24,19 @@ def test_rows_pick_each_sets_headline_and_dash_what_is_missing(tmp_path):
     write(table, tmp_path / "r")
     assert json.loads((tmp_path / "r.json").read_text())[0]["model"] == "a"
     assert (tmp_path / "r.png").stat().st_size > 1000
+
+
+def test_main_keeps_rows_measured_elsewhere_only_when_asked(tmp_path):
+    from lab.report import main
+
+    (tmp_path / "run" / "eval").mkdir(parents=True)
+    (tmp_path / "run" / "eval" / "x_wise.json").write_text(json.dumps(_res(wikiqa={"map": 0.7, "mrr": 0.71})))
+    out = tmp_path / "table.json"
+    old = rows({"bm25": _res(wikiqa={"map": 0.5, "mrr": 0.5}), "x_wise": _res(wikiqa={"map": 0.1, "mrr": 0.1})})
+    out.write_text(json.dumps(old))
+    main(["--run", str(tmp_path / "run"), "--out", str(out), "--keep"])
+    table = json.loads(out.read_text())
+    assert [r["model"] for r in table] == ["bm25", "x_wise"]  # LABELS order; bm25 carried over
+    assert table[1]["wikiqa_map"] == 0.7  # the run's measurement replaces the old row
+    main(["--run", str(tmp_path / "run"), "--out", str(out)])
+    assert [r["model"] for r in json.loads(out.read_text())] == ["x_wise"]
