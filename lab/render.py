@@ -64,7 +64,10 @@ SOURCES = {
     " the squad-teacher students (ranker train recipe --config configs/recipe-cpu-e5.yaml with E5 on squad, --out"
     " runs/sq; --config lab/configs/recipe-cpu-e5-squad.yaml --out runs/sq2: each one's eval/e5_wise.json) and"
     " their teachers' dev view (python -m lab.teacher_dev --run runs/sq or runs/sq2);"
-    " then python -m lab.report --run runs/cpu19 --out lab/results/recipe_cpu.json",
+    " then python -m lab.report --run runs/cpu19 --out lab/results/recipe_cpu.json; the interaction students"
+    " (ranker train recipe --config lab/configs/recipe-cpu-e5-interaction.yaml --out runs/xa, x_dist's eval"
+    " added by a second run with eval.students [x_wise, x_dist]), added with python -m lab.report --run runs/xa"
+    " --out lab/results/recipe_cpu.json --keep (its folder holding only x_dist and x_wise)",
     "signals.json": "python -m lab.signals --signals runs/signals --compute SPLADE --out lab/results/signals.json,"
     " then on another machine python -m lab.signals --signals runs/signals --compute BI_ENCODER --keep-recorded"
     " --out lab/results/signals.json; then python -m lab.signals --signals runs/signals --compute E5 --keep-recorded"
