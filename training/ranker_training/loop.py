@@ -212,7 +212,6 @@ def _adamw(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
         [
             {"params": ps, "weight_decay": cfg.weight_decay if decay else 0.0, "lr_scale": lr / cfg.lr}
             for (decay, lr), ps in groups.items()
-            if ps or lr == cfg.lr
         ],
         lr=cfg.lr,
     )

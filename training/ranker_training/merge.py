@@ -93,8 +93,8 @@ def interpolate(tuned: str | Path, alpha: float, out: str | Path, *, base: str |
         save_file(merged, str(partial / WEIGHTS), metadata={"format": "pt"})
         if (partial / INTERACTION_FILE).is_file():
             blocks = load_file(str(partial / INTERACTION_FILE))
-            blocks = {k: v * alpha if k.endswith("gate") else v for k, v in blocks.items()}
-            save_file({k: v.astype(np.float32) for k, v in blocks.items()}, str(partial / INTERACTION_FILE))
+            blocks = {k: (v * alpha).astype(v.dtype) if k.endswith("gate") else v for k, v in blocks.items()}
+            save_file(blocks, str(partial / INTERACTION_FILE))
             record["interaction_gates"] = f"the tuned gates times {alpha}"
         (partial / MERGE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         partial.rename(out)
